@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers, bottom to top: C system libraries -> ImageCore -> thin safe wrappers (Zlib, Blkid, Ext2)
+// -> domain modules (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats) -> Pipeline
+// -> RehostCommands -> the `rehost` executable.
+let package = Package(
+    name: "Rehost",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rehost", targets: ["rehost"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CExt2fs", pkgConfig: "ext2fs", providers: [.apt(["libext2fs-dev"])]),
+        .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "ImageCore"),
+        .target(name: "Zlib", dependencies: ["CZlib", "ImageCore"]),
+        .target(name: "Blkid", dependencies: ["CBlkid", "ImageCore"]),
+        .target(name: "Ext2", dependencies: ["CExt2fs", "ImageCore"]),
+
+        .target(name: "DiskLayout", dependencies: ["ImageCore"]),
+        .target(name: "GuestFixups", dependencies: ["ImageCore"]),
+        .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
+        .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib"]),
+        .target(name: "Pipeline", dependencies: [
+            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats",
+        ]),
+        .target(name: "RehostCommands", dependencies: [
+            "Pipeline", "ImageCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),
+
+        .target(name: "TestSupport", dependencies: ["ImageCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore", "Zlib", "ImageFormats", "TestSupport"]),
+        .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
+        .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    ]
+)

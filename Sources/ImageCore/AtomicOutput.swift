@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An output that appears at its final path only when complete: written under a temporary name
+/// in the same directory, fsynced, then renamed. If the process dies or is interrupted, the
+/// temporary file is removed and nothing is left at the final path.
+public final class AtomicOutput {
+    public let finalPath: String
+    public let temporaryPath: String
+    public let file: RawFile
+    private var committed = false
+
+    public init(finalPath: String) throws {
+        self.finalPath = finalPath
+        let (dir, name) = splitPath(finalPath)
+        self.temporaryPath = "\(dir)/.\(name).rehost-\(getpid()).partial"
+        unlink(temporaryPath)
+        self.file = try RawFile(path: temporaryPath, mode: .createExclusive)
+        TemporaryFiles.shared.register(temporaryPath)
+    }
+
+    /// fsync, rename into place, and fsync the directory so the rename is durable.
+    public func commit() throws {
+        try file.sync()
+        guard rename(temporaryPath, finalPath) == 0 else {
+            throw FileError.rename(from: temporaryPath, to: finalPath, errno: errno)
+        }
+        committed = true
+        TemporaryFiles.shared.unregister(temporaryPath)
+        let dirfd = open(splitPath(finalPath).0, O_RDONLY | O_DIRECTORY)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    }
+
+    deinit {
+        if !committed {
+            unlink(temporaryPath)
+            TemporaryFiles.shared.unregister(temporaryPath)
+        }
+    }
+}
+
+func splitPath(_ path: String) -> (String, String) {
+    guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+    let dir = String(path[..<slash])
+    return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
+}
+
+/// Paths to unlink if the process is interrupted by a signal before they are committed.
+public final class TemporaryFiles: @unchecked Sendable {
+    // Guarded by `lock`; read from the signal handler only after the lock-free snapshot below.
+    public static let shared = TemporaryFiles()
+    private var lock = pthread_mutex_t()
+    private var paths: [String] = []
+
+    private init() { pthread_mutex_init(&lock, nil) }
+
+    public func register(_ path: String) {
+        pthread_mutex_lock(&lock); paths.append(path); pthread_mutex_unlock(&lock)
+    }
+
+    public func unregister(_ path: String) {
+        pthread_mutex_lock(&lock); paths.removeAll { $0 == path }; pthread_mutex_unlock(&lock)
+    }
+
+    public func removeAll() {
+        pthread_mutex_lock(&lock)
+        for path in paths { unlink(path) }
+        paths.removeAll()
+        pthread_mutex_unlock(&lock)
+    }
+
+    /// On SIGINT, SIGTERM and SIGHUP: remove partial outputs, then die of the same signal.
+    public static func installSignalCleanup() {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { received in
+                TemporaryFiles.shared.removeAll()
+                signal(received, SIG_DFL)
+                raise(received)
+            }
+        }
+    }
+}

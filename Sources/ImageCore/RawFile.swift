@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file descriptor with positional I/O. Reads and writes loop until done, so callers never see
+/// short transfers; zeros are never written where a hole will do.
+public final class RawFile {
+    public let path: String
+    public let fd: Int32
+
+    public enum Mode { case readOnly, readWrite, createExclusive }
+
+    public init(path: String, mode: Mode, permissions: mode_t = 0o644) throws {
+        let flags: Int32
+        switch mode {
+        case .readOnly: flags = O_RDONLY
+        case .readWrite: flags = O_RDWR
+        case .createExclusive: flags = O_RDWR | O_CREAT | O_EXCL
+        }
+        let fd = open(path, flags | O_CLOEXEC, permissions)
+        guard fd >= 0 else { throw FileError.open(path: path, errno: errno) }
+        self.path = path
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    public var size: UInt64 {
+        get throws {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw FileError.stat(path: path, errno: errno) }
+            return UInt64(st.st_size)
+        }
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError.read(path: path, offset: offset + UInt64(done), errno: errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads exactly `count` bytes or throws `shortRead`.
+    public func read(count: Int, at offset: UInt64) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let got = try bytes.withUnsafeMutableBytes { buffer throws in try read(into: buffer, at: offset) }
+        guard got == count else { throw FileError.shortRead(path: path, offset: offset, wanted: count, got: got) }
+        return bytes
+    }
+
+    public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError.write(path: path, offset: offset + UInt64(done), errno: errno)
+            }
+            done += n
+        }
+    }
+
+    public func write(_ bytes: [UInt8], at offset: UInt64) throws {
+        try bytes.withUnsafeBytes { buffer throws in try write(buffer, at: offset) }
+    }
+
+    /// Sets the file's length; growing it leaves a hole.
+    public func truncate(to size: UInt64) throws {
+        guard ftruncate(fd, off_t(size)) == 0 else { throw FileError.truncate(path: path, size: size, errno: errno) }
+    }
+
+    public func sync() throws {
+        guard fsync(fd) == 0 else { throw FileError.sync(path: path, errno: errno) }
+    }
+
+    /// The data ranges of the file, from SEEK_DATA/SEEK_HOLE; the whole file if the filesystem
+    /// cannot tell.
+    public func dataRanges() throws -> [Range<UInt64>] {
+        let end = try size
+        var ranges: [Range<UInt64>] = []
+        var position: off_t = 0
+        while UInt64(position) < end {
+            let data = lseek(fd, position, 3 /* SEEK_DATA */)
+            if data < 0 {
+                if errno == ENXIO { break }
+                return [0..<end]
+            }
+            var hole = lseek(fd, data, 4 /* SEEK_HOLE */)
+            if hole < 0 { hole = off_t(end) }
+            ranges.append(UInt64(data)..<UInt64(hole))
+            position = hole
+        }
+        return ranges
+    }
+}

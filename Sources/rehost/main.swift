@@ -1,0 +1,3 @@
+import RehostCommands
+
+Rehost.main()
