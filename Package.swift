@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "DiskLayout", dependencies: ["ImageCore"]),
         .target(name: "GuestFixups", dependencies: ["ImageCore"]),
         .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
-        .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib"]),
+        .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib", "Blkid"]),
         .target(name: "Pipeline", dependencies: [
             "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats",
         ]),
@@ -37,7 +37,10 @@ let package = Package(
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),
 
         .target(name: "TestSupport", dependencies: ["ImageCore"], path: "Tests/TestSupport"),
-        .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore", "Zlib", "ImageFormats", "TestSupport"]),
+        .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore", "TestSupport"]),
+        .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats", "Zlib", "Blkid", "ImageCore", "TestSupport"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "FilesystemBuilderTests", dependencies: ["FilesystemBuilder", "Ext2", "TestSupport"]),
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
         .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
