@@ -1,0 +1,43 @@
+import CExt2fs
+import ImageCore
+
+/// A libext2fs failure, with the operation, the image path and the guest path or inode it was about.
+public struct Ext2Error: RehostError {
+    public let operation: String
+    public let image: String
+    public let subject: String?
+    public let code: Int
+
+    public var message: String {
+        if code == Int(EXT2_ET_DIR_NO_SPACE) || code == Int(EXT2_ET_BLOCK_ALLOC_FAIL) || code == Int(ENOSPC) {
+            return "no space left in the filesystem"
+        }
+        if code == Int(EXT2_ET_INODE_ALLOC_FAIL) { return "no free inodes left in the filesystem" }
+        Ext2Filesystem.registerErrorTables()
+        return String(cString: error_message(errcode_t(code)))
+    }
+
+    public var description: String {
+        let about = subject.map { " (\($0))" } ?? ""
+        return "\(image): \(operation)\(about) failed: \(message)"
+    }
+}
+
+/// Domain errors found while reading a filesystem, not reported by libext2fs itself.
+public enum Ext2FormatError: RehostError {
+    case notFound(image: String, path: String)
+    case notADirectory(image: String, path: String)
+    case notARegularFile(image: String, path: String)
+    case unsupported(image: String, path: String, what: String)
+    case tooLarge(image: String, what: String, value: UInt64, limit: UInt64)
+
+    public var description: String {
+        switch self {
+        case let .notFound(image, path): return "\(image): \(path): no such file in the filesystem"
+        case let .notADirectory(image, path): return "\(image): \(path): not a directory"
+        case let .notARegularFile(image, path): return "\(image): \(path): not a regular file"
+        case let .unsupported(image, path, what): return "\(image): \(path): \(what) is not supported"
+        case let .tooLarge(image, what, value, limit): return "\(image): \(what) is \(value), more than the limit \(limit)"
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Ext2
+import ImageCore
+
+/// Copies every file of one ext2/3/4 filesystem into a newly formatted one, file by file through
+/// libext2fs: regular files with their holes, directories, fast and slow symlinks, hard links,
+/// device nodes, FIFOs, sockets, owners, modes, timestamps, extended attributes and inode flags.
+/// Inode numbers are not kept; everything a guest can observe is.
+public final class TreeCopier {
+    public struct Statistics: Sendable, Codable {
+        public var directories = 0
+        public var regularFiles = 0
+        public var symlinks = 0
+        public var hardLinks = 0
+        public var specialFiles = 0
+        public var extendedAttributes = 0
+        public var bytesCopied: UInt64 = 0
+        /// Inodes whose sub-second timestamps could not be stored in the destination's small inodes.
+        public var truncatedTimestamps = 0
+    }
+
+    let source: Ext2Filesystem
+    let destination: Ext2Filesystem
+    let progress: (UInt64) -> Void
+    private var hardLinkTargets: [InodeNumber: InodeNumber] = [:]
+    private var statistics = Statistics()
+    private let chunkBlocks: Int
+    private var buffer: UnsafeMutableRawBufferPointer
+
+    /// `progress` is called with the number of data bytes copied so far.
+    public init(from source: Ext2Filesystem, to destination: Ext2Filesystem, progress: @escaping (UInt64) -> Void = { _ in }) {
+        self.source = source
+        self.destination = destination
+        self.progress = progress
+        chunkBlocks = max(1, (1 << 20) / source.blockSize)
+        buffer = .allocate(byteCount: chunkBlocks * source.blockSize, alignment: 4096)
+    }
+
+    deinit { buffer.deallocate() }
+
+    public func copy() throws -> Statistics {
+        let lostFound = Array("lost+found".utf8)
+        let destinationLostFound = try destination.lookup("/lost+found", followLast: false)
+        try copyDirectory(from: ext2RootInode, to: ext2RootInode, lostFound: (lostFound, destinationLostFound))
+        try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, to: ext2RootInode)
+        return statistics
+    }
+
+    private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber,
+                               lostFound: ([UInt8], InodeNumber?)? = nil) throws {
+        for entry in try source.directoryEntries(sourceDir) {
+            let inode = try source.readInode(entry.inode)
+            if inode.kind != .directory, let existing = hardLinkTargets[entry.inode] {
+                try destination.link(parent: destinationDir, name: entry.name, inode: existing, fileType: inode.directoryFileType)
+                statistics.hardLinks += 1
+                continue
+            }
+            let created: InodeNumber
+            switch inode.kind {
+            case .directory:
+                if let (name, existing) = lostFound, entry.name == name, let existing {
+                    created = existing
+                } else {
+                    created = try destination.makeDirectory(parent: destinationDir, name: entry.name)
+                }
+                try copyDirectory(from: entry.inode, to: created)
+                statistics.directories += 1
+            case .regular:
+                created = try destination.makeNode(parent: destinationDir, name: entry.name, inode: inode)
+                try copyData(of: entry.inode, inode, to: created)
+                statistics.regularFiles += 1
+            case .symlink:
+                created = try destination.makeSymlink(parent: destinationDir, name: entry.name, target: try source.readLink(entry.inode))
+                statistics.symlinks += 1
+            case .characterDevice, .blockDevice, .fifo, .socket:
+                created = try destination.makeNode(parent: destinationDir, name: entry.name, inode: inode)
+                statistics.specialFiles += 1
+            case .unknown:
+                throw Ext2FormatError.unsupported(image: source.image, path: "inode \(entry.inode) (\(entry.nameString))",
+                                                  what: "file type 0o" + String(inode.mode & 0o170000, radix: 8))
+            }
+            try applyMetadata(from: inode, sourceInode: entry.inode, to: created)
+            if inode.kind != .directory && inode.linksCount > 1 { hardLinkTargets[entry.inode] = created }
+        }
+    }
+
+    /// Copies the mapped blocks only, so holes stay holes.
+    private func copyData(of sourceIno: InodeNumber, _ inode: Ext2Inode, to destinationIno: InodeNumber) throws {
+        let writer = try Ext2Filesystem.FileWriter(destination, destinationIno)
+        let blockSize = UInt64(source.blockSize)
+        if inode.flags & 0x1000_0000 != 0 {
+            // Inline data lives in the inode itself: small enough to read whole.
+            let bytes = try source.readWholeFile(sourceIno)
+            try bytes.withUnsafeBytes { try writer.write($0, at: 0) }
+        } else {
+            for run in try source.blockRuns(sourceIno) {
+                var done: UInt64 = 0
+                while done < run.count {
+                    let count = Int(min(UInt64(chunkBlocks), run.count - done))
+                    try source.readBlocks(run.physical + done, count: count, into: buffer.baseAddress!)
+                    let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<(count * Int(blockSize))])
+                    try writer.write(bytes, at: (run.logical + done) * blockSize)
+                    done += UInt64(count)
+                    statistics.bytesCopied += UInt64(count) * blockSize
+                }
+            }
+            progress(statistics.bytesCopied)
+        }
+        try writer.truncate(to: inode.size)
+        try writer.close()
+    }
+
+    /// Owner, mode, times, flags, link count and extended attributes, written after the data so
+    /// nothing the copy does afterwards changes them.
+    private func applyMetadata(from sourceInode: Ext2Inode, sourceInode ino: InodeNumber, to destinationIno: InodeNumber) throws {
+        var inode = try destination.readInode(destinationIno)
+        inode.mode = sourceInode.mode
+        inode.uid = sourceInode.uid
+        inode.gid = sourceInode.gid
+        inode.generation = sourceInode.generation
+        inode.flags = (inode.flags & ~Ext2InodeFlags.semantic) | (sourceInode.flags & Ext2InodeFlags.semantic)
+        if sourceInode.kind != .directory { inode.linksCount = sourceInode.linksCount }
+        var times = sourceInode.times
+        if destination.inodeSize <= 128 {
+            if times.usesExtraPrecision { statistics.truncatedTimestamps += 1 }
+            times.hasExtra = false
+        }
+        inode.times = times
+        try destination.writeInode(destinationIno, inode)
+        let attributes = try source.extendedAttributes(ino)
+        if !attributes.isEmpty {
+            try destination.setExtendedAttributes(destinationIno, attributes)
+            statistics.extendedAttributes += attributes.count
+        }
+    }
+}
