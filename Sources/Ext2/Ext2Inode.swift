@@ -119,6 +119,20 @@ public struct Ext2Inode {
         public var creation: UInt32, creationExtra: UInt32
         public var hasExtra: Bool
 
+        /// Whole seconds, the same for every timestamp.
+        public init(all seconds: UInt32) {
+            access = seconds; modification = seconds; change = seconds; creation = seconds
+            accessExtra = 0; modificationExtra = 0; changeExtra = 0; creationExtra = 0
+            hasExtra = false
+        }
+
+        init(access: UInt32, modification: UInt32, change: UInt32, accessExtra: UInt32, modificationExtra: UInt32,
+             changeExtra: UInt32, creation: UInt32, creationExtra: UInt32, hasExtra: Bool) {
+            self.access = access; self.modification = modification; self.change = change
+            self.accessExtra = accessExtra; self.modificationExtra = modificationExtra; self.changeExtra = changeExtra
+            self.creation = creation; self.creationExtra = creationExtra; self.hasExtra = hasExtra
+        }
+
         /// Whether dropping the extra words would lose information (sub-second times or dates past 2038).
         public var usesExtraPrecision: Bool {
             hasExtra && (accessExtra | modificationExtra | changeExtra) != 0

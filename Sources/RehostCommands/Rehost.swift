@@ -1,10 +1,42 @@
 import ArgumentParser
+import ImageCore
 
 public struct Rehost: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "rehost",
-        abstract: "Convert Xen instance copies into bootable KVM/VirtualBox disks, without root.",
-        subcommands: []
+        abstract: "Turn a Xen instance copy into a bootable KVM/VirtualBox disk, without root.",
+        discussion: """
+            Rehost reads a copy of a Xen guest (a bare ext2/3/4 filesystem image, a partitioned raw disk, or a \
+            gzip of either), and builds a bootable partitioned raw disk: an MBR with GRUB 2, and an ext3 copy of \
+            the guest whose Xen-specific settings (consoles, drivers, device names, boot configuration) are \
+            repaired for the target hypervisor. It needs no root, loop device, mount, chroot or helper VM.
+
+            Start with `rehost inspect IMAGE` to see what is inside and what would change, then
+            `rehost convert IMAGE -o disk.raw`.
+            """,
+        version: "0.1.0",
+        subcommands: [InspectCommand.self, ConvertCommand.self]
     )
     public init() {}
+}
+
+/// Prints a RehostError as one line and exits non-zero; anything else goes to ArgumentParser.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as RehostError {
+        printError("rehost: error: \(error.description)")
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ text: String) {
+    var stderr = StandardError()
+    print(text, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleOutput.writeStandardError(string)
+    }
 }

@@ -1,0 +1,16 @@
+/// Progress events from long work. The pipeline reports; the command line decides whether to
+/// draw (a terminal) or stay quiet (a pipe, `--json`).
+public protocol ProgressSink: AnyObject {
+    /// A named stage starts ("copying files", "installing GRUB").
+    func begin(stage: String, totalBytes: UInt64?)
+    /// Bytes done so far in the current stage.
+    func advance(to bytesDone: UInt64)
+    func end()
+}
+
+public final class SilentProgress: ProgressSink {
+    public init() {}
+    public func begin(stage: String, totalBytes: UInt64?) {}
+    public func advance(to bytesDone: UInt64) {}
+    public func end() {}
+}

@@ -1,0 +1,126 @@
+import DiskLayout
+import Ext2
+import FilesystemBuilder
+import GuestFixups
+import ImageCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum ConvertError: RehostError {
+    case dataDoesNotFit(output: String, diskSize: UInt64, underlying: String)
+    case sameFile(path: String)
+
+    public var description: String {
+        switch self {
+        case let .dataDoesNotFit(output, diskSize, underlying):
+            return "\(output): the data does not fit in a disk of \(ByteCount.format(diskSize)) (\(underlying)); choose a larger --size"
+        case let .sameFile(path):
+            return "\(path): the output would overwrite the input"
+        }
+    }
+}
+
+/// `rehost convert`: input -> partitioned raw disk with a copy of the guest, repaired for the
+/// target, with GRUB in the MBR. Nothing is written until the plan (including every repair,
+/// computed on an overlay of the input) has succeeded; the output appears at its final path only
+/// when complete.
+public final class Converter {
+    let options: ConvertOptions
+    let progress: ProgressSink
+
+    public init(options: ConvertOptions, progress: ProgressSink = SilentProgress()) {
+        self.options = options
+        self.progress = progress
+    }
+
+    public func run() throws -> ConvertReport {
+        let startedWall = monotonicSeconds()
+        let source = try SourceGuest(path: options.input, partition: options.partition, scratchDirectory: options.scratchDirectory)
+        let fs = source.report.filesystem
+        let overlay = source.overlay()
+        let guest = try GuestInspector.inspect(overlay)
+        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
+        // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
+        // before it exists, so the root reference can name them.
+        let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
+        let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
+                                                  uuid: formatUUID(parameters.uuid), target: options.target, report: guest)
+        let repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
+                                          rootFilesystemType: options.format.flavor.rawValue, skip: options.skip)
+        // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
+        let plannedChanges = try GuestRepairs.apply(to: overlay, options: repairOptions)
+        var warnings: [String] = []
+        if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
+            warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
+        }
+        var report = ConvertReport(input: source.report, output: options.output, dryRun: options.dryRun,
+                                   target: options.target.rawValue, rootReference: rootReference, disk: plan,
+                                   newFilesystem: nil, copy: nil, changes: plannedChanges, bootloader: nil,
+                                   warnings: warnings, seconds: 0)
+        if options.dryRun {
+            report.seconds = monotonicSeconds() - startedWall
+            return report
+        }
+        try refuseOverwritingInput(source)
+
+        // The GRUB images are built before the long copy, so a missing grub-mkimage fails fast.
+        let coreImage = try GrubCoreImage.build()
+        let bootImage = try GrubBootImage.load()
+        let embedded = try BiosBootInstaller.embed(bootImage: bootImage, coreImage: coreImage, mbr: plan.mbr(),
+                                                   partitionStartSector: plan.partitionStartSector)
+
+        let output = try AtomicOutput(finalPath: options.output)
+        try output.file.truncate(to: plan.diskSize)
+        try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: output.file)
+
+        let destination = try Ext2Filesystem.format(path: output.temporaryPath, offset: plan.partitionOffset, parameters: parameters)
+        progress.begin(stage: "copying files", totalBytes: fs.usedBytes)
+        let statistics: TreeCopier.Statistics
+        do {
+            statistics = try TreeCopier(from: source.filesystem, to: destination) { [progress] in progress.advance(to: $0) }.copy()
+        } catch let error as Ext2Error where error.isOutOfSpace {
+            throw ConvertError.dataDoesNotFit(output: options.output, diskSize: plan.diskSize, underlying: error.message)
+        }
+        progress.end()
+        if statistics.truncatedTimestamps > 0 {
+            report.warnings.append("\(statistics.truncatedTimestamps) files had sub-second timestamps, rounded down to whole seconds")
+        }
+
+        progress.begin(stage: "repairing the guest", totalBytes: nil)
+        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions)
+        progress.end()
+        try destination.close()
+
+        try output.commit()
+        report.copy = statistics
+        report.newFilesystem = NewFilesystemReport(
+            type: parameters.flavor.rawValue, label: parameters.label, uuid: formatUUID(parameters.uuid),
+            sizeBytes: parameters.blocksCount * UInt64(parameters.blockSize), blockSize: parameters.blockSize,
+            inodeSize: parameters.inodeSize, inodes: parameters.inodesCount)
+        report.bootloader = BootloaderReport(
+            kind: "GRUB 2 (i386-pc) in the MBR and the gap before the partition", coreImageBytes: coreImage.count,
+            gapBytes: plan.partitionOffset - 512, kernel: guest.bootableKernel?.path, initrd: guest.bootableKernel?.initrd)
+        report.seconds = monotonicSeconds() - startedWall
+        return report
+    }
+
+    private func refuseOverwritingInput(_ source: SourceGuest) throws {
+        var inputStat = stat(), outputStat = stat()
+        guard stat(options.input, &inputStat) == 0, stat(options.output, &outputStat) == 0 else { return }
+        if inputStat.st_dev == outputStat.st_dev && inputStat.st_ino == outputStat.st_ino {
+            throw ConvertError.sameFile(path: options.output)
+        }
+    }
+}
+
+extension Ext2Error {
+    var isOutOfSpace: Bool { message == "no space left in the filesystem" || message == "no free inodes left in the filesystem" }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,29 @@
+import DiskLayout
+import GuestFixups
+import ImageCore
+
+/// `rehost inspect`: what the input is, what is inside, and what `convert` would do with it.
+public enum Inspector {
+    public static func inspect(path: String, target: Target = .kvm, rootReference: RootReferenceChoice = .auto,
+                               partition: Int? = nil, scratchDirectory: String? = nil) throws -> InspectReport {
+        let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory)
+        let overlay = source.overlay()
+        let guest = try GuestInspector.inspect(overlay)
+        let fs = source.report.filesystem
+        let root = RootReference.resolve(choice: rootReference, label: fs.label, uuid: fs.uuid, target: target, report: guest)
+        var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,
+                                   plannedDisk: nil, plannedDiskProblem: nil, plannedChanges: [], plannedChangesProblem: nil)
+        do {
+            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
+        } catch let error as RehostError {
+            report.plannedDiskProblem = error.description
+        }
+        do {
+            let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [])
+            report.plannedChanges = try GuestRepairs.apply(to: overlay, options: options)
+        } catch let error as RehostError {
+            report.plannedChangesProblem = error.description
+        }
+        return report
+    }
+}

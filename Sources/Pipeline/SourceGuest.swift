@@ -1,0 +1,50 @@
+import Ext2
+import GuestFixups
+import ImageCore
+import ImageFormats
+
+/// The input opened for reading: where its filesystem is, the filesystem itself (read-only),
+/// and what is inside the guest.
+final class SourceGuest {
+    let input: InputImage
+    let filesystem: Ext2Filesystem
+    let report: InputReport
+
+    init(path: String, partition: Int?, scratchDirectory: String?) throws {
+        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition)
+        filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        report = InputReport(
+            path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,
+            partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
+            filesystem: FilesystemReport(
+                type: filesystem.typeName, label: filesystem.label, uuid: formatUUID(filesystem.uuid),
+                sizeBytes: filesystem.sizeInBytes, usedBytes: filesystem.usedBytes, blockSize: filesystem.blockSize,
+                inodeSize: filesystem.inodeSize, inodesUsed: filesystem.usedInodes, inodesTotal: filesystem.inodesCount,
+                features: filesystem.featureNames))
+    }
+
+    /// The guest seen through an overlay: repairs planned on it never reach the input.
+    func overlay() -> OverlayGuestFilesystem {
+        OverlayGuestFilesystem(base: Ext2GuestFilesystem(filesystem))
+    }
+
+    static func describe(_ kind: InputKind) -> String {
+        switch kind {
+        case .bareFilesystem: return "bare filesystem image"
+        case let .partitionedDisk(table, _): return "partitioned disk (\(table))"
+        case let .gzip(inner): return "gzip-compressed \(describe(inner))"
+        }
+    }
+}
+
+/// 16 bytes as the canonical 8-4-4-4-12 text.
+public func formatUUID(_ bytes: [UInt8]) -> String {
+    let hex = bytes.map { String($0, radix: 16).leftPadded(to: 2) }
+    return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

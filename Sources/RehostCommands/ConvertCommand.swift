@@ -1,0 +1,97 @@
+import ArgumentParser
+import Ext2
+import FilesystemBuilder
+import GuestFixups
+import ImageCore
+import Pipeline
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Build a bootable partitioned raw disk from a Xen instance copy.",
+        discussion: """
+            Creates a sparse raw disk with an MBR, one bootable Linux partition at 1 MiB, and GRUB 2 in the MBR \
+            and the gap after it; writes a new ext3 filesystem straight into the partition with libext2fs; \
+            copies every file of the source (holes, links, device nodes, owners, modes, times, xattrs, flags); \
+            and repairs the copy for the target hypervisor. The input is never modified, and the output \
+            appears at its path only when complete.
+
+            Repairs (skip any with --skip NAME):
+            \(GuestRepairs.names.map { "  \($0.name.padding(12)) \($0.description)" }.joined(separator: "\n"))
+
+            Examples:
+              rehost convert centos5.img -o centos5.raw
+              rehost convert centos5.img.gz -o vm.raw --size 10G --target virtualbox
+              rehost convert centos5.img -o vm.raw --dry-run        # show every change, write nothing
+              rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
+            """)
+
+    @OptionGroup var guest: GuestOptions
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("The raw disk to write.", valueName: "disk.raw"))
+    var output: String
+
+    @Option(help: ArgumentHelp("The disk's size, e.g. 10G or 8192M (binary units). Default: the data plus a quarter plus 256 MiB, and never less than the source filesystem.",
+                               valueName: "size"))
+    var size: String?
+
+    @Option(help: ArgumentHelp("The new filesystem's type.", valueName: "ext2|ext3|ext4"))
+    var fs: Ext2FormatParameters.Flavor = .ext3
+
+    @Option(name: .customLong("inode-size"),
+            help: ArgumentHelp("Inode size in bytes. 128 is what GRUB legacy and old kernels read; 256 keeps sub-second timestamps.",
+                               valueName: "128|256"))
+    var inodeSize: Int = 128
+
+    @Flag(name: .customLong("new-uuid"), help: "Give the new filesystem a fresh UUID instead of the source's.")
+    var newUUID = false
+
+    @Option(help: ArgumentHelp("A new filesystem label instead of the source's.", valueName: "label"))
+    var label: String?
+
+    @Option(name: .customLong("skip"), help: ArgumentHelp("Do not make this repair (repeatable).", valueName: "name"))
+    var skip: [String] = []
+
+    @Flag(name: .customLong("dry-run"), help: "Show the plan and every change, and write nothing.")
+    var dryRun = false
+
+    @Flag(name: .shortAndLong, help: "No progress bar.")
+    var quiet = false
+
+    func validate() throws {
+        if let size, ByteCount.parse(size) == nil {
+            throw ValidationError("--size \(size): expected a size such as 10G, 512M or 4294967296")
+        }
+        guard [128, 256, 512, 1024].contains(inodeSize) else {
+            throw ValidationError("--inode-size \(inodeSize): expected 128, 256, 512 or 1024")
+        }
+        let known = Set(GuestRepairs.names.map(\.name))
+        for name in skip where !known.contains(name) {
+            throw ValidationError("--skip \(name): no such repair; the repairs are \(known.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            var options = ConvertOptions(input: guest.input, output: output)
+            options.diskSize = size.flatMap(ByteCount.parse)
+            options.format = FormatOptions(flavor: fs, inodeSize: inodeSize, newUUID: newUUID, label: label)
+            options.target = guest.target
+            options.rootReference = guest.rootReference
+            options.skip = Set(skip)
+            options.dryRun = dryRun
+            options.partition = guest.partition
+            options.scratchDirectory = guest.scratchDirectory
+            TemporaryFiles.installSignalCleanup()
+            let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
+            let report = try Converter(options: options, progress: progress).run()
+            if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }
+        }
+    }
+}
+
+extension Ext2FormatParameters.Flavor: ExpressibleByArgument {}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}

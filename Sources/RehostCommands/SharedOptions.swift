@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import GuestFixups
+
+extension Target: ExpressibleByArgument {}
+extension RootReferenceChoice: ExpressibleByArgument {}
+
+/// Options every command that reads a guest shares.
+struct GuestOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("The Xen instance copy: a bare ext2/3/4 image, a partitioned raw disk, or a gzip of either.",
+                                 valueName: "input"))
+    var input: String
+
+    @Option(help: ArgumentHelp("For a partitioned input disk, the partition number of the root filesystem (default: the bootable, else the largest, Linux partition).",
+                               valueName: "n"))
+    var partition: Int?
+
+    @Option(help: ArgumentHelp("The hypervisor the disk is for; it picks the drivers the repairs write: kvm (virtio), virtualbox (ahci, e1000), vmware (mptspi, e1000), generic (ata_piix, e1000).",
+                               valueName: "kvm|virtualbox|vmware|generic"))
+    var target: Target = .kvm
+
+    @Option(name: .customLong("root-ref"),
+            help: ArgumentHelp("How fstab and the kernel command line name the root filesystem: auto (LABEL= when the filesystem has a usable label, else UUID=), label, uuid, or device (/dev/vda1 on kvm, /dev/sda1 otherwise).",
+                               valueName: "auto|label|uuid|device"))
+    var rootReference: RootReferenceChoice = .auto
+
+    @Option(name: .customLong("scratch-dir"),
+            help: ArgumentHelp("Where to decompress a gzip input (default: $TMPDIR or /tmp).", valueName: "dir"))
+    var scratchDirectory: String?
+
+    @Flag(help: "Print a JSON report on standard output instead of text.")
+    var json = false
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

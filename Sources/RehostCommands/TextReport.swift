@@ -1,0 +1,85 @@
+import DiskLayout
+import GuestFixups
+import ImageCore
+import Pipeline
+
+/// The reports as people read them. Scripts use `--json`.
+enum TextReport {
+    static func inspect(_ r: InspectReport) -> String {
+        var out = input(r.input)
+        let g = r.guest
+        out += "Guest\n"
+        out += "  OS:           \(g.os.name)\(g.os.version.map { " \($0)" } ?? "") (\(g.os.family.rawValue))\n"
+        out += "  init:         \(g.initSystem.rawValue)\n"
+        out += "  kernels:      \(g.kernels.isEmpty ? "none in /boot" : "")\n"
+        for k in g.kernels {
+            let initrd = k.initrd ?? "no initrd"
+            out += "    \(k.path)  \(ByteCount.format(k.size))  initrd: \(initrd)\(k.xenOnly ? "  [Xen PV only]" : "")\n"
+        }
+        if let k = g.bootableKernel { out += "  will boot:    \(k.path)\n" }
+        if let problem = g.kernelProblem { out += "  problem:      \(problem)\n" }
+        out += "  bootloader:   \(g.bootloaderConfigs.isEmpty ? "no configuration" : g.bootloaderConfigs.joined(separator: ", "))\n"
+        out += "  Xen traits:   \(g.xenTraits.isEmpty ? "none found" : "")\n"
+        for t in g.xenTraits {
+            let at = t.line.map { "\(t.file):\($0)" } ?? t.file
+            out += "    \(t.kind.rawValue.padding(22)) \(at)\(t.text.map { "  \($0)" } ?? "")\n"
+        }
+        out += "Plan for `rehost convert --target \(r.target)`\n"
+        if let d = r.plannedDisk {
+            out += "  disk:         \(ByteCount.format(d.diskSize)) raw, MBR, partition 1 at \(ByteCount.format(d.partitionOffset)) (\(ByteCount.format(d.partitionSize)), bootable, ext3)\n"
+        }
+        if let p = r.plannedDiskProblem { out += "  disk problem: \(p)\n" }
+        out += "  root:         \(r.rootReference)\n"
+        if let p = r.plannedChangesProblem { out += "  problem:      \(p)\n" }
+        out += changes(r.plannedChanges)
+        return out
+    }
+
+    static func convert(_ r: ConvertReport) -> String {
+        var out = input(r.input)
+        if let d = r.disk {
+            out += r.dryRun ? "Would write \(r.output)\n" : "Wrote \(r.output)\n"
+            out += "  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n"
+            out += "  partition 1:  at \(ByteCount.format(d.partitionOffset)), \(ByteCount.format(d.partitionSize)), bootable, type 0x83\n"
+        }
+        if let f = r.newFilesystem {
+            out += "  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid), \(f.inodeSize)-byte inodes, \(f.inodes) inodes\n"
+        }
+        if let c = r.copy {
+            out += "  copied:       \(c.regularFiles) files (\(ByteCount.format(c.bytesCopied))), \(c.directories) directories, \(c.symlinks) symlinks, \(c.hardLinks) hard links, \(c.specialFiles) special files, \(c.extendedAttributes) xattrs\n"
+        }
+        if let b = r.bootloader {
+            out += "  bootloader:   \(b.kind), core.img \(b.coreImageBytes) bytes\n"
+            if let kernel = b.kernel { out += "  boots:        \(kernel)\(b.initrd.map { " with \($0)" } ?? "")\n" }
+        }
+        out += "  target:       \(r.target), root=\(r.rootReference)\n"
+        for w in r.warnings { out += "  warning:      \(w)\n" }
+        out += changes(r.changes)
+        if !r.dryRun { out += "Done in \(String(format: "%.1f", r.seconds)) s.\n" }
+        return out
+    }
+
+    private static func input(_ i: InputReport) -> String {
+        let f = i.filesystem
+        var out = "Input \(i.path)\n"
+        out += "  container:    \(i.kind)\(i.partition.map { ", partition \($0)" } ?? "")\(i.partitionReason.map { " (\($0))" } ?? "")\n"
+        out += "  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid)\n"
+        out += "  size:         \(ByteCount.format(f.sizeBytes)), \(ByteCount.format(f.usedBytes)) used, \(f.inodesUsed) of \(f.inodesTotal) inodes, \(f.blockSize)-byte blocks, \(f.inodeSize)-byte inodes\n"
+        out += "  features:     \(f.features.joined(separator: " "))\n"
+        return out
+    }
+
+    private static func changes(_ list: [GuestChange]) -> String {
+        guard !list.isEmpty else { return "Repairs: nothing to change.\n" }
+        var out = "Repairs (\(list.count) changes):\n"
+        for c in list {
+            let target = c.target.map { " -> \($0)" } ?? ""
+            out += "  [\(c.repair)] \(c.action.rawValue) \(c.path)\(target)\n"
+            for line in c.lines {
+                if let before = line.before { out += "      - \(before)\n" }
+                if let after = line.after { out += "      + \(after)\n" }
+            }
+        }
+        return out
+    }
+}
