@@ -24,6 +24,10 @@ public protocol GuestFilesystem: AnyObject {
 
     /// Removes a file or symlink; does nothing if `path` does not exist.
     func remove(_ path: String) throws
+
+    /// Creates one directory owned by root (following symlinks in the parent); does nothing if a
+    /// directory is already there. The parent directory must exist.
+    func createDirectory(_ path: String, mode: UInt16) throws
 }
 
 public enum GuestEntry: Equatable, Sendable {

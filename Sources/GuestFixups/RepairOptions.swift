@@ -1,0 +1,93 @@
+/// The hypervisor the converted guest will run on, and the drivers its disk and network use there.
+public enum Target: String, Codable, Sendable, CaseIterable {
+    case kvm, virtualbox, vmware, generic
+
+    /// The module for the emulated disk controller.
+    public var blockDriver: String {
+        switch self {
+        case .kvm: return "virtio_blk"
+        // VirtualBox's default SATA controller; an IDE controller there needs ata_piix instead.
+        case .virtualbox: return "ahci"
+        case .vmware: return "mptspi"
+        case .generic: return "ata_piix"
+        }
+    }
+
+    /// Other block drivers the target may need, for messages.
+    public var alternativeBlockDrivers: [String] {
+        switch self {
+        case .virtualbox: return ["ata_piix"]
+        case .kvm, .vmware, .generic: return []
+        }
+    }
+
+    public var netDriver: String {
+        switch self {
+        case .kvm: return "virtio_net"
+        case .virtualbox, .vmware, .generic: return "e1000"
+        }
+    }
+
+    /// The first partition of the boot disk as the guest kernel names it.
+    public var firstPartitionDevice: String {
+        self == .kvm ? "/dev/vda1" : "/dev/sda1"
+    }
+}
+
+public struct RepairOptions: Sendable, Equatable {
+    public var target: Target
+    /// The root= value, already resolved: `LABEL=/`, `UUID=...`, `/dev/vda1`.
+    public var rootReference: String
+    /// The type of the new root filesystem, for /etc/fstab (`ext3`).
+    public var rootFilesystemType: String
+    /// Repair names not to run (see `GuestRepairs.names`).
+    public var skip: Set<String>
+    public var serialSpeed: Int
+
+    public init(target: Target, rootReference: String, rootFilesystemType: String,
+                skip: Set<String> = [], serialSpeed: Int = 115200) {
+        self.target = target
+        self.rootReference = rootReference
+        self.rootFilesystemType = rootFilesystemType
+        self.skip = skip
+        self.serialSpeed = serialSpeed
+    }
+}
+
+public enum RootReferenceChoice: String, Codable, Sendable, CaseIterable {
+    case auto, device, label, uuid
+}
+
+public enum RootReference {
+    /// The root= value for the new root filesystem.
+    ///
+    /// `auto` prefers `LABEL=` when the filesystem has a label that survives the kernel command line
+    /// and fstab unquoted, then `UUID=`. Both need an initramfs to resolve them (the kernel alone
+    /// understands only device names), so a guest whose bootable kernel has no initrd gets the device
+    /// name. Very old guests whose initrd cannot resolve LABEL=/UUID= at all are out of scope; they
+    /// can ask for `device`.
+    public static func resolve(choice: RootReferenceChoice, label: String?, uuid: String,
+                               target: Target, report: GuestReport) -> String {
+        switch choice {
+        case .device:
+            return target.firstPartitionDevice
+        case .uuid:
+            return "UUID=\(uuid)"
+        case .label:
+            if let label, isSafeLabel(label) { return "LABEL=\(label)" }
+            return "UUID=\(uuid)"
+        case .auto:
+            if let kernel = report.bootableKernel, kernel.initrd == nil { return target.firstPartitionDevice }
+            if let label, isSafeLabel(label) { return "LABEL=\(label)" }
+            return "UUID=\(uuid)"
+        }
+    }
+
+    /// Non-empty printable ASCII without blanks or quotes: the kernel command line, GRUB and fstab
+    /// would all split or mangle anything else.
+    static func isSafeLabel(_ label: String) -> Bool {
+        !label.isEmpty && label.utf8.count <= 16 && label.unicodeScalars.allSatisfy { scalar in
+            scalar.value > 0x20 && scalar.value < 0x7F && !"\"'\\#".unicodeScalars.contains(scalar)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+/// The boot menu for the converted disk. Rehost installs GRUB 2 with the prefix
+/// `(hd0,msdos1)/boot/grub`, and GRUB 2 reads /boot/grub/grub.cfg as native syntax only (a symlink
+/// to a legacy grub.conf stops at `grub>`), so grub.cfg is written as a real GRUB 2 file. The
+/// guest's own tools (grubby, new-kernel-pkg, update-grub for GRUB legacy) keep using
+/// /boot/grub/grub.conf, written in GRUB legacy syntax with the same entries, with menu.lst and
+/// /etc/grub.conf as symlinks to it. Every non-Xen kernel gets an entry, newest first; Xen-only
+/// kernels are left out, since they cannot boot outside Xen PV.
+enum BootloaderRepair {
+    static func run(_ context: inout RepairContext) throws {
+        let report = context.report
+        let kernels = report.kernels.filter { !$0.xenOnly }
+        guard !kernels.isEmpty else { throw GuestInspector.kernelProblem(report.kernels) }
+        let options = context.options
+        let extra = try keptKernelArguments(context.fs)
+        let command = ["ro", "root=\(options.rootReference)"] + extra
+            + ["console=tty0", "console=ttyS0,\(options.serialSpeed)"]
+        let entries = kernels.map { kernel in
+            MenuEntry(title: "\(report.os.name) (\(kernel.version))", kernel: kernel.path,
+                      arguments: command.joined(separator: " "), initrd: kernel.initrd)
+        }
+
+        try context.createDirectoryIfMissing("/boot/grub")
+        try context.writeWholeFile(GuestPaths.grubConf, lines: legacyConfig(entries, options: options), newFileMode: 0o600)
+        try context.symlink(GuestPaths.menuList, to: "grub.conf", equivalentTargets: ["./grub.conf", GuestPaths.grubConf])
+        try context.symlink(GuestPaths.etcGrubConf, to: "../boot/grub/grub.conf", equivalentTargets: [GuestPaths.grubConf])
+        try context.writeWholeFile(GuestPaths.grubCfg, lines: grub2Config(entries, options: options), newFileMode: 0o644)
+    }
+
+    struct MenuEntry {
+        var title: String
+        var kernel: String
+        var arguments: String
+        var initrd: String?
+    }
+
+    static func legacyConfig(_ entries: [MenuEntry], options: RepairOptions) -> [String] {
+        var lines = [
+            "# Written by rehost for \(options.target.rawValue): GRUB legacy syntax, for the guest's own tools.",
+            "# The disk boots GRUB 2, which reads the same menu from /boot/grub/grub.cfg.",
+            "default=0",
+            "timeout=5",
+            "serial --unit=0 --speed=\(options.serialSpeed)",
+            "terminal --timeout=5 serial console",
+        ]
+        for entry in entries {
+            lines += ["title \(entry.title)", "\troot (hd0,0)", "\tkernel \(entry.kernel) \(entry.arguments)"]
+            if let initrd = entry.initrd { lines.append("\tinitrd \(initrd)") }
+        }
+        return lines
+    }
+
+    static func grub2Config(_ entries: [MenuEntry], options: RepairOptions) -> [String] {
+        var lines = [
+            "# Written by rehost for \(options.target.rawValue): native GRUB 2 syntax (prefix (hd0,msdos1)/boot/grub).",
+            "# /boot/grub/grub.conf holds the same menu in GRUB legacy syntax.",
+            "serial --unit=0 --speed=\(options.serialSpeed)",
+            "terminal_input serial console",
+            "terminal_output serial console",
+            "set default=0",
+            "set timeout=3",
+        ]
+        for entry in entries {
+            let quoted = entry.title.replacing("'", with: "'\\''")
+            lines += ["menuentry '\(quoted)' {", "\tlinux \(entry.kernel) \(entry.arguments)"]
+            if let initrd = entry.initrd { lines.append("\tinitrd \(initrd)") }
+            lines.append("}")
+        }
+        return lines
+    }
+
+    /// The arguments of the guest's current default kernel line worth keeping (`rhgb quiet`,
+    /// `crashkernel=auto`, `selinux=0`...): everything but the kernel path, ro/rw, root=, console=,
+    /// anything about Xen, and GRUB 2 variables. From the legacy config if there is one, else from
+    /// a GRUB 2 grub.cfg.
+    static func keptKernelArguments(_ fs: any GuestFilesystem) throws -> [String] {
+        for path in [GuestPaths.grubConf, GuestPaths.menuList, GuestPaths.etcGrubConf] {
+            if let lines = try fs.readLines(path) {
+                return filtered(defaultLegacyKernelArguments(lines.texts))
+            }
+        }
+        for path in [GuestPaths.grubCfg, "/boot/grub2/grub.cfg"] {
+            guard let lines = try fs.readLines(path) else { continue }
+            let command = lines.texts.lazy.map { $0.blankSeparatedFields }
+                .first { ["linux", "linux16", "linuxefi"].contains($0.first ?? "") }
+            if let command { return filtered(command.dropFirst(2).map(String.init)) }
+        }
+        return []
+    }
+
+    /// The kernel line of the `default=N` entry (the first entry when there is no default).
+    static func defaultLegacyKernelArguments(_ lines: [String]) -> [String] {
+        var defaultIndex = 0
+        var kernelLines: [[Substring]] = []
+        var inEntry = false
+        for line in lines where !line.isCommentOrBlank {
+            let fields = line.split(whereSeparator: { $0.isBlankSpace || $0 == "=" })
+            guard let keyword = fields.first else { continue }
+            switch keyword {
+            case "default" where !inEntry:
+                defaultIndex = fields.count > 1 ? Int(fields[1]) ?? 0 : 0
+            case "title":
+                inEntry = true
+                kernelLines.append([])
+            case "kernel" where inEntry && kernelLines[kernelLines.count - 1].isEmpty:
+                kernelLines[kernelLines.count - 1] = Array(line.blankSeparatedFields.dropFirst())
+            default:
+                break
+            }
+        }
+        let chosen = kernelLines.indices.contains(defaultIndex) ? kernelLines[defaultIndex] : (kernelLines.first ?? [])
+        return chosen.dropFirst().map(String.init)
+    }
+
+    static func filtered(_ arguments: [String]) -> [String] {
+        var kept: [String] = []
+        for argument in arguments {
+            let lowered = argument.lowercased()
+            let dropped = lowered == "ro" || lowered == "rw" || lowered.hasPrefix("root=")
+                || lowered.hasPrefix("console=") || lowered.contains("xen") || argument.contains("$")
+                || lowered.hasPrefix("boot_image=")
+            if !dropped, !kept.contains(argument) { kept.append(argument) }
+        }
+        return kept
+    }
+}

@@ -1,0 +1,34 @@
+/// /etc/fstab: the entry mounted on / names the new root (`rootReference`) and its filesystem type;
+/// the Xen disks' other entries (/dev/xvd*, /dev/sd*, /dev/hd*, /dev/vd*: swap, the cloud's
+/// ephemeral /mnt) are commented out with `# rehost: `, because the converted disk has one
+/// partition and a missing device would stop the boot. Entries by LABEL=/UUID= and pseudo
+/// filesystems stay. Only the changed fields are rewritten; the separators are kept.
+enum FstabRepair {
+    static let commentPrefix = "# rehost: "
+
+    static func run(_ context: inout RepairContext) throws {
+        let options = context.options
+        try context.edit(GuestPaths.fstab) { lines in
+            for index in lines.lines.indices {
+                let text = lines.text(index)
+                guard !text.isCommentOrBlank else { continue }
+                let fields = text.blankSeparatedFields
+                guard fields.count >= 2 else { continue }
+                if fields[1] == "/" {
+                    let device = options.rootReference
+                    var type = fields.count >= 3 ? String(fields[2]) : ""
+                    if type != "auto", !type.isEmpty { type = options.rootFilesystemType }
+                    var edited = String(text[..<fields[0].startIndex]) + device
+                    if fields.count >= 3 {
+                        edited += text[fields[0].endIndex..<fields[2].startIndex] + type + text[fields[2].endIndex...]
+                    } else {
+                        edited += text[fields[0].endIndex...]
+                    }
+                    if edited != text { lines.replace(index, with: edited) }
+                } else if GuestPaths.isOldBlockDevice(fields[0]) {
+                    lines.replace(index, with: commentPrefix + text)
+                }
+            }
+        }
+    }
+}
