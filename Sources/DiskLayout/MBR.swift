@@ -81,7 +81,7 @@ public struct MBR: Sendable, Equatable {
             guard firstLBA >= 1 else {
                 throw DiskLayoutError.partitionStartsInMBR(source: source, offset: offset, firstLBA: UInt64(firstLBA))
             }
-            let partition = MBRPartition(bootable: status == 0x80, type: type, firstLBA: firstLBA, sectorCount: count)
+            let partition = MBRPartition(bootable: status == 0x80, type: type, firstLBA32: firstLBA, sectorCount32: count)
             if let diskSectors, partition.endLBA > diskSectors {
                 throw DiskLayoutError.partitionBeyondDisk(source: source, offset: offset,
                                                           lastLBA: partition.endLBA - 1, diskSectors: diskSectors)
@@ -109,7 +109,7 @@ public struct MBRPartition: Sendable, Equatable, Codable {
     public let firstLBA: UInt32
     public let sectorCount: UInt32
 
-    init(bootable: Bool, type: UInt8, firstLBA: UInt32, sectorCount: UInt32) {
+    init(bootable: Bool, type: UInt8, firstLBA32 firstLBA: UInt32, sectorCount32 sectorCount: UInt32) {
         self.bootable = bootable
         self.type = type
         self.firstLBA = firstLBA
@@ -122,7 +122,7 @@ public struct MBRPartition: Sendable, Equatable, Codable {
         guard firstLBA <= UInt64(UInt32.max), sectorCount <= UInt64(UInt32.max) else {
             throw DiskLayoutError.beyondMBRLimit(firstLBA: firstLBA, sectorCount: sectorCount)
         }
-        self.init(bootable: bootable, type: type, firstLBA: UInt32(firstLBA), sectorCount: UInt32(sectorCount))
+        self.init(bootable: bootable, type: type, firstLBA32: UInt32(firstLBA), sectorCount32: UInt32(sectorCount))
     }
 
     var firstLBA64: UInt64 { UInt64(firstLBA) }
