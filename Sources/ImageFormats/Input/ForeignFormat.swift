@@ -1,0 +1,44 @@
+import ImageCore
+
+/// Image and compression formats recognised by their magic so they can be refused with advice,
+/// rather than misread as a raw disk.
+public enum ForeignFormat: String, Sendable, Equatable {
+    case qcow2, vmdk, vdi, vhd, xz, bzip2, zstd
+
+    /// One clause: what is not supported and how to get a raw image instead.
+    public var advice: String {
+        switch self {
+        case .qcow2: return "qcow2 images are not readable yet; convert it to raw first with `qemu-img convert -O raw`"
+        case .vmdk: return "VMDK images are not readable yet; convert it to raw first with `qemu-img convert -O raw`"
+        case .vdi: return "VDI images are not readable yet; convert it to raw first with `qemu-img convert -O raw`"
+        case .vhd: return "VHD images are not readable yet; convert it to raw first with `qemu-img convert -f vpc -O raw`"
+        case .xz: return "xz-compressed input is not readable yet; decompress it first with `xz -dk`"
+        case .bzip2: return "bzip2-compressed input is not readable yet; decompress it first with `bzip2 -dk`"
+        case .zstd: return "zstd-compressed input is not readable yet; decompress it first with `zstd -d`"
+        }
+    }
+
+    /// `head` is the first bytes of the file (up to 4 KiB), `tail` its last 512 bytes (empty if
+    /// the file is shorter).
+    static func detect(head: [UInt8], tail: [UInt8]) -> ForeignFormat? {
+        func starts(with magic: [UInt8], in bytes: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + magic.count && Array(bytes[offset..<offset + magic.count]) == magic
+        }
+        if starts(with: [0x51, 0x46, 0x49, 0xfb], in: head) { return .qcow2 }                 // "QFI\xfb"
+        if starts(with: Array("KDMV".utf8), in: head) { return .vmdk }                          // sparse extent
+        if starts(with: Array("# Disk DescriptorFile".utf8), in: head) { return .vmdk }         // text descriptor
+        if starts(with: Array("<<< ".utf8), in: head), head.count >= 0x44,
+           head.loadLE(UInt32.self, at: 0x40) == 0xbeda_107f { return .vdi }
+        let conectix = Array("conectix".utf8)
+        // Dynamic VHDs start with a footer copy; fixed ones only end with it.
+        if starts(with: conectix, in: head) || starts(with: conectix, in: tail) { return .vhd }
+        if starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], in: head) { return .xz }
+        if starts(with: Array("BZh".utf8), in: head), head.count > 3, (0x31...0x39).contains(head[3]) { return .bzip2 }
+        if starts(with: [0x28, 0xb5, 0x2f, 0xfd], in: head) { return .zstd }
+        return nil
+    }
+
+    static func isGzip(_ head: [UInt8]) -> Bool {
+        head.count >= 3 && head[0] == 0x1f && head[1] == 0x8b && head[2] == 0x08
+    }
+}

@@ -1,0 +1,115 @@
+import Blkid
+import ImageCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What an input file is, and where in which file its ext2/3/4 root filesystem lies.
+public indirect enum InputKind: Sendable, Equatable {
+    case bareFilesystem
+    case partitionedDisk(table: String, partitions: [PartitionProbe])
+    case gzip(inner: InputKind)
+}
+
+/// Which partition of a disk was taken as the root filesystem, and why.
+public struct RootPartitionChoice: Sendable, Equatable {
+    public var number: Int
+    public var reason: String
+}
+
+/// An input opened read-only and identified. For gzip input, `filesystemPath` is a decompressed
+/// scratch copy that lives as long as this object.
+public final class InputImage {
+    public let path: String
+    public let kind: InputKind
+    /// The file to open with libext2fs (with `filesystemOffset` as its `offset=` option).
+    public let filesystemPath: String
+    public let filesystemOffset: UInt64
+    /// The size the superblock gives (block count times block size).
+    public let filesystemSize: UInt64
+    public let probe: FilesystemProbe
+    public let rootPartition: RootPartitionChoice?
+    private let scratch: ScratchFile?
+
+    /// The decompressed copy for gzip input, nil otherwise.
+    public var temporaryPath: String? { scratch?.path }
+
+    private init(path: String, kind: InputKind, located: LocatedFilesystem, scratch: ScratchFile?) {
+        self.path = path
+        self.kind = kind
+        self.filesystemPath = scratch?.path ?? path
+        self.filesystemOffset = located.offset
+        self.filesystemSize = located.size
+        self.probe = located.probe
+        self.rootPartition = located.choice
+        self.scratch = scratch
+    }
+
+    /// Identifies `path` (never writing to it). `partition` picks a partition number explicitly;
+    /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
+    /// several). Gzip input is decompressed into `scratchDirectory` (default $TMPDIR or /tmp).
+    public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil) throws -> InputImage {
+        let file = try openInput(path)
+        let size = try inputSize(file)
+        guard size > 0 else { throw InputError.empty(path: path) }
+        let (head, tail) = try edges(of: file, size: size)
+        if let format = ForeignFormat.detect(head: head, tail: tail) {
+            throw InputError.unsupportedFormat(path: path, format: format)
+        }
+        if ForeignFormat.isGzip(head) {
+            let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory)
+            let inner = try RawFile(path: scratch.path, mode: .readOnly)
+            let innerSize = try inner.size
+            guard innerSize > 0 else { throw InputError.empty(path: path) }
+            let (innerHead, innerTail) = try edges(of: inner, size: innerSize)
+            if let format = ForeignFormat.detect(head: innerHead, tail: innerTail) {
+                throw InputError.unsupportedFormat(path: path, format: format)
+            }
+            if ForeignFormat.isGzip(innerHead) { throw InputError.nestedGzip(path: path) }
+            let located = try FilesystemLocator(displayPath: path, dataPath: scratch.path, file: inner,
+                                                size: innerSize, partition: partition).locate()
+            return InputImage(path: path, kind: .gzip(inner: located.kind), located: located, scratch: scratch)
+        }
+        let located = try FilesystemLocator(displayPath: path, dataPath: path, file: file, size: size,
+                                            partition: partition).locate()
+        return InputImage(path: path, kind: located.kind, located: located, scratch: nil)
+    }
+
+    private static func openInput(_ path: String) throws -> RawFile {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw InputError.missing(path: path) }
+            throw FileError.stat(path: path, errno: errno)
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG, S_IFBLK: break
+        case S_IFDIR: throw InputError.notAFile(path: path, found: "a directory")
+        case S_IFCHR: throw InputError.notAFile(path: path, found: "a character device")
+        case S_IFIFO: throw InputError.notAFile(path: path, found: "a pipe")
+        case S_IFSOCK: throw InputError.notAFile(path: path, found: "a socket")
+        default: throw InputError.notAFile(path: path, found: "not a regular file")
+        }
+        return try RawFile(path: path, mode: .readOnly)
+    }
+
+    /// fstat gives 0 for block devices; seeking to the end works for both.
+    private static func inputSize(_ file: RawFile) throws -> UInt64 {
+        let end = lseek(file.fd, 0, SEEK_END)
+        guard end >= 0 else { throw FileError.stat(path: file.path, errno: errno) }
+        return UInt64(end)
+    }
+
+    private static func edges(of file: RawFile, size: UInt64) throws -> (head: [UInt8], tail: [UInt8]) {
+        let head = try file.read(count: Int(min(size, 4096)), at: 0)
+        let tail = size >= 512 ? try file.read(count: 512, at: size - 512) : []
+        return (head, tail)
+    }
+}
+
+struct LocatedFilesystem {
+    var kind: InputKind
+    var offset: UInt64
+    var size: UInt64
+    var probe: FilesystemProbe
+    var choice: RootPartitionChoice?
+}
