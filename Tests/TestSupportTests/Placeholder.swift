@@ -1,3 +1,3 @@
+import TestSupport
 import Testing
-
-@Test func placeholderTestSupportTests() {}
+@Test func compiles() {}
