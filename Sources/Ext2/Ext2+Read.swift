@@ -144,12 +144,13 @@ extension Ext2Filesystem {
         return try readWholeFile(ino, limit: UInt64(blockSize))
     }
 
-    /// Extended attributes as (name, value) pairs in the Linux form (POSIX ACLs converted from the
-    /// on-disk ext4 form by libext2fs, and converted back by `setExtendedAttributes`).
+    /// Extended attributes as (name, value) pairs, values exactly as stored on disk (POSIX ACLs in
+    /// ext4's compact form, which `setExtendedAttributes` writes back unchanged).
     public func extendedAttributes(_ ino: InodeNumber) throws -> [(name: String, value: [UInt8])] {
         var handle: OpaquePointer?
         try check(ext2fs_xattrs_open(fs, ino, &handle), "opening the extended attributes of inode \(ino)")
         defer { ext2fs_xattrs_close(&handle) }
+        try useRawValues(handle)
         try check(ext2fs_xattrs_read(handle), "reading the extended attributes of inode \(ino)")
         final class Collector { var attributes: [(name: String, value: [UInt8])] = [] }
         let collector = Collector()
@@ -164,6 +165,13 @@ extension Ext2Filesystem {
         }
         try check(code, "listing the extended attributes of inode \(ino)")
         return collector.attributes
+    }
+
+    /// libext2fs converts POSIX ACLs between the on-disk and the Linux xattr forms by default, but
+    /// only in some calls; copying the stored bytes both ways is exact and needs no conversion.
+    func useRawValues(_ handle: OpaquePointer?) throws {
+        var flags = UInt32(XATTR_HANDLE_FLAG_RAW)
+        try check(ext2fs_xattrs_flags(handle, &flags, nil), "configuring an extended-attribute handle")
     }
 
     /// Resolves an absolute guest path; symlinks resolve inside the guest (absolute targets start

@@ -95,6 +95,7 @@ extension Ext2Filesystem {
         try check(ext2fs_xattrs_open(fs, ino, &handle), "opening the extended attributes of inode \(ino)")
         var closed = false
         defer { if !closed { ext2fs_xattrs_close(&handle) } }
+        try useRawValues(handle)
         try check(ext2fs_xattrs_read(handle), "reading the extended attributes of inode \(ino)")
         for (name, value) in attributes {
             let code = value.withUnsafeBytes { ext2fs_xattr_set(handle, name, $0.baseAddress, $0.count) }
