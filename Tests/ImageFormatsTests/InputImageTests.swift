@@ -83,6 +83,25 @@ import Zlib
         }
     }
 
+    @Test func gptDiskPicksTheLinuxFilesystemPartition() throws {
+        let dir = try TestDirectory()
+        let path = dir.file("gpt.img")
+        try makeSparseFile(path, size: 24 * ByteCount.MiB)
+        let script = "label: gpt\nstart=2048, size=4096, type=21686148-6449-6E6F-744E-656564454649\nstart=6144, size=32768, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"
+        try run("sfdisk", ["--no-reread", "--no-tell-kernel", "-q", path], stdin: script)
+        try makeExt3(path, sizeKiB: fsKiB, label: "gptroot", uuid: uuid, offset: 6144 * 512)
+        let image = try InputImage.open(path: path)
+        guard case let .partitionedDisk(table, partitions) = image.kind else {
+            Issue.record("expected a partitioned disk, got \(image.kind)")
+            return
+        }
+        #expect(table == "gpt")
+        #expect(partitions.map(\.number) == [1, 2])
+        #expect(image.rootPartition?.number == 2)
+        #expect(image.filesystemOffset == 6144 * 512)
+        #expect(image.probe.label == "gptroot")
+    }
+
     @Test func explicitPartitionMustHoldExt() throws {
         let dir = try TestDirectory()
         let path = dir.file("disk.img")

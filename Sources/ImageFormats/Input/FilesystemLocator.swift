@@ -76,15 +76,14 @@ struct FilesystemLocator {
         if candidates.count == 1 {
             return (candidates[0], "the only Linux partition holding an ext2/3/4 filesystem")
         }
-        let count = candidates.count
         let bootable = candidates.filter { $0.bootable == true }
-        if bootable.count == 1 {
-            return (bootable[0], "the bootable one of \(count) Linux partitions holding ext2/3/4")
-        }
         let pool = bootable.isEmpty ? candidates : bootable
         var largest = pool[0]
         for entry in pool.dropFirst() where entry.sizeBytes > largest.sizeBytes { largest = entry }
-        let among = bootable.isEmpty ? "\(count) Linux partitions" : "\(bootable.count) bootable Linux partitions"
+        if bootable.count == 1 {
+            return (largest, "the bootable one of \(candidates.count) Linux partitions holding ext2/3/4")
+        }
+        let among = bootable.isEmpty ? "\(candidates.count) Linux partitions" : "\(bootable.count) bootable Linux partitions"
         return (largest, "the largest of \(among) holding ext2/3/4")
     }
 

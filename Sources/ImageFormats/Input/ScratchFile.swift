@@ -9,7 +9,7 @@ final class ScratchFile {
     let file: RawFile
 
     init(directory: String?, hint: String) throws {
-        let dir = directory ?? ProcessInfo_tmpdir()
+        let dir = directory ?? defaultScratchDirectory()
         let base = hint.split(separator: "/").last.map(String.init) ?? "input"
         var attempt = 0
         while true {
@@ -35,7 +35,8 @@ final class ScratchFile {
     }
 }
 
-private func ProcessInfo_tmpdir() -> String {
+/// $TMPDIR when set, else /tmp.
+private func defaultScratchDirectory() -> String {
     if let value = getenv("TMPDIR") {
         let text = String(cString: value)
         if !text.isEmpty { return text.hasSuffix("/") && text.count > 1 ? String(text.dropLast()) : text }
