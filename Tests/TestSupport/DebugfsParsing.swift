@@ -46,7 +46,8 @@ enum DebugfsParsing {
                   let inode = UInt32(String(decoding: inodeText, as: UTF8.self)),
                   let mode = UInt32(String(decoding: modeText, as: UTF8.self), radix: 8)
             else { skipLine(); continue }
-            entries.append(ListedEntry(inode: inode, mode: mode, name: Array(name)))
+            // Unused directory slots (lost+found is full of them) come out as inode 0 with an empty name.
+            if inode != 0 { entries.append(ListedEntry(inode: inode, mode: mode, name: Array(name))) }
             if index < output.endIndex, output[index] == newline { index += 1 }
         }
         return entries

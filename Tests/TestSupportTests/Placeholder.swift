@@ -1,3 +1,0 @@
-import TestSupport
-import Testing
-@Test func compiles() {}
