@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The core job end to end, as an unprivileged user: convert the Xen fixture, then read the disk
+/// back with e2fsprogs and util-linux, compare its tree with the source's, and boot it in qemu
+/// from its own MBR on IDE and on virtio.
+@Suite(.serialized)
+struct ConvertFixtureTests {
+    /// One conversion shared by the tests of this suite.
+    struct Converted: Sendable {
+        let fixture: FixtureImage
+        let directory: String
+        let disk: String
+        let reportJSON: [UInt8]
+        let inputDigestBefore: String
+        let inputDigestAfter: String
+        let stdout: String
+        let stderr: String
+        let status: Int32
+
+        var partition: String { "\(disk)?offset=1048576" }
+        var report: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(reportJSON))) as? [String: Any] ?? [:] }
+        var changes: [[String: Any]] { report["changes"] as? [[String: Any]] ?? [] }
+    }
+
+    nonisolated(unsafe) static var shared: Converted?
+    static let lock = NSLock()
+
+    static func converted() throws -> Converted {
+        lock.lock()
+        defer { lock.unlock() }
+        if let shared { return shared }
+        let fixture = try Fixture.xenInstance()
+        // One fixed directory, emptied at the start of each run, holds the shared conversion and the serial logs.
+        let directory = "/tmp/rehost-convert-test"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        let digestBefore = try sha256(fixture.imagePath)
+        let disk = "\(directory)/centos5.raw"
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--json"], asUser: "nobody")
+        let made = Converted(fixture: fixture, directory: directory, disk: disk, reportJSON: result.stdoutBytes,
+                             inputDigestBefore: digestBefore, inputDigestAfter: try sha256(fixture.imagePath),
+                             stdout: result.stdout, stderr: result.stderr, status: result.status)
+        shared = made
+        return made
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        try Command.run("sha256sum", [path]).requireSuccess().stdout.split(separator: " ").first.map(String.init) ?? ""
+    }
+
+    static func debugfs(_ request: String, _ image: String) throws -> String {
+        try Command.run("debugfs", ["-R", request, image]).requireSuccess().stdout
+    }
+
+    @Test func convertsAsNobodyWithoutTouchingTheInput() throws {
+        let c = try Self.converted()
+        #expect(c.status == 0, "rehost convert failed: \(c.stderr)")
+        #expect(c.inputDigestBefore == c.inputDigestAfter, "the input was modified")
+        let attributes = try FileManager.default.attributesOfItem(atPath: c.disk)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.intValue == 65534, "the output should belong to nobody")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: c.directory).filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "temporary files left behind: \(leftovers)")
+    }
+
+    @Test func partitionTableIsOneBootableLinuxPartitionAt1MiB() throws {
+        let c = try Self.converted()
+        let dump = try Command.run("sfdisk", ["--json", c.disk]).requireSuccess().stdout
+        let json = try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any]
+        let table = json?["partitiontable"] as? [String: Any]
+        let partitions = table?["partitions"] as? [[String: Any]] ?? []
+        #expect(table?["label"] as? String == "dos")
+        #expect(partitions.count == 1)
+        #expect((partitions.first?["start"] as? NSNumber)?.intValue == 2048)
+        #expect(partitions.first?["type"] as? String == "83")
+        #expect(partitions.first?["bootable"] as? Bool == true)
+        let size = try FileManager.default.attributesOfItem(atPath: c.disk)[.size] as? NSNumber
+        let sectors = (partitions.first?["size"] as? NSNumber)?.uint64Value ?? 0
+        #expect((2048 + sectors) * 512 <= size?.uint64Value ?? 0)
+    }
+
+    @Test func filesystemIsCleanExt3WithTheSourceLabelAndUUID() throws {
+        let c = try Self.converted()
+        let fsck = try Command.run("e2fsck", ["-fn", c.partition])
+        #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
+        let header = try Command.run("dumpe2fs", ["-h", c.partition]).requireSuccess().stdout
+        #expect(header.contains("Inode size:\t          128"))
+        #expect(header.contains("has_journal"))
+        for ext4Only in ["extent", "flex_bg", "64bit", "metadata_csum", "huge_file", "uninit_bg"] {
+            #expect(!header.contains(" \(ext4Only)"), "ext4-only feature \(ext4Only) in \(header)")
+        }
+        #expect(header.contains("Filesystem UUID:          \(c.fixture["FS_UUID"] ?? "?")"))
+        #expect(header.contains("Filesystem volume name:   \(c.fixture["FS_LABEL"] ?? "?")"))
+    }
+
+    @Test func repairedFilesReadBackWithDebugfs() throws {
+        let c = try Self.converted()
+        let inittab = try Self.debugfs("cat /etc/inittab", c.partition)
+        #expect(inittab.contains("ttyS0"))
+        #expect(!inittab.split(separator: "\n").contains { $0.contains("xvc0") && !$0.hasPrefix("#") })
+        for tty in 1...6 { #expect(inittab.contains("tty\(tty)")) }
+        #expect(try Self.debugfs("cat /etc/securetty", c.partition).split(separator: "\n").contains("ttyS0"))
+        let modprobe = try Self.debugfs("cat /etc/modprobe.conf", c.partition)
+        #expect(modprobe.contains("alias scsi_hostadapter virtio_blk"))
+        #expect(modprobe.contains("alias eth0 virtio_net"))
+        #expect(!modprobe.contains("xenblk") && !modprobe.contains("xennet"))
+        let fstab = try Self.debugfs("cat /etc/fstab", c.partition)
+        #expect(fstab.split(separator: "\n").contains { $0.hasPrefix("LABEL=/") && $0.contains("\t/\t") })
+        #expect(!fstab.split(separator: "\n").contains { $0.hasPrefix("/dev/sd") })
+        #expect(!(try Self.debugfs("cat /etc/sysconfig/network-scripts/ifcfg-eth0", c.partition)).contains("HWADDR"))
+        #expect(try Self.debugfs("stat /etc/blkid/blkid.tab", c.partition).isEmpty)
+        let grubCfg = try Self.debugfs("cat /boot/grub/grub.cfg", c.partition)
+        #expect(grubCfg.contains("linux /boot/vmlinuz-\(c.fixture["KERNEL_VERSION"] ?? "?") ro root=LABEL=/"))
+        #expect(grubCfg.contains("console=ttyS0"))
+        #expect(!grubCfg.contains("el5xen"), "the Xen-only kernel must not be offered")
+        let grubConf = try Self.debugfs("cat /boot/grub/grub.conf", c.partition)
+        #expect(grubConf.contains("kernel /boot/vmlinuz-"))
+        #expect(try Self.debugfs("stat /boot/grub/menu.lst", c.partition).contains("Fast link dest: \"grub.conf\""))
+        #expect(try Self.debugfs("stat /etc/grub.conf", c.partition).contains("Fast link dest: \"../boot/grub/grub.conf\""))
+        #expect(try Self.debugfs("stat /boot/grub/grub.cfg", c.partition).contains("Type: regular"))
+    }
+
+    @Test func treeDiffersFromTheSourceOnlyByTheDeclaredRepairs() throws {
+        let c = try Self.converted()
+        let source = try ExtTreeManifest.read(image: c.fixture.imagePath)
+        let output = try ExtTreeManifest.read(image: c.disk, offset: 1_048_576)
+        let changed = Set(c.changes.compactMap { $0["path"] as? String })
+        #expect(changed.contains("/etc/inittab") && changed.contains("/etc/fstab"), "the report lists the repairs: \(changed)")
+        // A repair changes its file and the times of the directory holding it, nothing else.
+        let parents = Set(changed.map { path in
+            let parent = (path as NSString).deletingLastPathComponent
+            return parent.isEmpty ? "/" : parent
+        })
+        // A directory the repairs create adds one link (its "..") to its parent.
+        let createdDirectories = c.changes.filter { $0["action"] as? String == "created" && output.entries[$0["path"] as? String ?? ""]?.kind == .directory }
+        let parentsOfCreatedDirectories = Set(createdDirectories.compactMap { ($0["path"] as? String).map { ($0 as NSString).deletingLastPathComponent } })
+        let differences = ExtTreeManifest.differences(from: source, to: output, ignoringTimesOf: parents, ignoringPaths: changed)
+            .filter { !($0.property == .linkCount && parentsOfCreatedDirectories.contains($0.path)) }
+        #expect(differences.isEmpty, "undeclared differences:\n\(differences.map(\.description).joined(separator: "\n"))")
+        #expect(source.entries.count > 150, "the fixture should be realistic, it has \(source.entries.count) entries")
+    }
+
+    @Test func convertingTheResultAgainChangesNothing() throws {
+        let c = try Self.converted()
+        let again = try Command.runRehost(["convert", c.disk, "-o", "\(c.directory)/again.raw", "--dry-run", "--json"], asUser: "nobody")
+        #expect(again.status == 0, "\(again.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(again.stdoutBytes)) as? [String: Any]
+        let changes = report?["changes"] as? [[String: Any]]
+        #expect(changes?.isEmpty == true, "a converted guest needs no more repairs, got \(changes ?? [])")
+        #expect(!FileManager.default.fileExists(atPath: "\(c.directory)/again.raw"), "--dry-run must write nothing")
+    }
+
+    @Test(arguments: ["ide", "virtio"])
+    func bootsFromItsOwnMBR(bus: String) throws {
+        let c = try Self.converted()
+        let log = "\(c.directory)/serial-\(bus).log"
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", c.disk, "--format", "raw",
+                                                 "--bus", bus, "--log", log, "--timeout", "240"],
+                                   timeout: .seconds(300), asUser: "nobody")
+        let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(boot.status == 0, "no boot marker on \(bus):\n\(boot.stdout)\(boot.stderr)")
+        #expect(serial.contains("REHOST-BOOT-OK"))
+        let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
+        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
+        #expect(serial.contains("root=LABEL=/"))
+    }
+}
