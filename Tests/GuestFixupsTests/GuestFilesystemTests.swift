@@ -88,7 +88,8 @@ import Testing
         let changes = try GuestRepairs.apply(to: overlay, options: GuestFixtures.kvmOptions)
         #expect(!changes.isEmpty)
         #expect(base.mutationCount == 0)
-        #expect(base.nodes == before)
+        let baseUnchanged = base.nodes == before
+        #expect(baseUnchanged)
         // The overlay shows the repaired guest.
         #expect(try overlay.entry(at: "/etc/blkid/blkid.tab") == nil)
         #expect(try overlay.listDirectory("/etc/blkid") == [])
@@ -107,7 +108,8 @@ import Testing
         let replayed = GuestFixtures.centos5()
         try overlay.replay(onto: replayed)
         #expect(plannedChanges == directChanges)
-        #expect(replayed.nodes == direct.nodes)
+        let sameGuest = replayed.nodes == direct.nodes
+        #expect(sameGuest)
     }
 
     @Test func overlayCreatesDirectoriesAndListsBothLayers() throws {
