@@ -1,3 +1,5 @@
+import Foundation
+import ImageCore
 import Testing
 @testable import GuestFixups
 
@@ -133,5 +135,30 @@ import Testing
         fs.addFile("/etc/os-release", "NAME=\"Bob's Linux\"\n")
         _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("bootloader"))
         #expect(fs.text("/boot/grub/grub.cfg")?.contains("menuentry 'Bob'\\''s Linux (5.10)' {") == true)
+    }
+}
+
+/// GRUB's own parser as the oracle for the native grub.cfg.
+@Suite struct GrubScriptCheckTests {
+    @Test(arguments: ["centos5", "rhel6", "debian6", "quote"])
+    func grubCfgParsesWithGrubScriptCheck(guest: String) throws {
+        let fs: MemoryGuestFilesystem
+        switch guest {
+        case "centos5": fs = GuestFixtures.centos5()
+        case "rhel6": fs = GuestFixtures.rhel6()
+        case "debian6": fs = GuestFixtures.debian6()
+        default:
+            fs = MemoryGuestFilesystem()
+            fs.addFile("/boot/vmlinuz-5.10", "k")
+            fs.addFile("/etc/os-release", "NAME=\"Bob's \\\"Linux\\\" {x}\"\n")
+        }
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("bootloader"))
+        let grubCfg = try #require(try fs.readFile("/boot/grub/grub.cfg"))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rehost-grub-\(guest)-\(getpid()).cfg").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(grubCfg).write(to: URL(fileURLWithPath: path))
+        let checker = try #require(Tool.find("grub-script-check"))
+        let result = try Tool.run(checker, [path])
+        #expect(result.status == 0, "\(result.stderr)")
     }
 }
