@@ -25,11 +25,9 @@ public enum GuestRepairs {
                run: BootloaderRepair.run),
     ]
 
-    /// The repairs' names, in the order they run: the values `--skip` accepts.
-    public static let names: [String] = all.map(\.name)
-
-    /// Every repair's name with a one-line description, in the order they run (for --help).
-    public static let descriptions: [(name: String, description: String)] = all.map { ($0.name, $0.summary) }
+    /// Every repair's name (the values `--skip` accepts) with a one-line description, in the order
+    /// they run (for --help).
+    public static let names: [(name: String, description: String)] = all.map { ($0.name, $0.summary) }
 
     /// Runs every repair not in `options.skip`, in order, and returns what changed. Checks up front
     /// that the guest has a bootable kernel (unless `bootloader` is skipped), so a guest that cannot

@@ -182,6 +182,6 @@ enum GuestFixtures {
     /// Options that run only `repair`.
     static func only(_ repair: String, target: Target = .kvm, rootReference: String = "LABEL=/") -> RepairOptions {
         RepairOptions(target: target, rootReference: rootReference, rootFilesystemType: "ext3",
-                      skip: Set(GuestRepairs.names).subtracting([repair]))
+                      skip: Set(GuestRepairs.names.map(\.name)).subtracting([repair]))
     }
 }
