@@ -344,6 +344,12 @@ if grep -vE '^(debugfs( [0-9.]+ \(|: )|Allocated inode: [0-9]+$)' "$WORK/debugfs
     grep -vE '^(debugfs( [0-9.]+ \(|: )|Allocated inode: [0-9]+$)' "$WORK/debugfs.out" | head -n 20 >&2
     die "debugfs reported errors while customising $IMAGE.tmp"
 fi
+# debugfs stamps the superblock's last-write time (s_wtime, offset 1024 + 48)
+# with the wall clock; pin it so identical inputs give an identical image.
+# ext3 has no superblock checksum, so four plain bytes are all it takes.
+printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((INSTALL_EPOCH & 255)) $(((INSTALL_EPOCH >> 8) & 255)) \
+    $(((INSTALL_EPOCH >> 16) & 255)) $(((INSTALL_EPOCH >> 24) & 255)))" \
+    | dd of="$IMAGE.tmp" bs=1 seek=$((1024 + 48)) conv=notrunc status=none
 e2fsck -fn "$IMAGE.tmp" > "$WORK/e2fsck.out" 2>&1 || { cat "$WORK/e2fsck.out" >&2; die "e2fsck finds $IMAGE.tmp unclean"; }
 mv "$IMAGE.tmp" "$IMAGE"
 
