@@ -117,6 +117,7 @@ initrd_key=$( { cat "$HERE/initrd/init"; echo "$KVER $KERNEL_MODULE_ROOTS"; sha2
 INITRD_CACHED=$CACHE/initrd-$KVER-$initrd_key.img
 if [ ! -f "$INITRD_CACHED" ]; then
     note "building initrd for $KVER"
+    rm -f "$CACHE"/initrd-*.img   # older recipes
     staging=$(mktemp -d "$CACHE/initrd-staging.XXXXXX")
     mkdir -p "$staging"/{bin,dev,proc,sys,newroot,lib/modules}
     cp "$BUSYBOX" "$staging/bin/busybox"
