@@ -230,7 +230,7 @@ touch -a -d '2014-11-20 12:00:00 UTC' "$ROOT/etc/inittab"
 
 # ------------------------------------------------------------------ mke2fs ---
 note "creating $IMAGE"
-rm -f "$IMAGE" "$IMAGE.tmp"
+rm -f "$IMAGE.tmp"   # the old image stays until the new one is complete
 E2FSPROGS_FAKE_TIME=$INSTALL_EPOCH mke2fs -q -F -t ext3 \
     -O none,has_journal,ext_attr,resize_inode,dir_index,filetype,sparse_super,large_file \
     -b "$FS_BLOCK_SIZE" -I "$FS_INODE_SIZE" -L "$FS_LABEL" -U "$FS_UUID" \
