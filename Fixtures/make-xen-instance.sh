@@ -117,6 +117,7 @@ initrd_key=$( { cat "$HERE/initrd/init"; echo "$KVER $KERNEL_MODULE_ROOTS"; sha2
 INITRD_CACHED=$CACHE/initrd-$KVER-$initrd_key.img
 if [ ! -f "$INITRD_CACHED" ]; then
     note "building initrd for $KVER"
+    rm -f "$CACHE"/initrd-*.img   # older recipes
     staging=$(mktemp -d "$CACHE/initrd-staging.XXXXXX")
     mkdir -p "$staging"/{bin,dev,proc,sys,newroot,lib/modules}
     cp "$BUSYBOX" "$staging/bin/busybox"
@@ -229,7 +230,7 @@ touch -a -d '2014-11-20 12:00:00 UTC' "$ROOT/etc/inittab"
 
 # ------------------------------------------------------------------ mke2fs ---
 note "creating $IMAGE"
-rm -f "$IMAGE" "$IMAGE.tmp"
+rm -f "$IMAGE.tmp"   # the old image stays until the new one is complete
 E2FSPROGS_FAKE_TIME=$INSTALL_EPOCH mke2fs -q -F -t ext3 \
     -O none,has_journal,ext_attr,resize_inode,dir_index,filetype,sparse_super,large_file \
     -b "$FS_BLOCK_SIZE" -I "$FS_INODE_SIZE" -L "$FS_LABEL" -U "$FS_UUID" \
@@ -344,6 +345,12 @@ if grep -vE '^(debugfs( [0-9.]+ \(|: )|Allocated inode: [0-9]+$)' "$WORK/debugfs
     grep -vE '^(debugfs( [0-9.]+ \(|: )|Allocated inode: [0-9]+$)' "$WORK/debugfs.out" | head -n 20 >&2
     die "debugfs reported errors while customising $IMAGE.tmp"
 fi
+# debugfs stamps the superblock's last-write time (s_wtime, offset 1024 + 48)
+# with the wall clock; pin it so identical inputs give an identical image.
+# ext3 has no superblock checksum, so four plain bytes are all it takes.
+printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((INSTALL_EPOCH & 255)) $(((INSTALL_EPOCH >> 8) & 255)) \
+    $(((INSTALL_EPOCH >> 16) & 255)) $(((INSTALL_EPOCH >> 24) & 255)))" \
+    | dd of="$IMAGE.tmp" bs=1 seek=$((1024 + 48)) conv=notrunc status=none
 e2fsck -fn "$IMAGE.tmp" > "$WORK/e2fsck.out" 2>&1 || { cat "$WORK/e2fsck.out" >&2; die "e2fsck finds $IMAGE.tmp unclean"; }
 mv "$IMAGE.tmp" "$IMAGE"
 

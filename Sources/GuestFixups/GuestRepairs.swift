@@ -25,7 +25,8 @@ public enum GuestRepairs {
                run: BootloaderRepair.run),
     ]
 
-    /// Every repair's name with a one-line description, in the order they run (for --help).
+    /// Every repair's name (the values `--skip` accepts) with a one-line description, in the order
+    /// they run (for --help).
     public static let names: [(name: String, description: String)] = all.map { ($0.name, $0.summary) }
 
     /// Runs every repair not in `options.skip`, in order, and returns what changed. Checks up front

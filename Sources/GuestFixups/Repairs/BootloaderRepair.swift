@@ -22,7 +22,9 @@ enum BootloaderRepair {
         try context.createDirectoryIfMissing("/boot/grub")
         try context.writeWholeFile(GuestPaths.grubConf, lines: legacyConfig(entries, options: options), newFileMode: 0o600)
         try context.symlink(GuestPaths.menuList, to: "grub.conf", equivalentTargets: ["./grub.conf", GuestPaths.grubConf])
-        try context.symlink(GuestPaths.etcGrubConf, to: "../boot/grub/grub.conf", equivalentTargets: [GuestPaths.grubConf])
+        if try context.fs.entry(at: "/etc") == .directory {
+            try context.symlink(GuestPaths.etcGrubConf, to: "../boot/grub/grub.conf", equivalentTargets: [GuestPaths.grubConf])
+        }
         try context.writeWholeFile(GuestPaths.grubCfg, lines: grub2Config(entries, options: options), newFileMode: 0o644)
     }
 

@@ -26,7 +26,8 @@ enum InittabRepair {
     }
 
     /// The guest's own agetty (only agetty drives serial lines; mingetty does not): the one the file
-    /// already uses, else the first that exists in the guest, else /sbin/agetty.
+    /// already uses, else the first that exists in the guest, else the plain `getty` the file uses,
+    /// else /sbin/agetty.
     static func serialGettyProgram(entries: [InittabEntry?], fs: any GuestFilesystem) throws -> String {
         for entry in entries {
             if let program = entry?.getty?.program, program.hasSuffix("/agetty") || program == "agetty" {
@@ -35,6 +36,12 @@ enum InittabRepair {
         }
         for path in ["/sbin/agetty", "/usr/sbin/agetty"] where try fs.exists(path) {
             return path
+        }
+        // Debian's /sbin/getty is agetty under its old name.
+        for entry in entries {
+            if let program = entry?.getty?.program, program.split(separator: "/").last == "getty" {
+                return String(program)
+            }
         }
         return "/sbin/agetty"
     }

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Boot a disk image under qemu (TCG) from its own MBR, with the serial console
+# in a log file, and report whether the fixture guest printed REHOST-BOOT-OK.
+# Exit 0 only on REHOST-BOOT-OK; exit 1 on any boot failure; 2 on bad usage.
+# stdout: progress and the guest's REHOST-GUEST lines. stderr: on failure, the
+# reason as its first line, then the tail of the serial log.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio] [--log FILE] [--timeout SECONDS]" >&2
+    exit 2
+}
+die_usage() { echo "boot.sh: $*" >&2; usage; }
+
+disk=
+format=
+bus=ide
+log=
+timeout_seconds=180
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --format) [ $# -ge 2 ] || usage; format=$2; shift 2 ;;
+        --bus) [ $# -ge 2 ] || usage; bus=$2; shift 2 ;;
+        --log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
+        --timeout) [ $# -ge 2 ] || usage; timeout_seconds=$2; shift 2 ;;
+        -h|--help) usage ;;
+        -*) die_usage "unknown option $1" ;;
+        *) [ -z "$disk" ] || die_usage "more than one DISK given"; disk=$1; shift ;;
+    esac
+done
+[ -n "$disk" ] || usage
+[ -f "$disk" ] || { echo "boot.sh: $disk: no such file" >&2; exit 2; }
+if [ -z "$format" ]; then
+    # Guess from the extension; anything else is taken as raw.
+    case "$disk" in
+        *.qcow2) format=qcow2 ;;
+        *.vmdk) format=vmdk ;;
+        *.vdi) format=vdi ;;
+        *) format=raw ;;
+    esac
+fi
+case "$format" in raw|qcow2|vmdk|vdi) ;; *) die_usage "--format must be raw, qcow2, vmdk or vdi, not '$format'" ;; esac
+case "$bus" in ide|virtio) ;; *) die_usage "--bus must be ide or virtio, not '$bus'" ;; esac
+case "$timeout_seconds" in ''|*[!0-9]*) die_usage "--timeout must be a whole number of seconds, not '$timeout_seconds'" ;; esac
+command -v qemu-system-x86_64 >/dev/null || { echo "boot.sh: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2; exit 1; }
+
+if [ -z "$log" ]; then
+    log=$(mktemp "${TMPDIR:-/tmp}/rehost-boot.XXXXXX.log")
+fi
+: > "$log"
+# qemu's file=, option syntax treats commas specially: double them.
+disk_option=${disk//,/,,}
+
+echo "boot.sh: booting $disk ($format, $bus) from its MBR, timeout ${timeout_seconds}s, serial log $log"
+start=$(date +%s)
+status=0
+# -snapshot keeps the disk unchanged; -nic none stops SeaBIOS from trying PXE
+# after a disk that does not boot; -boot c insists on the hard disk.
+timeout --kill-after=5 "$timeout_seconds" \
+    qemu-system-x86_64 -accel tcg -nographic -no-reboot -snapshot -m 512 \
+        -nic none -boot c -monitor none -serial "file:$log" \
+        -drive "file=$disk_option,format=$format,if=$bus" \
+    < /dev/null > "$log.qemu" 2>&1 || status=$?
+elapsed=$(( $(date +%s) - start ))
+
+grep -a '^REHOST-GUEST:' "$log" | tr -d '\r' || true
+if grep -aq '^REHOST-BOOT-OK' "$log"; then
+    echo "boot.sh: REHOST-BOOT-OK after ${elapsed}s"
+    rm -f "$log.qemu"
+    exit 0
+fi
+
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    reason="timed out after ${timeout_seconds}s"
+elif [ "$status" -ne 0 ]; then
+    reason="qemu exited with status $status"
+else
+    reason="the guest stopped after ${elapsed}s"
+fi
+# Name the first recognisable cause found in the serial log.
+cause=$(grep -a -m 1 -E 'REHOST-INITRD-FAIL|Kernel panic|No bootable device|not a bootable disk|error: |grub rescue>|Unable to mount root' "$log" | tr -d '\r' || true)
+[ -z "$cause" ] || reason="$reason; log says: $cause"
+echo "boot.sh: FAILED: no REHOST-BOOT-OK ($reason)" >&2
+if [ -s "$log.qemu" ]; then
+    echo "boot.sh: qemu said:" >&2
+    tail -n 10 "$log.qemu" >&2
+fi
+echo "boot.sh: last 30 lines of $log:" >&2
+tail -n 30 "$log" | tr -d '\r' >&2
+rm -f "$log.qemu"
+exit 1
