@@ -14,11 +14,11 @@ import TestSupport
 
     @Test func listsEveryPathIncludingRootAndLostFound() throws {
         let (manifest, _, _) = try Self.readSample()
-        let expected: Set<String> = [
+        let expected = Set<String>([
             "/", "/lost+found", "/etc", "/etc/hosts", "/etc/motd", "/dir with space", "/dir with space/file name.txt",
             "/sub", "/sub/hard2", "/hard1", "/empty dir", "/empty", "/big", "/sparse", "/link", "/slowlink",
             "/fifo", "/sock", "/dev", "/dev/console", "/dev/sda", "/dev/big-minor",
-        ]
+        ]).union(SampleFilesystem.awkwardNames.map { "/" + $0 })
         #expect(Set(manifest.paths) == expected)
         #expect(manifest.blockSize == UInt32(SampleFilesystem.blockSize))
         #expect(manifest["/"]?.inode == 2)
@@ -47,6 +47,9 @@ import TestSupport
             #expect(manifest[path]?.contentSHA256 == digest, "\(path)")
         }
         #expect(manifest["/big"]?.size == 300 * 1024 + 17)
+        for name in SampleFilesystem.awkwardNames {
+            #expect(manifest["/" + name]?.size == UInt64(name.utf8.count), "\(name.debugDescription)")
+        }
         #expect(manifest["/etc"]?.contentSHA256 == nil)
     }
 

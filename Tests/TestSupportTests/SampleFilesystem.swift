@@ -11,6 +11,8 @@ struct SampleFilesystem {
     // Inputs the tests check against.
     static let hostsText = "127.0.0.1\tlocalhost\n"
     static let spacedText = "a name with spaces\n"
+    /// Names debugfs output must not mangle: a newline, a tab, non-ASCII.
+    static let awkwardNames = ["new\nline", "caf\u{e9} tab\there"]
     static let slowTarget = String(repeating: "long/", count: 20) + "target"
     static let highUID: UInt32 = 100_000
     static let highGID: UInt32 = 4_000_000_000
@@ -37,6 +39,7 @@ struct SampleFilesystem {
         try Data("linked\n".utf8).write(to: URL(fileURLWithPath: "\(staging)/hard1"))
         try fm.linkItem(atPath: "\(staging)/hard1", toPath: "\(staging)/sub/hard2")
         _ = fm.createFile(atPath: "\(staging)/empty", contents: Data())
+        for name in awkwardNames { _ = fm.createFile(atPath: "\(staging)/\(name)", contents: Data(name.utf8)) }
         var generator = SeededBytes(seed: 42)
         try Data(generator.next(300 * 1024 + 17)).write(to: URL(fileURLWithPath: "\(staging)/big"))
         try fm.createSymbolicLink(atPath: "\(staging)/link", withDestinationPath: "etc/hosts")
