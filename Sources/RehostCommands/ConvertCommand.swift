@@ -17,12 +17,12 @@ struct ConvertCommand: ParsableCommand {
             appears at its path only when complete.
 
             Repairs (skip any with --skip NAME):
-            \(GuestRepairs.names.map { "  \($0.name.padding(12)) \($0.description)" }.joined(separator: "\n"))
+            \(GuestRepairs.names.map { "- \($0.name): \($0.description)" }.joined(separator: "\n"))
 
             Examples:
               rehost convert centos5.img -o centos5.raw
               rehost convert centos5.img.gz -o vm.raw --size 10G --target virtualbox
-              rehost convert centos5.img -o vm.raw --dry-run        # show every change, write nothing
+              rehost convert centos5.img -o vm.raw --dry-run
               rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
             """)
 
@@ -92,6 +92,3 @@ struct ConvertCommand: ParsableCommand {
 
 extension Ext2FormatParameters.Flavor: ExpressibleByArgument {}
 
-extension String {
-    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-}

@@ -11,8 +11,8 @@ public struct Rehost: ParsableCommand {
             the guest whose Xen-specific settings (consoles, drivers, device names, boot configuration) are \
             repaired for the target hypervisor. It needs no root, loop device, mount, chroot or helper VM.
 
-            Start with `rehost inspect IMAGE` to see what is inside and what would change, then
-            `rehost convert IMAGE -o disk.raw`.
+            Start with `rehost inspect IMAGE` to see what is inside and what would change, then \
+            `rehost convert IMAGE -o disk.raw`. `rehost help convert` lists every option and repair.
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self]

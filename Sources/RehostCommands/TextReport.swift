@@ -21,8 +21,9 @@ enum TextReport {
         out += "  bootloader:   \(g.bootloaderConfigs.isEmpty ? "no configuration" : g.bootloaderConfigs.joined(separator: ", "))\n"
         out += "  Xen traits:   \(g.xenTraits.isEmpty ? "none found" : "")\n"
         for t in g.xenTraits {
+            func padding(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
             let at = t.line.map { "\(t.file):\($0)" } ?? t.file
-            out += "    \(t.kind.rawValue.padding(22)) \(at)\(t.text.map { "  \($0)" } ?? "")\n"
+            out += "    \(padding(t.kind.rawValue, 22)) \(at)\(t.text.map { "  \($0)" } ?? "")\n"
         }
         out += "Plan for `rehost convert --target \(r.target)`\n"
         if let d = r.plannedDisk {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Rehost builds, runs and tests with. Idempotent; uses sudo when
+# not run as root.
+set -euo pipefail
+
+packages=(
+  # build: the C libraries Rehost links
+  libext2fs-dev libblkid-dev zlib1g-dev pkg-config
+  # run: grub-mkimage and the i386-pc GRUB modules, for the boot loader convert installs
+  grub-pc-bin grub-common
+  # tests and the example: e2fsprogs and util-linux as oracles, qemu to boot the result, and what
+  # the fixture script needs to build a Xen instance copy without root
+  e2fsprogs fdisk util-linux dosfstools qemu-system-x86 qemu-utils busybox-static cpio kmod
+  python3 openssl gzip
+)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# The fixture fetches Debian's kernel with `apt-get download`, which needs fresh package lists.
+$sudo apt-get update -qq
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds Rehost, and runs every test: unit tests, the conversion of
+# the Xen fixture as an unprivileged user, e2fsck/debugfs read-back, and qemu boots on IDE and virtio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build --build-tests
+swift test --skip-build
