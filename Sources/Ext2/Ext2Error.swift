@@ -8,11 +8,14 @@ public struct Ext2Error: RehostError {
     public let subject: String?
     public let code: Int
 
+    /// The filesystem ran out of blocks or inodes: for a copy, the disk is too small.
+    public var isOutOfSpace: Bool {
+        [Int(EXT2_ET_DIR_NO_SPACE), Int(EXT2_ET_BLOCK_ALLOC_FAIL), Int(ENOSPC), Int(EXT2_ET_INODE_ALLOC_FAIL)].contains(code)
+    }
+
     public var message: String {
-        if code == Int(EXT2_ET_DIR_NO_SPACE) || code == Int(EXT2_ET_BLOCK_ALLOC_FAIL) || code == Int(ENOSPC) {
-            return "no space left in the filesystem"
-        }
         if code == Int(EXT2_ET_INODE_ALLOC_FAIL) { return "no free inodes left in the filesystem" }
+        if isOutOfSpace { return "no space left in the filesystem" }
         Ext2Filesystem.registerErrorTables()
         return String(cString: error_message(errcode_t(code)))
     }

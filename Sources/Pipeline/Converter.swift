@@ -115,10 +115,6 @@ public final class Converter {
     }
 }
 
-extension Ext2Error {
-    var isOutOfSpace: Bool { message == "no space left in the filesystem" || message == "no free inodes left in the filesystem" }
-}
-
 func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
