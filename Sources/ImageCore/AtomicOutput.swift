@@ -72,6 +72,13 @@ public final class TemporaryFiles: @unchecked Sendable {
 
     /// On SIGINT, SIGTERM and SIGHUP: remove partial outputs, then die of the same signal.
     public static func installSignalCleanup() {
+        // A parent may have started us with these signals blocked (threads of a thread pool
+        // block them, and children inherit the mask): unblock them, or an interrupt would wait
+        // until the output was complete.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { received in
                 TemporaryFiles.shared.removeAll()

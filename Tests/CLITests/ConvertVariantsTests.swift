@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Inputs and options beyond the default conversion: gzip input, a fresh UUID named by root=,
+/// another target, inspection's JSON, and an interrupted run.
+struct ConvertVariantsTests {
+    func workDirectory() throws -> TemporaryDirectory {
+        let directory = try TemporaryDirectory(prefix: "rehost-variants")
+        try directory.makeWorldWritable()
+        return directory
+    }
+
+    @Test func inspectReportsTheGuestAndThePlan() throws {
+        let fixture = try Fixture.xenInstance()
+        let result = try Command.runRehost(["inspect", fixture.imagePath, "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any])
+        let input = report["input"] as? [String: Any]
+        #expect(input?["kind"] as? String == "bare filesystem image")
+        let filesystem = input?["filesystem"] as? [String: Any]
+        #expect(filesystem?["type"] as? String == "ext3")
+        #expect(filesystem?["uuid"] as? String == fixture["FS_UUID"])
+        #expect(filesystem?["label"] as? String == fixture["FS_LABEL"])
+        let guest = report["guest"] as? [String: Any]
+        #expect((guest?["os"] as? [String: Any])?["family"] as? String == "redhat")
+        let kernels = guest?["kernels"] as? [[String: Any]] ?? []
+        #expect(kernels.contains { $0["path"] as? String == fixture["XEN_KERNEL_PATH"] && $0["xenOnly"] as? Bool == true })
+        #expect((guest?["bootableKernel"] as? [String: Any])?["path"] as? String == fixture["KERNEL_PATH"])
+        let traits = (guest?["xenTraits"] as? [[String: Any]] ?? []).compactMap { $0["file"] as? String }
+        for file in ["/etc/inittab", "/etc/modprobe.conf", "/etc/fstab", "/etc/securetty", "/etc/blkid/blkid.tab"] {
+            #expect(traits.contains(file), "no Xen trait reported in \(file)")
+        }
+        #expect(report["rootReference"] as? String == "LABEL=/")
+        let planned = (report["plannedChanges"] as? [[String: Any]] ?? []).compactMap { $0["repair"] as? String }
+        #expect(Set(planned) == ["inittab", "securetty", "modprobe", "fstab", "blkid-cache", "network", "bootloader"])
+    }
+
+    @Test func gzipInputConvertsLikeTheBareImage() throws {
+        let fixture = try Fixture.xenInstance()
+        let dir = try workDirectory()
+        let compressed = dir.file("xen-instance.img.gz")
+        let gzip = try Command.run("/bin/sh", ["-c", "gzip -c -1 '\(fixture.imagePath)' > '\(compressed)' && chmod 644 '\(compressed)'"])
+        _ = try gzip.requireSuccess()
+        let disk = dir.file("from-gzip.raw")
+        let result = try Command.runRehost(["convert", compressed, "-o", disk, "--scratch-dir", dir.path, "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        #expect((report?["input"] as? [String: Any])?["kind"] as? String == "gzip-compressed bare filesystem image")
+        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=1048576"])
+        #expect(fsck.status == 0, "\(fsck.stdout)")
+        let source = try ExtTreeManifest.read(image: fixture.imagePath)
+        let output = try ExtTreeManifest.read(image: disk, offset: 1_048_576)
+        #expect(source["/opt/app/data.bin"]?.contentSHA256 == output["/opt/app/data.bin"]?.contentSHA256)
+        let scratchLeft = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0 != "xen-instance.img.gz" && $0 != "from-gzip.raw" }
+        #expect(scratchLeft.isEmpty, "the decompressed scratch copy must be removed: \(scratchLeft)")
+    }
+
+    /// A fresh UUID, named by root= and fstab, for the generic target: boots on IDE.
+    @Test func newUUIDRootReferenceBoots() throws {
+        let fixture = try Fixture.xenInstance()
+        let dir = try workDirectory()
+        let disk = dir.file("uuid.raw")
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--new-uuid", "--root-ref", "uuid",
+                                            "--target", "generic", "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        let uuid = try #require((report?["newFilesystem"] as? [String: Any])?["uuid"] as? String)
+        #expect(uuid != fixture["FS_UUID"])
+        #expect(report?["rootReference"] as? String == "UUID=\(uuid)")
+        let header = try Command.run("dumpe2fs", ["-h", "\(disk)?offset=1048576"]).requireSuccess().stdout
+        #expect(header.contains("Filesystem UUID:          \(uuid)"))
+        let modprobe = try Command.run("debugfs", ["-R", "cat /etc/modprobe.conf", "\(disk)?offset=1048576"]).requireSuccess().stdout
+        #expect(modprobe.contains("alias scsi_hostadapter ata_piix") && modprobe.contains("alias eth0 e1000"))
+
+        let log = dir.file("serial.log")
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", disk, "--bus", "ide", "--log", log,
+                                                 "--timeout", "240"], timeout: .seconds(300), asUser: "nobody")
+        #expect(boot.status == 0, "\(boot.stdout)\(boot.stderr)")
+        let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(serial.contains("root=UUID=\(uuid)"))
+        #expect(serial.contains("REHOST-BOOT-OK"))
+    }
+
+    /// SIGTERM while the disk is being written: nothing at the final path, no partial file left.
+    @Test func interruptedConversionLeavesNothing() throws {
+        let fixture = try Fixture.xenInstance()
+        let dir = try workDirectory()
+        let disk = dir.file("interrupted.raw")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Command.rehostExecutable())
+        // A 1 TiB disk makes the run long enough to interrupt: thousands of block groups to write.
+        process.arguments = ["convert", fixture.imagePath, "-o", disk, "--size", "1T", "-q"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var sawPartial = false
+        for _ in 0..<20_000 where process.isRunning {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            if names.contains(where: { $0.hasSuffix(".partial") }) { sawPartial = true; break }
+            usleep(500)
+        }
+        #expect(sawPartial, "the partial output never appeared")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "rehost should die of SIGTERM, it exited with \(process.terminationStatus)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        #expect(left.isEmpty, "left behind: \(left)")
+    }
+}
