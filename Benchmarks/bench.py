@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Rehost benchmarks, side by side with the tools a user would pick instead, in one run.
+
+Suite `convert`: a realistic ext3 root filesystem (many small text files, some large compressible
+and incompressible files, sparse files), converted by `rehost convert` into a bootable disk, next to
+`e2image -ra` (a raw copy of the used blocks) and `mke2fs -t ext3 -d` (a new filesystem populated
+from an unpacked tree of the same files). Prints wall time (including fsync for every tool), CPU
+time, peak RSS and output allocation, as ratios to rehost, and writes JSON.
+
+    Benchmarks/bench.py --size small          # what the test command runs (seconds)
+    Benchmarks/bench.py --size large --json out.json
+
+No timing is asserted: the numbers are for people.
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZES = {
+    # name: (small files, small file bytes, large files, large file MiB, sparse files)
+    "small": (2000, 4096, 4, 8, 4),
+    "large": (60000, 6000, 24, 64, 16),
+}
+
+
+def make_tree(root, size):
+    """A deterministic guest-like tree: text-ish small files in nested directories, large files
+    half compressible and half random, sparse files with a few data runs."""
+    count, small_bytes, large_count, large_mib, sparse_count = SIZES[size]
+    rng = random.Random(20261121)
+    words = [("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))).encode()
+             for _ in range(2000)]
+    for i in range(count):
+        d = os.path.join(root, "usr", "share", f"pkg{i % 400:03d}", f"sub{i % 7}")
+        os.makedirs(d, exist_ok=True)
+        n = rng.randint(small_bytes // 4, small_bytes * 2)
+        text = b" ".join(rng.choice(words) for _ in range(n // 6))[:n]
+        with open(os.path.join(d, f"file{i}.txt"), "wb") as f:
+            f.write(text)
+    os.makedirs(os.path.join(root, "opt", "data"), exist_ok=True)
+    for i in range(large_count):
+        path = os.path.join(root, "opt", "data", f"blob{i}.bin")
+        with open(path, "wb") as f:
+            for _ in range(large_mib):
+                chunk = rng.randbytes(1 << 20) if i % 2 else (b"log line %d: all is well\n" % i) * 43690
+                f.write(chunk[: 1 << 20])
+    os.makedirs(os.path.join(root, "var", "lib"), exist_ok=True)
+    for i in range(sparse_count):
+        path = os.path.join(root, "var", "lib", f"sparse{i}.db")
+        with open(path, "wb") as f:
+            f.truncate(256 << 20)
+            for offset in (0, 64 << 20, 200 << 20):
+                f.seek(offset)
+                f.write(rng.randbytes(1 << 20))
+    # What the converter needs to find in a guest.
+    os.makedirs(os.path.join(root, "etc"), exist_ok=True)
+    with open(os.path.join(root, "etc", "fstab"), "w") as f:
+        f.write("/dev/sda1 / ext3 defaults 1 1\n")
+
+
+def run(argv, output=None):
+    """Runs a command under GNU time; returns wall seconds (the command plus an fsync of its
+    output), CPU seconds and peak RSS in KiB. GNU time is a small process of its own, so the
+    RSS is the tool's, not this Python process's (a fork would inherit Python's high-water mark)."""
+    start = time.monotonic()
+    with tempfile.NamedTemporaryFile("r") as report:
+        done = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%U %S %M"] + argv,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed with status {done.returncode}: {done.stderr.strip()}")
+        user, system, rss = report.read().split()[-3:]
+    if output:
+        fd = os.open(output, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    wall = time.monotonic() - start
+    return wall, float(user) + float(system), int(rss)
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def best_of(repeat, job):
+    results = [job() for _ in range(repeat)]
+    return min(results, key=lambda r: r["wall"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--rehost", default=None, help="the rehost binary (default: a release build)")
+    parser.add_argument("--work", default=None, help="scratch directory (default: a new one in /tmp)")
+    args = parser.parse_args()
+
+    rehost = args.rehost
+    if rehost is None:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "rehost"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        bindir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        rehost = os.path.join(bindir, "rehost")
+
+    work = args.work or tempfile.mkdtemp(prefix="rehost-bench-")
+    try:
+        tree = os.path.join(work, "tree")
+        make_tree(tree, args.size)
+        source = os.path.join(work, "source.img")
+        used_mib = int(subprocess.run(["du", "-sm", tree], capture_output=True, text=True).stdout.split()[0])
+        fs_mib = max(256, used_mib * 2)
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext3", "-b", "4096", "-I", "128", "-L", "/", "-d", tree,
+                        source, f"{fs_mib}M"], check=True, stderr=subprocess.DEVNULL)
+
+        def job(name, argv, output):
+            def go():
+                if os.path.exists(output):
+                    os.unlink(output)
+                wall, cpu, rss = run(argv, output)
+                return {"tool": name, "wall": wall, "cpu": cpu, "maxrss_kib": rss, "allocated": allocated(output)}
+            return go
+
+        disk = os.path.join(work, "out.raw")
+        results = [
+            best_of(args.repeat, job("rehost convert", [rehost, "convert", source, "-o", disk, "-q",
+                                                        "--skip", "bootloader"], disk)),
+            best_of(args.repeat, job("e2image -ra", ["e2image", "-ra", source, os.path.join(work, "e2image.raw")],
+                                     os.path.join(work, "e2image.raw"))),
+            best_of(args.repeat, job("mke2fs -t ext3 -d", ["mke2fs", "-q", "-F", "-t", "ext3", "-b", "4096", "-I", "128",
+                                                           "-d", tree, os.path.join(work, "mke2fs.img"), f"{fs_mib}M"],
+                                     os.path.join(work, "mke2fs.img"))),
+        ]
+        check = subprocess.run(["e2fsck", "-fn", f"{disk}?offset=1048576"], capture_output=True, text=True)
+        base = results[0]
+        print(f"convert benchmark ({args.size}): {used_mib} MiB of files in a {fs_mib} MiB ext3 image, "
+              f"best of {args.repeat}; e2fsck on rehost's output: {'clean' if check.returncode == 0 else 'NOT CLEAN'}")
+        print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'RSS MiB':>9}{'alloc MiB':>11}{'wall/rehost':>13}")
+        for r in results:
+            print(f"{r['tool']:<22}{r['wall']:>9.2f}{r['cpu']:>9.2f}{r['maxrss_kib'] / 1024:>9.1f}"
+                  f"{r['allocated'] / 2**20:>11.1f}{r['wall'] / base['wall']:>13.2f}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"suite": "convert", "size": args.size, "data_mib": used_mib, "filesystem_mib": fs_mib,
+                           "output_clean": check.returncode == 0, "results": results}, f, indent=2)
+        return 0 if check.returncode == 0 else 1
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
