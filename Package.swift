@@ -43,6 +43,7 @@ let package = Package(
         .testTarget(name: "FilesystemBuilderTests", dependencies: ["FilesystemBuilder", "Ext2", "TestSupport"]),
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
         .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )

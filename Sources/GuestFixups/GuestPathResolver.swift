@@ -23,17 +23,19 @@ public enum GuestFilesystemError: RehostError, Equatable {
 /// Walks a guest path component by component the way the guest's kernel would, but with the guest's
 /// root as "/": absolute link targets restart at the guest root, relative ones continue from the
 /// link's directory, and ".." at the root stays at the root, so no path ever leaves the guest.
-struct GuestPathResolver {
+public struct GuestPathResolver {
     /// Linux's own limit on symlinks followed in one lookup.
-    static let maximumSymlinks = 40
+    public static let maximumSymlinks = 40
 
     /// What is stored at a canonical path (one with no symlinks, "." or ".." in it).
     let lookup: (String) throws -> GuestEntry?
 
+    public init(lookup: @escaping (String) throws -> GuestEntry?) { self.lookup = lookup }
+
     /// The canonical path `path` names, following symlinks in every component, and the last one too
     /// when `followLast`. Returns nil when a component before the last is missing; the last one may
     /// be missing (the caller is about to create it).
-    func resolve(_ path: String, followLast: Bool) throws -> String? {
+    public func resolve(_ path: String, followLast: Bool) throws -> String? {
         guard path.hasPrefix("/") else { throw GuestFilesystemError.notAbsolute(path: path) }
         var pending = Self.components(path)
         var resolved: [String] = []
@@ -77,7 +79,7 @@ struct GuestPathResolver {
     }
 
     /// The canonical parent and the last name of a canonical path; nil for "/".
-    static func split(_ canonical: String) -> (parent: String, name: String)? {
+    public static func split(_ canonical: String) -> (parent: String, name: String)? {
         var parts = components(canonical)
         guard let name = parts.popLast() else { return nil }
         return (join(parts), name)

@@ -37,43 +37,40 @@ final class Ext2GuestFilesystem: GuestFilesystem {
     }
 
     func writeFile(_ path: String, contents: [UInt8], newFileMode: UInt16) throws {
-        if let ino = try filesystem.lookup(path) {
+        // Through symlinks, dangling ones included: an edit of /etc/grub.conf lands where it points.
+        let (canonical, parent, name) = try placeToCreate(path, followLast: true)
+        if let ino = try filesystem.lookup(canonical, followLast: false) {
             guard try filesystem.readInode(ino).kind == .regular else {
                 throw Ext2FormatError.notARegularFile(image: filesystem.image, path: path)
             }
             try filesystem.replaceContents(ino, with: contents, modificationTime: now)
             return
         }
-        if case .symlink(let target)? = try entry(at: path) {
-            // A dangling symlink: write where it points, as the kernel would.
-            let resolved = target.hasPrefix("/") ? target : parentPath(of: path) + "/" + target
-            return try writeFile(normalise(resolved), contents: contents, newFileMode: newFileMode)
-        }
-        let parent = try directoryInode(parentPath(of: path))
         var template = Ext2Inode()
         template.mode = 0o100000 | (newFileMode & 0o7777)
         template.linksCount = 1
-        let stamp = now
-        template.times = Ext2Inode.Times(all: stamp)
-        let ino = try filesystem.makeNode(parent: parent, name: Array(baseName(of: path).utf8), inode: template)
-        try filesystem.replaceContents(ino, with: contents, modificationTime: stamp)
+        template.times = Ext2Inode.Times(all: now)
+        let ino = try filesystem.makeNode(parent: try directoryInode(parent), name: Array(name.utf8), inode: template)
+        try filesystem.replaceContents(ino, with: contents, modificationTime: template.times.modification)
     }
 
     func createSymlink(_ path: String, target: String) throws {
         try remove(path)
-        let parent = try directoryInode(parentPath(of: path))
-        let ino = try filesystem.makeSymlink(parent: parent, name: Array(baseName(of: path).utf8), target: Array(target.utf8))
+        let (_, parent, name) = try placeToCreate(path, followLast: false)
+        let ino = try filesystem.makeSymlink(parent: try directoryInode(parent), name: Array(name.utf8), target: Array(target.utf8))
         try touch(ino)
     }
 
     func remove(_ path: String) throws {
         guard try filesystem.lookup(path, followLast: false) != nil else { return }
-        try filesystem.unlink(parent: try directoryInode(parentPath(of: path)), name: Array(baseName(of: path).utf8))
+        let (_, parent, name) = try placeToCreate(path, followLast: false)
+        try filesystem.unlink(parent: try directoryInode(parent), name: Array(name.utf8))
     }
 
     func createDirectory(_ path: String, mode: UInt16) throws {
         if try filesystem.lookup(path) != nil { return }
-        let ino = try filesystem.makeDirectory(parent: try directoryInode(parentPath(of: path)), name: Array(baseName(of: path).utf8))
+        let (_, parent, name) = try placeToCreate(path, followLast: false)
+        let ino = try filesystem.makeDirectory(parent: try directoryInode(parent), name: Array(name.utf8))
         var inode = try filesystem.readInode(ino)
         inode.mode = 0o040000 | (mode & 0o7777)
         try filesystem.writeInode(ino, inode)
@@ -86,6 +83,17 @@ final class Ext2GuestFilesystem: GuestFilesystem {
         try filesystem.writeInode(ino, inode)
     }
 
+    /// The canonical path that `path` creates or replaces, with its parent directory and name;
+    /// symlinks are resolved inside the guest.
+    private func placeToCreate(_ path: String, followLast: Bool) throws -> (path: String, parent: String, name: String) {
+        let resolver = GuestPathResolver { [unowned self] in try self.entry(at: $0) }
+        guard let canonical = try resolver.resolve(path, followLast: followLast),
+              let place = GuestPathResolver.split(canonical) else {
+            throw Ext2FormatError.notFound(image: filesystem.image, path: path)
+        }
+        return (canonical, place.parent, place.name)
+    }
+
     private func directoryInode(_ path: String) throws -> InodeNumber {
         guard let ino = try filesystem.lookup(path) else { throw Ext2FormatError.notFound(image: filesystem.image, path: path) }
         guard try filesystem.readInode(ino).kind == .directory else {
@@ -93,24 +101,4 @@ final class Ext2GuestFilesystem: GuestFilesystem {
         }
         return ino
     }
-}
-
-func parentPath(of path: String) -> String {
-    let parts = path.split(separator: "/")
-    return "/" + parts.dropLast().joined(separator: "/")
-}
-
-func baseName(of path: String) -> String {
-    path.split(separator: "/").last.map(String.init) ?? ""
-}
-
-/// Collapses "." and ".." lexically; ".." at the root stays at the root, as inside a chroot.
-func normalise(_ path: String) -> String {
-    var parts: [Substring] = []
-    for part in path.split(separator: "/") {
-        if part == "." { continue }
-        if part == ".." { _ = parts.popLast(); continue }
-        parts.append(part)
-    }
-    return "/" + parts.joined(separator: "/")
 }
