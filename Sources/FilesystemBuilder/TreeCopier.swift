@@ -83,30 +83,34 @@ public final class TreeCopier {
         }
     }
 
-    /// Copies the mapped blocks only, so holes stay holes.
+    /// Copies the mapped blocks only, so holes stay holes. Blocks mapped past the end of the file
+    /// (preallocated space) are not copied: ext3 has no way to keep them.
     private func copyData(of sourceIno: InodeNumber, _ inode: Ext2Inode, to destinationIno: InodeNumber) throws {
-        let writer = try Ext2Filesystem.FileWriter(destination, destinationIno)
-        let blockSize = UInt64(source.blockSize)
         if inode.flags & 0x1000_0000 != 0 {
             // Inline data lives in the inode itself: small enough to read whole.
+            let writer = try Ext2Filesystem.FileWriter(destination, destinationIno)
             let bytes = try source.readWholeFile(sourceIno)
             try bytes.withUnsafeBytes { try writer.write($0, at: 0) }
-        } else {
-            for run in try source.blockRuns(sourceIno) {
-                var done: UInt64 = 0
-                while done < run.count {
-                    let count = Int(min(UInt64(chunkBlocks), run.count - done))
-                    try source.readBlocks(run.physical + done, count: count, into: buffer.baseAddress!)
-                    let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<(count * Int(blockSize))])
-                    try writer.write(bytes, at: (run.logical + done) * blockSize)
-                    done += UInt64(count)
-                    statistics.bytesCopied += UInt64(count) * blockSize
-                }
-            }
-            progress(statistics.bytesCopied)
+            try writer.truncate(to: inode.size)
+            try writer.close()
+            return
         }
-        try writer.truncate(to: inode.size)
-        try writer.close()
+        let blockSize = UInt64(source.blockSize)
+        let endBlock = (inode.size + blockSize - 1) / blockSize
+        let writer = try Ext2Filesystem.BlockWriter(destination, destinationIno)
+        for run in try source.blockRuns(sourceIno) where run.logical < endBlock {
+            let runEnd = min(run.logical + run.count, endBlock)
+            var block = run.logical
+            while block < runEnd {
+                let count = Int(min(UInt64(chunkBlocks), runEnd - block))
+                try source.readBlocks(run.physical + (block - run.logical), count: count, into: buffer.baseAddress!)
+                try writer.write(UnsafeRawBufferPointer(rebasing: buffer[0..<(count * Int(blockSize))]), atBlock: block)
+                block += UInt64(count)
+                statistics.bytesCopied += UInt64(count) * blockSize
+            }
+        }
+        try writer.finish(size: inode.size)
+        progress(statistics.bytesCopied)
     }
 
     /// Owner, mode, times, flags, link count and extended attributes, written after the data so
