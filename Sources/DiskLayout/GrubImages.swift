@@ -7,10 +7,10 @@ public enum GrubDirectory {
     public static let standard = "/usr/lib/grub/i386-pc"
     public static let environmentVariable = "REHOST_GRUB_DIR"
 
-    public static var `default`: String {
-        if let override = ProcessInfo.processInfo.environment[environmentVariable], !override.isEmpty {
-            return override
-        }
+    public static var `default`: String { resolve(environment: ProcessInfo.processInfo.environment) }
+
+    static func resolve(environment: [String: String]) -> String {
+        if let override = environment[environmentVariable], !override.isEmpty { return override }
         return standard
     }
 }
