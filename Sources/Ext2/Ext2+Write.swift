@@ -40,29 +40,48 @@ extension Ext2Filesystem {
 
     /// Creates an empty directory and links it under `parent`; returns its inode.
     public func makeDirectory(parent: InodeNumber, name: [UInt8]) throws -> InodeNumber {
-        let ino = try allocateInode(parent: parent, mode: 0o040755)
-        try check(ext2fs_mkdir(fs, parent, ino, nil), "creating directory \(String(decoding: name, as: UTF8.self))")
+        let ino = try createDirectory(parent: parent)
         try link(parent: parent, name: name, inode: ino, fileType: Int32(EXT2_FT_DIR))
+        return ino
+    }
+
+    /// Creates an empty directory whose ".." is `parent`, not yet named in `parent`.
+    public func createDirectory(parent: InodeNumber) throws -> InodeNumber {
+        let ino = try allocateInode(parent: parent, mode: 0o040755)
+        try check(ext2fs_mkdir(fs, parent, ino, nil), "creating a directory under inode \(parent)")
         return ino
     }
 
     /// Creates a symlink (fast when the target fits in the inode) and links it under `parent`.
     public func makeSymlink(parent: InodeNumber, name: [UInt8], target: [UInt8]) throws -> InodeNumber {
-        guard target.count < blockSize else {
-            throw Ext2FormatError.unsupported(image: image, path: String(decoding: name, as: UTF8.self),
-                                              what: "a symlink target of \(target.count) bytes")
-        }
-        let ino = try allocateInode(parent: parent, mode: 0o120777)
-        var cTarget = target.map { CChar(bitPattern: $0) } + [0]
-        try check(ext2fs_symlink(fs, parent, ino, nil, &cTarget), "creating symlink \(String(decoding: name, as: UTF8.self))")
+        let ino = try createSymlink(parent: parent, target: target)
         try link(parent: parent, name: name, inode: ino, fileType: Int32(EXT2_FT_SYMLINK))
         return ino
     }
 
-    /// Creates a regular file, device node, FIFO or socket from `inode` (its mode, owner, times,
-    /// links count and, for devices, device numbers) and links it under `parent`. Regular files
-    /// start empty: write their data with `FileWriter`.
+    /// Creates a symlink not yet named in any directory.
+    public func createSymlink(parent: InodeNumber, target: [UInt8]) throws -> InodeNumber {
+        guard target.count < blockSize else {
+            throw Ext2FormatError.unsupported(image: image, path: String(decoding: target, as: UTF8.self),
+                                              what: "a symlink target of \(target.count) bytes")
+        }
+        let ino = try allocateInode(parent: parent, mode: 0o120777)
+        var cTarget = target.map { CChar(bitPattern: $0) } + [0]
+        try check(ext2fs_symlink(fs, parent, ino, nil, &cTarget), "creating a symlink under inode \(parent)")
+        return ino
+    }
+
+    /// Creates a regular file, device node, FIFO or socket from `inode` and links it under `parent`.
     public func makeNode(parent: InodeNumber, name: [UInt8], inode template: Ext2Inode) throws -> InodeNumber {
+        let ino = try createNode(parent: parent, inode: template)
+        try link(parent: parent, name: name, inode: ino, fileType: template.directoryFileType)
+        return ino
+    }
+
+    /// Creates a regular file, device node, FIFO or socket from `inode` (its mode, owner, times,
+    /// links count and, for devices, device numbers), not yet named in any directory. Regular
+    /// files start empty: write their data with `BlockWriter` or `FileWriter`.
+    public func createNode(parent: InodeNumber, inode template: Ext2Inode) throws -> InodeNumber {
         let ino = try allocateInode(parent: parent, mode: template.mode)
         var inode = template
         inode.size = 0
@@ -85,7 +104,6 @@ extension Ext2Filesystem {
             }
         }
         ext2fs_inode_alloc_stats2(fs, ino, 1, 0)
-        try link(parent: parent, name: name, inode: ino, fileType: template.directoryFileType)
         return ino
     }
 

@@ -22,6 +22,8 @@ public final class TreeCopier {
     let destination: Ext2Filesystem
     let progress: (UInt64) -> Void
     private var hardLinkTargets: [InodeNumber: InodeNumber] = [:]
+    /// The parent of every directory the copy created, for its ".." entry.
+    private var parents: [InodeNumber: InodeNumber] = [:]
     private var statistics = Statistics()
     private let chunkBlocks: Int
     private var buffer: UnsafeMutableRawBufferPointer
@@ -38,49 +40,75 @@ public final class TreeCopier {
     deinit { buffer.deallocate() }
 
     public func copy() throws -> Statistics {
-        let lostFound = Array("lost+found".utf8)
-        let destinationLostFound = try destination.lookup("/lost+found", followLast: false)
-        try copyDirectory(from: ext2RootInode, to: ext2RootInode, lostFound: (lostFound, destinationLostFound))
+        // The root and lost+found exist already, so their entries are linked one by one; every
+        // other directory is new and gets all its entries written at once.
+        let lostFound = try destination.lookup("/lost+found", followLast: false)
+        try copyDirectory(from: ext2RootInode, to: ext2RootInode, isNew: false, existingLostFound: lostFound)
         try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, to: ext2RootInode)
         return statistics
     }
 
-    private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber,
-                               lostFound: ([UInt8], InodeNumber?)? = nil) throws {
+    private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber, isNew: Bool,
+                               existingLostFound: InodeNumber? = nil) throws {
+        var entries: [Ext2NewEntry] = []
         for entry in try source.directoryEntries(sourceDir) {
             let inode = try source.readInode(entry.inode)
-            if inode.kind != .directory, let existing = hardLinkTargets[entry.inode] {
-                try destination.link(parent: destinationDir, name: entry.name, inode: existing, fileType: inode.directoryFileType)
-                statistics.hardLinks += 1
-                continue
-            }
             let created: InodeNumber
-            switch inode.kind {
-            case .directory:
-                if let (name, existing) = lostFound, entry.name == name, let existing {
-                    created = existing
-                } else {
-                    created = try destination.makeDirectory(parent: destinationDir, name: entry.name)
-                }
-                try copyDirectory(from: entry.inode, to: created)
+            if inode.kind != .directory, let existing = hardLinkTargets[entry.inode] {
+                created = existing
+                statistics.hardLinks += 1
+            } else if let lostFound = existingLostFound, inode.kind == .directory, entry.name == Array("lost+found".utf8) {
+                try copyDirectory(from: entry.inode, to: lostFound, isNew: false)
+                try applyMetadata(from: inode, sourceInode: entry.inode, to: lostFound)
                 statistics.directories += 1
-            case .regular:
-                created = try destination.makeNode(parent: destinationDir, name: entry.name, inode: inode)
-                try copyData(of: entry.inode, inode, to: created)
-                statistics.regularFiles += 1
-            case .symlink:
-                created = try destination.makeSymlink(parent: destinationDir, name: entry.name, target: try source.readLink(entry.inode))
-                statistics.symlinks += 1
-            case .characterDevice, .blockDevice, .fifo, .socket:
-                created = try destination.makeNode(parent: destinationDir, name: entry.name, inode: inode)
-                statistics.specialFiles += 1
-            case .unknown:
-                throw Ext2FormatError.unsupported(image: source.image, path: "inode \(entry.inode) (\(entry.nameString))",
-                                                  what: "file type 0o" + String(inode.mode & 0o170000, radix: 8))
+                continue
+            } else {
+                created = try copyInode(entry, inode, into: destinationDir)
             }
-            try applyMetadata(from: inode, sourceInode: entry.inode, to: created)
-            if inode.kind != .directory && inode.linksCount > 1 { hardLinkTargets[entry.inode] = created }
+            if isNew {
+                entries.append(Ext2NewEntry(name: entry.name, inode: created, fileType: inode.directoryFileType))
+            } else {
+                try destination.link(parent: destinationDir, name: entry.name, inode: created, fileType: inode.directoryFileType)
+            }
         }
+        if isNew {
+            try destination.fillNewDirectory(destinationDir, parent: try parentOf(destinationDir), entries: entries)
+        }
+    }
+
+    /// Creates the copy of one inode (unnamed: the caller names it) with its data and metadata.
+    private func copyInode(_ entry: Ext2DirectoryEntry, _ inode: Ext2Inode, into destinationDir: InodeNumber) throws -> InodeNumber {
+        let created: InodeNumber
+        switch inode.kind {
+        case .directory:
+            created = try destination.createDirectory(parent: destinationDir)
+            parents[created] = destinationDir
+            try copyDirectory(from: entry.inode, to: created, isNew: true)
+            statistics.directories += 1
+        case .regular:
+            created = try destination.createNode(parent: destinationDir, inode: inode)
+            try copyData(of: entry.inode, inode, to: created)
+            statistics.regularFiles += 1
+        case .symlink:
+            created = try destination.createSymlink(parent: destinationDir, target: try source.readLink(entry.inode))
+            statistics.symlinks += 1
+        case .characterDevice, .blockDevice, .fifo, .socket:
+            created = try destination.createNode(parent: destinationDir, inode: inode)
+            statistics.specialFiles += 1
+        case .unknown:
+            throw Ext2FormatError.unsupported(image: source.image, path: "inode \(entry.inode) (\(entry.nameString))",
+                                              what: "file type 0o" + String(inode.mode & 0o170000, radix: 8))
+        }
+        try applyMetadata(from: inode, sourceInode: entry.inode, to: created)
+        if inode.kind != .directory && inode.linksCount > 1 { hardLinkTargets[entry.inode] = created }
+        return created
+    }
+
+    private func parentOf(_ dir: InodeNumber) throws -> InodeNumber {
+        guard let parent = parents[dir] else {
+            throw Ext2FormatError.unsupported(image: destination.image, path: "inode \(dir)", what: "a directory of unknown parent")
+        }
+        return parent
     }
 
     /// Copies the mapped blocks only, so holes stay holes. Blocks mapped past the end of the file
