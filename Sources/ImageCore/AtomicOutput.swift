@@ -48,7 +48,7 @@ func splitPath(_ path: String) -> (String, String) {
 
 /// Paths to unlink if the process is interrupted by a signal before they are committed.
 public final class TemporaryFiles: @unchecked Sendable {
-    // Guarded by `lock`; read from the signal handler only after the lock-free snapshot below.
+    // `paths` is guarded by `lock`, also in the signal handler.
     public static let shared = TemporaryFiles()
     private var lock = pthread_mutex_t()
     private var paths: [String] = []
@@ -70,6 +70,14 @@ public final class TemporaryFiles: @unchecked Sendable {
         pthread_mutex_unlock(&lock)
     }
 
+    /// A signal can arrive while this very thread holds the lock (registering a path): waiting
+    /// for it would deadlock, so the handler only tries it. The window is a few instructions long.
+    func removeAllFromSignalHandler() {
+        guard pthread_mutex_trylock(&lock) == 0 else { return }
+        for path in paths { unlink(path) }
+        pthread_mutex_unlock(&lock)
+    }
+
     /// On SIGINT, SIGTERM and SIGHUP: remove partial outputs, then die of the same signal.
     public static func installSignalCleanup() {
         // A parent may have started us with these signals blocked (threads of a thread pool
@@ -81,7 +89,7 @@ public final class TemporaryFiles: @unchecked Sendable {
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { received in
-                TemporaryFiles.shared.removeAll()
+                TemporaryFiles.shared.removeAllFromSignalHandler()
                 signal(received, SIG_DFL)
                 raise(received)
             }
