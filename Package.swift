@@ -6,7 +6,7 @@ import PackageDescription
 // -> RehostCommands -> the `rehost` executable.
 let package = Package(
     name: "Rehost",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rehost", targets: ["rehost"]),
     ],

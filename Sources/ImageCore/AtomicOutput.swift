@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// An output that appears at its final path only when complete: written under a temporary name
 /// in the same directory, fsynced, then renamed. If the process dies or is interrupted, the
@@ -47,35 +48,33 @@ func splitPath(_ path: String) -> (String, String) {
 }
 
 /// Paths to unlink if the process is interrupted by a signal before they are committed.
-public final class TemporaryFiles: @unchecked Sendable {
-    // `paths` is guarded by `lock`, also in the signal handler.
+public final class TemporaryFiles: Sendable {
     public static let shared = TemporaryFiles()
-    private var lock = pthread_mutex_t()
-    private var paths: [String] = []
+    private let paths = Mutex<[String]>([])
 
-    private init() { pthread_mutex_init(&lock, nil) }
+    private init() {}
 
     public func register(_ path: String) {
-        pthread_mutex_lock(&lock); paths.append(path); pthread_mutex_unlock(&lock)
+        paths.withLock { $0.append(path) }
     }
 
     public func unregister(_ path: String) {
-        pthread_mutex_lock(&lock); paths.removeAll { $0 == path }; pthread_mutex_unlock(&lock)
+        paths.withLock { $0.removeAll { $0 == path } }
     }
 
     public func removeAll() {
-        pthread_mutex_lock(&lock)
-        for path in paths { unlink(path) }
-        paths.removeAll()
-        pthread_mutex_unlock(&lock)
+        paths.withLock { list in
+            for path in list { unlink(path) }
+            list.removeAll()
+        }
     }
 
     /// A signal can arrive while this very thread holds the lock (registering a path): waiting
     /// for it would deadlock, so the handler only tries it. The window is a few instructions long.
     func removeAllFromSignalHandler() {
-        guard pthread_mutex_trylock(&lock) == 0 else { return }
-        for path in paths { unlink(path) }
-        pthread_mutex_unlock(&lock)
+        _ = paths.withLockIfAvailable { list in
+            for path in list { unlink(path) }
+        }
     }
 
     /// On SIGINT, SIGTERM and SIGHUP: remove partial outputs, then die of the same signal.
