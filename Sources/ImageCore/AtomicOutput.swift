@@ -17,8 +17,14 @@ public final class AtomicOutput {
         let (dir, name) = splitPath(finalPath)
         self.temporaryPath = "\(dir)/.\(name).rehost-\(getpid()).partial"
         unlink(temporaryPath)
-        self.file = try RawFile(path: temporaryPath, mode: .createExclusive)
+        // Registered before it exists, so a signal at any moment after creation removes it.
         TemporaryFiles.shared.register(temporaryPath)
+        do {
+            self.file = try RawFile(path: temporaryPath, mode: .createExclusive)
+        } catch {
+            TemporaryFiles.shared.unregister(temporaryPath)
+            throw error
+        }
     }
 
     /// fsync, rename into place, and fsync the directory so the rename is durable.

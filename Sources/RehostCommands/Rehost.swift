@@ -20,8 +20,11 @@ public struct Rehost: ParsableCommand {
     public init() {}
 }
 
-/// Prints a RehostError as one line and exits non-zero; anything else goes to ArgumentParser.
+/// Runs a command's work with interrupt cleanup in place (partial outputs and scratch copies
+/// are removed on SIGINT/SIGTERM/SIGHUP); prints a RehostError as one line and exits non-zero;
+/// anything else goes to ArgumentParser.
 func runReportingErrors(_ body: () throws -> Void) throws {
+    TemporaryFiles.installSignalCleanup()
     do {
         try body()
     } catch let error as RehostError {
