@@ -30,6 +30,17 @@ public final class MappedFile {
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
+    /// Drops the pages of `range` from this process's resident set once they have been read, so
+    /// streaming a disk of any size keeps the peak RSS small (the page cache keeps them).
+    public func release(_ range: Range<Int>) {
+        guard let base, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(count, range.upperBound)
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
+    }
+
     public subscript(range: Range<Int>) -> [UInt8] {
         Array(bytes[range.clamped(to: 0..<count)])
     }

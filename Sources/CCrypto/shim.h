@@ -1,0 +1,4 @@
+#ifndef REHOST_CCRYPTO_SHIM_H
+#define REHOST_CCRYPTO_SHIM_H
+#include <openssl/evp.h>
+#endif

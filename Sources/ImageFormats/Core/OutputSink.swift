@@ -1,0 +1,66 @@
+import Digests
+import ImageCore
+
+/// Where a writer puts its bytes: a whole file, or a region of one (the VMDK inside an OVA).
+/// Offsets are relative to the start of the region. Unwritten ranges are holes.
+public final class OutputSink {
+    public let file: RawFile
+    public let base: UInt64
+    /// One past the highest byte written or the length set, relative to `base`.
+    public private(set) var length: UInt64 = 0
+    private var digest: Digest?
+    private var digested: UInt64 = 0
+
+    public init(file: RawFile, base: UInt64 = 0) {
+        self.file = file
+        self.base = base
+    }
+
+    public var path: String { file.path }
+
+    /// Hash every byte as it is written; writes must then be strictly sequential (no holes, no
+    /// rewrites), which is how streamOptimized VMDKs are written.
+    public func startDigest(_ algorithm: Digest.Algorithm) {
+        digest = Digest(algorithm)
+        digested = length
+        precondition(length == 0, "a digest must start before the first write")
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        if let digest {
+            guard offset == digested else {
+                throw WriterError.unsupported(format: .ova, what: "internal: a digested output must be written sequentially (byte \(offset), expected \(digested))")
+            }
+            digest.update(bytes)
+            digested += UInt64(bytes.count)
+        }
+        try file.write(bytes, at: base + offset)
+        length = max(length, offset + UInt64(bytes.count))
+    }
+
+    public func write(_ bytes: [UInt8], at offset: UInt64) throws {
+        try bytes.withUnsafeBytes { try write($0, at: offset) }
+    }
+
+    /// Makes the region `size` bytes long; the bytes past the last write read as zeros. For a
+    /// digested sink the zeros are hashed too.
+    public func extend(to size: UInt64) throws {
+        guard size > length else { return }
+        if let digest {
+            let zeros = [UInt8](repeating: 0, count: 65536)
+            while digested < size {
+                let n = Int(min(UInt64(zeros.count), size - digested))
+                zeros.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                digested += UInt64(n)
+            }
+        }
+        length = size
+        if try file.size < base + size { try file.truncate(to: base + size) }
+    }
+
+    /// The digest of everything written, as hex.
+    public func finishDigest() -> String? {
+        defer { digest = nil }
+        return digest?.finish()
+    }
+}
