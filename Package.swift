@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
         .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib", "Blkid", "Compression", "Digests"]),
         .target(name: "Pipeline", dependencies: [
-            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats",
+            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Digests",
         ]),
         .target(name: "RehostCommands", dependencies: [
             "Pipeline", "ImageCore",

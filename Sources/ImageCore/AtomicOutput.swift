@@ -92,6 +92,9 @@ public final class TemporaryFiles: Sendable {
         sigemptyset(&unblock)
         for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, sig) }
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        // Past a file-size limit (`ulimit -f`), fail the write with EFBIG and clean up, instead
+        // of being killed with the partial output still there.
+        signal(SIGXFSZ, SIG_IGN)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { received in
                 TemporaryFiles.shared.removeAllFromSignalHandler()

@@ -1,11 +1,16 @@
 import Ext2
 import FilesystemBuilder
 import GuestFixups
+import ImageFormats
 
 /// Everything `rehost convert` was asked to do.
 public struct ConvertOptions: Sendable {
     public var input: String
-    public var output: String
+    /// Every disk to write; the bootable disk is built once and streamed to all of them.
+    public var outputs: [OutputRequest]
+    public var writerOptions = WriterOptions()
+    /// Report the SHA-256 of every output (one more read of each).
+    public var digests = true
     /// The whole disk's size; nil picks one from the used space.
     public var diskSize: UInt64?
     public var format = FormatOptions()
@@ -17,8 +22,8 @@ public struct ConvertOptions: Sendable {
     public var partition: Int?
     public var scratchDirectory: String?
 
-    public init(input: String, output: String) {
+    public init(input: String, outputs: [OutputRequest]) {
         self.input = input
-        self.output = output
+        self.outputs = outputs
     }
 }

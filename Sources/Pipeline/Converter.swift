@@ -3,6 +3,7 @@ import Ext2
 import FilesystemBuilder
 import GuestFixups
 import ImageCore
+import ImageFormats
 
 #if canImport(Glibc)
 import Glibc
@@ -55,7 +56,7 @@ public final class Converter {
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
         }
-        var report = ConvertReport(input: source.report, output: options.output, dryRun: options.dryRun,
+        var report = ConvertReport(input: source.report, outputs: [], dryRun: options.dryRun,
                                    target: options.target.rawValue, rootReference: rootReference, disk: plan,
                                    newFilesystem: nil, copy: nil, changes: plannedChanges, bootloader: nil,
                                    warnings: warnings, seconds: 0)
@@ -71,17 +72,23 @@ public final class Converter {
         let embedded = try BiosBootInstaller.embed(bootImage: bootImage, coreImage: coreImage, mbr: plan.mbr(),
                                                    partitionStartSector: plan.partitionStartSector)
 
-        let output = try AtomicOutput(finalPath: options.output)
-        try output.file.truncate(to: plan.diskSize)
-        try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: output.file)
+        // The bootable disk is built as raw: into the raw output if one was asked for, else into
+        // a scratch file beside the first output, removed at the end. Every other output is
+        // written from it in one streaming read.
+        let rawRequest = options.outputs.first { $0.format == .raw }
+        let streamed = options.outputs.filter { $0.path != rawRequest?.path }
+        let rawDisk = try AtomicOutput(finalPath: rawRequest?.path ?? options.outputs[0].path + ".raw-scratch")
+        let outputs = try OutputSet(streamed, virtualSize: plan.diskSize, options: options.writerOptions)
+        try rawDisk.file.truncate(to: plan.diskSize)
+        try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
 
-        let destination = try Ext2Filesystem.format(path: output.temporaryPath, offset: plan.partitionOffset, parameters: parameters)
+        let destination = try Ext2Filesystem.format(path: rawDisk.temporaryPath, offset: plan.partitionOffset, parameters: parameters)
         progress.begin(stage: "copying files", totalBytes: fs.usedBytes)
         let statistics: TreeCopier.Statistics
         do {
             statistics = try TreeCopier(from: source.filesystem, to: destination) { [progress] in progress.advance(to: $0) }.copy()
         } catch let error as Ext2Error where error.isOutOfSpace {
-            throw ConvertError.dataDoesNotFit(output: options.output, diskSize: plan.diskSize, underlying: error.message)
+            throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }
         progress.end()
         if statistics.truncatedTimestamps > 0 {
@@ -93,7 +100,15 @@ public final class Converter {
         progress.end()
         try destination.close()
 
-        try output.commit()
+        try outputs.stream(from: rawDisk.temporaryPath, progress: progress)
+        if let rawRequest {
+            try rawDisk.commit()
+            let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: plan.diskSize, fileSize: plan.diskSize,
+                                        allocatedUnits: 0, unitSize: 0)
+            report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary,
+                                                      seconds: monotonicSeconds() - startedWall, digest: options.digests))
+        }
+        report.outputs += try outputs.commit(digests: options.digests)
         report.copy = statistics
         report.newFilesystem = NewFilesystemReport(
             type: parameters.flavor.rawValue, label: parameters.label, uuid: formatUUID(parameters.uuid),
@@ -107,12 +122,16 @@ public final class Converter {
     }
 
     private func refuseOverwritingInput(_ source: SourceGuest) throws {
-        var inputStat = stat(), outputStat = stat()
-        guard stat(options.input, &inputStat) == 0, stat(options.output, &outputStat) == 0 else { return }
-        if inputStat.st_dev == outputStat.st_dev && inputStat.st_ino == outputStat.st_ino {
-            throw ConvertError.sameFile(path: options.output)
+        for output in options.outputs where isSameFile(options.input, output.path) {
+            throw ConvertError.sameFile(path: output.path)
         }
     }
+}
+
+func isSameFile(_ a: String, _ b: String) -> Bool {
+    var first = stat(), second = stat()
+    guard stat(a, &first) == 0, stat(b, &second) == 0 else { return false }
+    return first.st_dev == second.st_dev && first.st_ino == second.st_ino
 }
 
 func monotonicSeconds() -> Double {

@@ -45,7 +45,7 @@ public struct InspectReport: Codable, Sendable {
 /// `rehost convert`'s answer.
 public struct ConvertReport: Codable, Sendable {
     public var input: InputReport
-    public var output: String
+    public var outputs: [OutputReport]
     public var dryRun: Bool
     public var target: String
     public var rootReference: String
@@ -66,6 +66,14 @@ public struct NewFilesystemReport: Codable, Sendable {
     public var blockSize: Int
     public var inodeSize: Int
     public var inodes: UInt32
+}
+
+/// `rehost export`'s answer.
+public struct ExportReport: Codable, Sendable {
+    public var input: String
+    public var virtualSize: UInt64
+    public var outputs: [OutputReport]
+    public var seconds: Double
 }
 
 public struct BootloaderReport: Codable, Sendable {

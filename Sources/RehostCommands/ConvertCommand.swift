@@ -10,17 +10,19 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Build a bootable partitioned raw disk from a Xen instance copy.",
         discussion: """
-            Creates a sparse raw disk with an MBR, one bootable Linux partition at 1 MiB, and GRUB 2 in the MBR \
+            Builds a sparse raw disk with an MBR, one bootable Linux partition at 1 MiB, and GRUB 2 in the MBR \
             and the gap after it; writes a new ext3 filesystem straight into the partition with libext2fs; \
             copies every file of the source (holes, links, device nodes, owners, modes, times, xattrs, flags); \
             and repairs the copy for the target hypervisor. The input is never modified, and the output \
-            appears at its path only when complete.
+            appears at its path only when complete. The disk is built once and streamed, in one read, to \
+            every output asked for: raw, qcow2, VMDK, VDI, VHD or OVA, by extension.
 
             Repairs (skip any with --skip NAME):
             \(GuestRepairs.names.map { "- \($0.name): \($0.description)" }.joined(separator: "\n"))
 
             Examples:
               rehost convert centos5.img -o centos5.raw
+              rehost convert centos5.img -o vm.qcow2 -o vm.ova -o vm.vdi
               rehost convert centos5.img.gz -o vm.raw --size 10G --target virtualbox
               rehost convert centos5.img -o vm.raw --dry-run
               rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
@@ -28,8 +30,7 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var guest: GuestOptions
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The raw disk to write.", valueName: "disk.raw"))
-    var output: String
+    @OptionGroup(title: "Outputs") var outputs: OutputOptions
 
     @Option(help: ArgumentHelp("The disk's size, e.g. 10G or 8192M (binary units). Default: the data plus a quarter plus 256 MiB, and never less than the source filesystem.",
                                valueName: "size"))
@@ -73,7 +74,9 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            var options = ConvertOptions(input: guest.input, output: output)
+            var options = ConvertOptions(input: guest.input, outputs: try outputs.requests())
+            options.writerOptions = outputs.writerOptions
+            options.digests = !outputs.noDigest
             options.diskSize = size.flatMap(ByteCount.parse)
             options.format = FormatOptions(flavor: fs, inodeSize: inodeSize, newUUID: newUUID, label: label)
             options.target = guest.target

@@ -15,7 +15,7 @@ public struct Rehost: ParsableCommand {
             `rehost convert IMAGE -o disk.raw`. `rehost help convert` lists every option and repair.
             """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConvertCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self]
     )
     public init() {}
 }

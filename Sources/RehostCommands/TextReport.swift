@@ -39,7 +39,7 @@ enum TextReport {
     static func convert(_ r: ConvertReport) -> String {
         var out = input(r.input)
         if let d = r.disk {
-            out += r.dryRun ? "Would write \(r.output)\n" : "Wrote \(r.output)\n"
+            out += r.dryRun ? "Would build a bootable disk\n" : "Built a bootable disk\n"
             out += "  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n"
             out += "  partition 1:  at \(ByteCount.format(d.partitionOffset)), \(ByteCount.format(d.partitionSize)), bootable, type 0x83\n"
         }
@@ -54,9 +54,26 @@ enum TextReport {
             if let kernel = b.kernel { out += "  boots:        \(kernel)\(b.initrd.map { " with \($0)" } ?? "")\n" }
         }
         out += "  target:       \(r.target), root=\(r.rootReference)\n"
+        out += outputs(r.outputs)
         for w in r.warnings { out += "  warning:      \(w)\n" }
         out += changes(r.changes)
         if !r.dryRun { out += "Done in \(String(format: "%.1f", r.seconds)) s.\n" }
+        return out
+    }
+
+    static func export(_ r: ExportReport) -> String {
+        "Read \(r.input) (\(ByteCount.format(r.virtualSize)))\n" + outputs(r.outputs)
+            + "Done in \(String(format: "%.1f", r.seconds)) s.\n"
+    }
+
+    private static func outputs(_ list: [OutputReport]) -> String {
+        var out = ""
+        for o in list {
+            out += "Wrote \(o.path)\n"
+            out += "  format:       \(o.variant), virtual size \(ByteCount.format(o.virtualSize)) (\(o.virtualSize) bytes)\n"
+            out += "  file:         \(ByteCount.format(o.fileSize)), \(ByteCount.format(o.allocatedBytes)) allocated\n"
+            if let digest = o.sha256 { out += "  sha256:       \(digest)\n" }
+        }
         return out
     }
 

@@ -1,0 +1,115 @@
+import Digests
+import ImageCore
+import ImageFormats
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One output the user asked for.
+public struct OutputRequest: Sendable {
+    public var path: String
+    public var format: ImageFormat
+
+    public init(path: String, format: ImageFormat) {
+        self.path = path
+        self.format = format
+    }
+}
+
+/// What was written to one output, for the report.
+public struct OutputReport: Codable, Sendable {
+    public var path: String
+    public var format: ImageFormat
+    public var variant: String
+    public var virtualSize: UInt64
+    public var fileSize: UInt64
+    /// Bytes the file occupies on disk (outputs are sparse where the format allows).
+    public var allocatedBytes: UInt64
+    public var allocatedUnits: UInt64
+    public var unitSize: UInt64
+    public var sha256: String?
+    public var seconds: Double
+}
+
+public enum OutputError: RehostError {
+    case unknownFormat(path: String)
+    case duplicate(path: String)
+
+    public var description: String {
+        switch self {
+        case let .unknownFormat(path):
+            return "\(path): cannot tell the format from the name; use one of .raw .img .qcow2 .vmdk .vdi .vhd .ova, or --format"
+        case let .duplicate(path):
+            return "\(path): named twice as an output"
+        }
+    }
+}
+
+extension OutputRequest {
+    /// The requests for `paths`: the format from each name's extension, else `format`.
+    public static func resolve(_ paths: [String], format: ImageFormat?) throws -> [OutputRequest] {
+        var seen = Set<String>()
+        return try paths.map { path in
+            guard seen.insert(path).inserted else { throw OutputError.duplicate(path: path) }
+            guard let chosen = format ?? ImageFormat.fromExtension(of: path) else { throw OutputError.unknownFormat(path: path) }
+            return OutputRequest(path: path, format: chosen)
+        }
+    }
+}
+
+/// The outputs of one run: each written under a temporary name by its writer as the raw disk
+/// streams past once, and renamed into place only when every one of them is complete.
+final class OutputSet {
+    private struct Member {
+        let request: OutputRequest
+        let output: AtomicOutput
+        let writer: any DiskImageWriter
+    }
+
+    private let members: [Member]
+    private var summaries: [WriterSummary] = []
+    private var seconds = 0.0
+
+    init(_ requests: [OutputRequest], virtualSize: UInt64, options: WriterOptions) throws {
+        members = try requests.map { request in
+            let output = try AtomicOutput(finalPath: request.path)
+            let sink = OutputSink(file: output.file, base: 0)
+            let writer = try WriterFactory.make(request.format, sink: sink, virtualSize: virtualSize, options: options)
+            return Member(request: request, output: output, writer: writer)
+        }
+    }
+
+    var isEmpty: Bool { members.isEmpty }
+
+    /// One read of the raw disk at `rawPath` feeding every writer.
+    func stream(from rawPath: String, progress: ProgressSink) throws {
+        guard !members.isEmpty else { return }
+        let started = monotonicSeconds()
+        let reader = try RawDiskReader(path: rawPath)
+        let names = members.map { $0.request.format.rawValue }.joined(separator: ", ")
+        progress.begin(stage: "writing \(names)", totalBytes: reader.size)
+        summaries = try DiskStreamer.stream(reader, to: members.map(\.writer)) { progress.advance(to: $0) }
+        progress.end()
+        seconds = monotonicSeconds() - started
+    }
+
+    /// fsync and rename every output into place; digests are read back from the finished files.
+    func commit(digests: Bool) throws -> [OutputReport] {
+        var reports: [OutputReport] = []
+        for (member, summary) in zip(members, summaries) {
+            try member.output.commit()
+            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, digest: digests))
+        }
+        return reports
+    }
+}
+
+func report(path: String, summary: WriterSummary, seconds: Double, digest: Bool) throws -> OutputReport {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw FileError.stat(path: path, errno: errno) }
+    return OutputReport(path: path, format: summary.format, variant: summary.variant, virtualSize: summary.virtualSize,
+                        fileSize: UInt64(info.st_size), allocatedBytes: UInt64(info.st_blocks) * 512,
+                        allocatedUnits: summary.allocatedUnits, unitSize: summary.unitSize,
+                        sha256: digest ? try Digest.ofFile(path) : nil, seconds: seconds)
+}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import ImageFormats
+import ImageCore
+import Pipeline
+
+extension ImageFormat: ExpressibleByArgument {}
+extension WriterOptions.QCOW2Compression: ExpressibleByArgument {}
+extension WriterOptions.VMDKSubformat: ExpressibleByArgument {}
+extension WriterOptions.VMDKAdapter: ExpressibleByArgument {}
+extension WriterOptions.VDIVariant: ExpressibleByArgument {}
+extension WriterOptions.VHDVariant: ExpressibleByArgument {}
+extension WriterOptions.OVAProfile: ExpressibleByArgument {}
+extension WriterOptions.ManifestDigest: ExpressibleByArgument {}
+
+/// The outputs and their format options, shared by `convert` and `export`.
+struct OutputOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("An output disk (repeatable). The format comes from the extension: .raw/.img, .qcow2, .vmdk, .vdi, .vhd, .ova; every output is written in the same pass.",
+                                                    valueName: "file"))
+    var output: [String] = []
+
+    @Option(help: ArgumentHelp("The format of every output, whatever its name says.", valueName: "raw|qcow2|vmdk|vdi|vhd|ova"))
+    var format: ImageFormat?
+
+    @Option(name: .customLong("qcow2-compat"), help: ArgumentHelp("qcow2 version: 1.1 (v3, default) or 0.10 (v2, for old consumers).", valueName: "1.1|0.10"))
+    var qcow2Compat: String = "1.1"
+
+    @Option(name: .customLong("cluster-size"), help: ArgumentHelp("qcow2 cluster size, e.g. 64K (default) or 2M.", valueName: "size"))
+    var clusterSize: String = "64K"
+
+    @Option(help: ArgumentHelp("qcow2 compression: none (default), deflate, or zstd (qcow2 v3 only, needs QEMU 5.1 or later to read).",
+                               valueName: "none|deflate|zstd"))
+    var compress: WriterOptions.QCOW2Compression = .none
+
+    @Option(name: .customLong("vmdk-subformat"), help: ArgumentHelp("streamOptimized (default: ESXi, AWS, OVA) or monolithicSparse (Workstation, VirtualBox).",
+                                                                    valueName: "streamOptimized|monolithicSparse"))
+    var vmdkSubformat: WriterOptions.VMDKSubformat = .streamOptimized
+
+    @Option(help: ArgumentHelp("The VMDK/OVA disk controller: lsilogic (default), ide, buslogic, lsisas1068.", valueName: "adapter"))
+    var adapter: WriterOptions.VMDKAdapter = .lsilogic
+
+    @Option(name: .customLong("hw-version"), help: ArgumentHelp("VMware virtual hardware version for VMDK (ddb.virtualHWVersion) and OVA (vmx-NN).", valueName: "n"))
+    var hardwareVersion: Int = 4
+
+    @Option(name: .customLong("vdi-variant"), help: ArgumentHelp("dynamic (default) or fixed.", valueName: "dynamic|fixed"))
+    var vdiVariant: WriterOptions.VDIVariant = .dynamic
+
+    @Option(name: .customLong("vhd-variant"), help: ArgumentHelp("dynamic (default) or fixed (Azure: the disk must be a whole number of MiB).", valueName: "dynamic|fixed"))
+    var vhdVariant: WriterOptions.VHDVariant = .dynamic
+
+    @Option(help: ArgumentHelp("The image UUID (VDI, VHD, VMDK) for reproducible builds; a fresh one per image by default.", valueName: "uuid"))
+    var uuid: String?
+
+    @Option(name: .customLong("ova-profile"), help: ArgumentHelp("vmware (vmx-NN system type, default) or virtualbox.", valueName: "vmware|virtualbox"))
+    var ovaProfile: WriterOptions.OVAProfile = .vmware
+
+    @Option(help: ArgumentHelp("OVA manifest digest: sha256 (default) or sha1 (old VMware).", valueName: "sha256|sha1"))
+    var manifest: WriterOptions.ManifestDigest = .sha256
+
+    @Option(help: ArgumentHelp("The VM's name in an OVA.", valueName: "name"))
+    var name: String = "rehost-vm"
+
+    @Option(help: ArgumentHelp("Virtual CPUs in an OVA.", valueName: "n"))
+    var cpus: Int = 1
+
+    @Option(help: ArgumentHelp("Memory in an OVA, e.g. 1024M or 2G.", valueName: "size"))
+    var memory: String = "1024M"
+
+    @Option(name: .customLong("compression-level"), help: ArgumentHelp("Effort for compressed outputs: 1-9 for deflate, 1-19 for zstd.", valueName: "n"))
+    var compressionLevel: Int32 = 6
+
+    @Flag(name: .customLong("no-digest"), help: "Leave the SHA-256 of each output out of the report (it costs one more read of each).")
+    var noDigest = false
+
+    func requests() throws -> [OutputRequest] {
+        try OutputRequest.resolve(output, format: format)
+    }
+
+    func validate() throws {
+        guard !output.isEmpty else { throw ValidationError("name at least one output with -o FILE") }
+        guard ["1.1", "0.10", "3", "2"].contains(qcow2Compat) else {
+            throw ValidationError("--qcow2-compat \(qcow2Compat): expected 1.1 or 0.10")
+        }
+        guard let cluster = ByteCount.parse(clusterSize), cluster >= 512, cluster <= 2 << 20, cluster & (cluster - 1) == 0 else {
+            throw ValidationError("--cluster-size \(clusterSize): expected a power of two from 512 to 2M")
+        }
+        guard ByteCount.parse(memory).map({ $0 >= 1 << 20 }) == true else {
+            throw ValidationError("--memory \(memory): expected a size such as 1024M or 2G")
+        }
+        guard (1...128).contains(cpus) else { throw ValidationError("--cpus \(cpus): expected 1 to 128") }
+        if let uuid, parseUUID(uuid) == nil { throw ValidationError("--uuid \(uuid): expected 8-4-4-4-12 hexadecimal digits") }
+    }
+
+    var writerOptions: WriterOptions {
+        var options = WriterOptions()
+        options.qcow2Version = (qcow2Compat == "0.10" || qcow2Compat == "2") ? 2 : 3
+        options.qcow2ClusterSize = Int(ByteCount.parse(clusterSize) ?? 65536)
+        options.qcow2Compression = compress
+        options.vmdkSubformat = vmdkSubformat
+        options.vmdkAdapter = adapter
+        options.vmdkHardwareVersion = hardwareVersion
+        options.vdiVariant = vdiVariant
+        options.vhdVariant = vhdVariant
+        options.uuid = uuid.flatMap(parseUUID)
+        options.ovaProfile = ovaProfile
+        options.ovaManifest = manifest
+        options.vmName = name
+        options.cpus = cpus
+        options.memoryMiB = Int((ByteCount.parse(memory) ?? 1 << 30) >> 20)
+        options.compressionLevel = compressionLevel
+        return options
+    }
+}
+
+/// 16 bytes from the canonical text form.
+func parseUUID(_ text: String) -> [UInt8]? {
+    let hex = text.filter { $0 != "-" }
+    guard hex.count == 32, text.count == 36 else { return nil }
+    var bytes: [UInt8] = []
+    var index = hex.startIndex
+    while index < hex.endIndex {
+        let next = hex.index(index, offsetBy: 2)
+        guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+        bytes.append(byte)
+        index = next
+    }
+    return bytes
+}
