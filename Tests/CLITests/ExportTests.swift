@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `rehost export` end to end against qemu-img, and its failure modes.
+struct ExportTests {
+    func qemuImgInfo(_ path: String, format: String) throws -> [String: Any] {
+        let info = try Command.run("qemu-img", ["info", "-f", format, "--output=json", path]).requireSuccess()
+        return try JSONSerialization.jsonObject(with: Data(info.stdoutBytes)) as? [String: Any] ?? [:]
+    }
+
+    /// Every format the writers produce, as qemu-img names it for `-f`.
+    static let formats: [(file: String, qemuFormat: String, extra: [String])] = [
+        ("disk.raw", "raw", []),
+    ]
+
+    @Test func everyFormatInOnePassMatchesTheRawDisk() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export")
+        let raw = dir.file("source.raw")
+        // Not a multiple of 64 KiB, 1 MiB or 2 MiB: the last units of every format are partial.
+        try SyntheticDisk.make(at: raw, size: (100 << 20) + 3 * 512)
+        let outputs = Self.formats.map { dir.file($0.file) }
+        let result = try Command.runRehost(["export", raw, "--json"] + outputs.flatMap { ["-o", $0] })
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        let reported = report?["outputs"] as? [[String: Any]] ?? []
+        #expect(reported.count == Self.formats.count)
+        for (format, path) in zip(Self.formats, outputs) {
+            let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", format.qemuFormat, raw, path])
+            #expect(compare.status == 0, "\(path): \(compare.stdout)\(compare.stderr)")
+            let info = try qemuImgInfo(path, format: format.qemuFormat)
+            #expect((info["virtual-size"] as? NSNumber)?.uint64Value == (100 << 20) + 3 * 512, "\(path): \(info)")
+            let entry = reported.first { $0["path"] as? String == path }
+            let digest = try Command.run("sha256sum", [path]).requireSuccess().stdout.split(separator: " ").first.map(String.init)
+            #expect(entry?["sha256"] as? String == digest, "the reported digest of \(path)")
+        }
+    }
+
+    @Test func diskFullFailsCleanly() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-full")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 64 << 20)
+        let output = dir.file("out.raw")
+        let rehost = try Command.rehostExecutable()
+        // A 2 MiB file-size limit stands in for a full disk: writes past it fail with EFBIG.
+        let result = try Command.run("/bin/sh", ["-c", "ulimit -f 4096; exec '\(rehost)' export '\(raw)' -o '\(output)'"])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1 && result.stderr.contains("File too large"), "\(result.stderr)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0 != "source.raw" }
+        #expect(left.isEmpty, "left behind: \(left)")
+    }
+
+    @Test func refusesWhatIsNotARawDisk() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-bad")
+        let odd = dir.file("odd.raw")
+        FileManager.default.createFile(atPath: odd, contents: Data(count: 1000))
+        let result = try Command.runRehost(["export", odd, "-o", dir.file("x.raw")])
+        #expect(result.status == 1 && result.stderr.contains("not a whole number of 512-byte sectors"), "\(result.stderr)")
+        let qcow2 = dir.file("in.qcow2")
+        try Command.run("qemu-img", ["create", "-q", "-f", "qcow2", qcow2, "16M"]).requireSuccess()
+        let foreign = try Command.runRehost(["export", qcow2, "-o", dir.file("y.raw")])
+        #expect(foreign.status == 1 && foreign.stderr.contains("qcow2 images are not readable yet"), "\(foreign.stderr)")
+        let unknown = try Command.runRehost(["export", odd, "-o", dir.file("z.bin")])
+        #expect(unknown.status == 1 && unknown.stderr.contains("cannot tell the format"), "\(unknown.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["in.qcow2", "odd.raw"])
+    }
+}
