@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
 """Rehost benchmarks, side by side with the tools a user would pick instead, in one run.
 
+Suite `formats`: a bootable disk made by `rehost convert` from the same kind of tree (most of the
+disk empty), written to every output format by `rehost export`, next to `qemu-img convert` with its
+default options and with `-m 8 -W`; then every format in one `rehost export` against the sum of
+the separate qemu-img runs. OVA has no qemu-img equivalent: its alternative is qemu-img's
+streamOptimized VMDK plus sha256sum and tar.
+
 Suite `convert`: a realistic ext3 root filesystem (many small text files, some large compressible
 and incompressible files, sparse files), converted by `rehost convert` into a bootable disk, next to
 `e2image -ra` (a raw copy of the used blocks) and `mke2fs -t ext3 -d` (a new filesystem populated
@@ -8,7 +14,7 @@ from an unpacked tree of the same files). Prints wall time (including fsync for 
 time, peak RSS and output allocation, as ratios to rehost, and writes JSON.
 
     Benchmarks/bench.py --size small          # what the test command runs (seconds)
-    Benchmarks/bench.py --size large --json out.json
+    Benchmarks/bench.py --size large --suite formats --json out.json
 
 No timing is asserted: the numbers are for people.
 """
@@ -29,6 +35,8 @@ SIZES = {
     "small": (2000, 4096, 4, 8, 4),
     "large": (60000, 6000, 24, 64, 16),
 }
+# The disk the formats suite converts into: most of it empty.
+DISK_SIZE = {"small": "1G", "large": "8G"}
 
 
 def make_tree(root, size):
@@ -66,10 +74,10 @@ def make_tree(root, size):
         f.write("/dev/sda1 / ext3 defaults 1 1\n")
 
 
-def run(argv, output=None):
-    """Runs a command under GNU time; returns wall seconds (the command plus an fsync of its
-    output), CPU seconds and peak RSS in KiB. GNU time is a small process of its own, so the
-    RSS is the tool's, not this Python process's (a fork would inherit Python's high-water mark)."""
+def run(argv):
+    """Runs a command under GNU time; returns wall seconds, CPU seconds and peak RSS in KiB. GNU
+    time is a small process of its own, so the RSS is the tool's, not this Python process's (a
+    fork would inherit Python's high-water mark)."""
     start = time.monotonic()
     with tempfile.NamedTemporaryFile("r") as report:
         done = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%U %S %M"] + argv,
@@ -77,12 +85,7 @@ def run(argv, output=None):
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed with status {done.returncode}: {done.stderr.strip()}")
         user, system, rss = report.read().split()[-3:]
-    if output:
-        fd = os.open(output, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
-    wall = time.monotonic() - start
-    return wall, float(user) + float(system), int(rss)
+    return time.monotonic() - start, float(user) + float(system), int(rss)
 
 
 def allocated(path):
@@ -94,9 +97,116 @@ def best_of(repeat, job):
     return min(results, key=lambda r: r["wall"])
 
 
+def job(name, argv, output):
+    def go():
+        for path in output if isinstance(output, list) else [output]:
+            if os.path.exists(path):
+                os.unlink(path)
+        outputs = output if isinstance(output, list) else [output]
+        wall, cpu, rss = run(argv)
+        for path in outputs:  # fsync every output, inside the timed wall clock of the job
+            start = time.monotonic()
+            fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            wall += time.monotonic() - start
+        return {"tool": name, "wall": wall, "cpu": cpu, "maxrss_kib": rss,
+                "allocated": sum(allocated(p) for p in outputs), "size": sum(os.stat(p).st_size for p in outputs)}
+    return go
+
+
+def convert_suite(args, rehost, work, tree, source, used_mib, fs_mib):
+    disk = os.path.join(work, "out.raw")
+    results = [
+        best_of(args.repeat, job("rehost convert", [rehost, "convert", source, "-o", disk, "-q", "--no-digest",
+                                                    "--skip", "bootloader"], disk)),
+        best_of(args.repeat, job("e2image -ra", ["e2image", "-ra", source, os.path.join(work, "e2image.raw")],
+                                 os.path.join(work, "e2image.raw"))),
+        best_of(args.repeat, job("mke2fs -t ext3 -d", ["mke2fs", "-q", "-F", "-t", "ext3", "-b", "4096", "-I", "128",
+                                                       "-d", tree, os.path.join(work, "mke2fs.img"), f"{fs_mib}M"],
+                                 os.path.join(work, "mke2fs.img"))),
+    ]
+    check = subprocess.run(["e2fsck", "-fn", f"{disk}?offset=1048576"], capture_output=True, text=True)
+    base = results[0]
+    print(f"convert benchmark ({args.size}): {used_mib} MiB of files in a {fs_mib} MiB ext3 image, "
+          f"best of {args.repeat}; e2fsck on rehost's output: {'clean' if check.returncode == 0 else 'NOT CLEAN'}")
+    print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'RSS MiB':>9}{'alloc MiB':>11}{'wall/rehost':>13}")
+    for r in results:
+        print(f"{r['tool']:<22}{r['wall']:>9.2f}{r['cpu']:>9.2f}{r['maxrss_kib'] / 1024:>9.1f}"
+              f"{r['allocated'] / 2**20:>11.1f}{r['wall'] / base['wall']:>13.2f}")
+    ok = check.returncode == 0
+    return ok, {"suite": "convert", "data_mib": used_mib, "filesystem_mib": fs_mib, "output_clean": ok, "results": results}
+
+
+# label, rehost export options, file extension, qemu-img -O format and options, qemu-img -f to read it back
+FORMATS = [
+    ("raw", [], "raw", ["-O", "raw"], "raw"),
+    ("qcow2", [], "qcow2", ["-O", "qcow2"], "qcow2"),
+    ("qcow2 deflate", ["--compress", "deflate"], "qcow2", ["-O", "qcow2", "-c"], "qcow2"),
+    ("vmdk streamOptimized", [], "vmdk", ["-O", "vmdk", "-o", "subformat=streamOptimized"], "vmdk"),
+    ("vmdk monolithicSparse", ["--vmdk-subformat", "monolithicSparse"], "vmdk", ["-O", "vmdk"], "vmdk"),
+    ("vdi", [], "vdi", ["-O", "vdi"], "vdi"),
+    ("vhd dynamic", [], "vhd", ["-O", "vpc"], "vpc"),
+    ("vhd fixed", ["--vhd-variant", "fixed"], "vhd", ["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "vpc"),
+]
+
+
+def formats_suite(args, rehost, work, source):
+    disk = os.path.join(work, "disk.raw")
+    subprocess.run([rehost, "convert", source, "-o", disk, "--size", DISK_SIZE[args.size], "-q", "--no-digest",
+                    "--skip", "bootloader"], check=True, stdout=subprocess.DEVNULL)
+    disk_size = os.stat(disk).st_size
+    rows, failures = [], []
+    for label, options, ext, qemu, qemu_format in FORMATS:
+        ours = os.path.join(work, f"rehost.{ext}")
+        theirs = os.path.join(work, f"qemu.{ext}")
+        r = best_of(args.repeat, job("rehost", [rehost, "export", disk, "-o", ours, "-q", "--no-digest"] + options, ours))
+        compare = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", qemu_format, disk, ours], capture_output=True, text=True)
+        if compare.returncode != 0:
+            failures.append(f"{label}: qemu-img compare: {compare.stdout.strip()} {compare.stderr.strip()}")
+        q = best_of(args.repeat, job("qemu-img", ["qemu-img", "convert", "-f", "raw"] + qemu + [disk, theirs], theirs))
+        w = best_of(args.repeat, job("qemu-img -m 8 -W", ["qemu-img", "convert", "-m", "8", "-W", "-f", "raw"] + qemu + [disk, theirs], theirs))
+        rows.append({"format": label, "rehost": r, "qemu_img": q, "qemu_img_m8W": w})
+    # OVA: rehost in one go, against qemu-img's streamOptimized VMDK plus a manifest and tar.
+    ova = os.path.join(work, "rehost.ova")
+    r = best_of(args.repeat, job("rehost", [rehost, "export", disk, "-o", ova, "-q", "--no-digest"], ova))
+    script = (f"cd {work} && qemu-img convert -f raw -O vmdk -o subformat=streamOptimized {disk} vm-disk1.vmdk && "
+              f"printf '<Envelope/>' > vm.ovf && sha256sum vm.ovf vm-disk1.vmdk > vm.mf && "
+              f"tar --format=ustar -cf qemu.ova vm.ovf vm.mf vm-disk1.vmdk")
+    q = best_of(args.repeat, job("qemu-img + tar", ["/bin/sh", "-c", script], os.path.join(work, "qemu.ova")))
+    rows.append({"format": "ova", "rehost": r, "qemu_img": q, "qemu_img_m8W": None})
+    # Every format in one pass, against the sum of the separate qemu-img runs.
+    # Format options apply to every output of a run, so the one-pass run mixes the six formats at
+    # their defaults; it is measured against the sum of the same six separate runs.
+    defaults = ["raw", "qcow2", "vmdk streamOptimized", "vdi", "vhd dynamic", "ova"]
+    everything = [os.path.join(work, f"all.{ext}") for ext in ("raw", "qcow2", "vmdk", "vdi", "vhd", "ova")]
+    argv = [rehost, "export", disk, "-q", "--no-digest"] + [arg for path in everything for arg in ("-o", path)]
+    together = best_of(args.repeat, job("rehost, all in one pass", argv, everything))
+    separate = sum(row["qemu_img"]["wall"] for row in rows if row["format"] in defaults)
+
+    print(f"formats benchmark ({args.size}): a {disk_size / 2**30:.1f} GiB bootable disk, best of {args.repeat}; "
+          f"wall includes fsync")
+    print(f"{'format':<24}{'rehost s':>9}{'qemu s':>9}{'-m8 -W s':>9}{'r/qemu':>8}{'r/-W':>7}{'size r/q':>9}"
+          f"{'RSS MiB':>9}{'r cpu s':>8}")
+    for row in rows:
+        r, q, w = row["rehost"], row["qemu_img"], row["qemu_img_m8W"]
+        wtext = f"{w['wall']:>9.2f}" if w else f"{'-':>9}"
+        wratio = f"{r['wall'] / w['wall']:>7.2f}" if w else f"{'-':>7}"
+        print(f"{row['format']:<24}{r['wall']:>9.2f}{q['wall']:>9.2f}{wtext}{r['wall'] / q['wall']:>8.2f}{wratio}"
+              f"{r['size'] / max(q['size'], 1):>9.3f}{r['maxrss_kib'] / 1024:>9.1f}{r['cpu']:>8.2f}")
+    print(f"all six default formats in one rehost pass: {together['wall']:.2f} s, "
+          f"peak RSS {together['maxrss_kib'] / 1024:.1f} MiB; separate qemu-img runs: {separate:.2f} s "
+          f"(ratio {together['wall'] / separate:.2f})")
+    for failure in failures:
+        print("MISMATCH " + failure)
+    return not failures, {"suite": "formats", "disk_bytes": disk_size, "rows": rows,
+                          "one_pass": together, "separate_qemu_img_wall": separate, "failures": failures}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--suite", choices=["convert", "formats", "all"], default="all")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--rehost", default=None, help="the rehost binary (default: a release build)")
@@ -120,38 +230,17 @@ def main():
         fs_mib = max(256, used_mib * 2)
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext3", "-b", "4096", "-I", "128", "-L", "/", "-d", tree,
                         source, f"{fs_mib}M"], check=True, stderr=subprocess.DEVNULL)
-
-        def job(name, argv, output):
-            def go():
-                if os.path.exists(output):
-                    os.unlink(output)
-                wall, cpu, rss = run(argv, output)
-                return {"tool": name, "wall": wall, "cpu": cpu, "maxrss_kib": rss, "allocated": allocated(output)}
-            return go
-
-        disk = os.path.join(work, "out.raw")
-        results = [
-            best_of(args.repeat, job("rehost convert", [rehost, "convert", source, "-o", disk, "-q",
-                                                        "--skip", "bootloader"], disk)),
-            best_of(args.repeat, job("e2image -ra", ["e2image", "-ra", source, os.path.join(work, "e2image.raw")],
-                                     os.path.join(work, "e2image.raw"))),
-            best_of(args.repeat, job("mke2fs -t ext3 -d", ["mke2fs", "-q", "-F", "-t", "ext3", "-b", "4096", "-I", "128",
-                                                           "-d", tree, os.path.join(work, "mke2fs.img"), f"{fs_mib}M"],
-                                     os.path.join(work, "mke2fs.img"))),
-        ]
-        check = subprocess.run(["e2fsck", "-fn", f"{disk}?offset=1048576"], capture_output=True, text=True)
-        base = results[0]
-        print(f"convert benchmark ({args.size}): {used_mib} MiB of files in a {fs_mib} MiB ext3 image, "
-              f"best of {args.repeat}; e2fsck on rehost's output: {'clean' if check.returncode == 0 else 'NOT CLEAN'}")
-        print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'RSS MiB':>9}{'alloc MiB':>11}{'wall/rehost':>13}")
-        for r in results:
-            print(f"{r['tool']:<22}{r['wall']:>9.2f}{r['cpu']:>9.2f}{r['maxrss_kib'] / 1024:>9.1f}"
-                  f"{r['allocated'] / 2**20:>11.1f}{r['wall'] / base['wall']:>13.2f}")
+        ok, results = True, {"size": args.size, "repeat": args.repeat}
+        if args.suite in ("convert", "all"):
+            passed, results["convert"] = convert_suite(args, rehost, work, tree, source, used_mib, fs_mib)
+            ok = ok and passed
+        if args.suite in ("formats", "all"):
+            passed, results["formats"] = formats_suite(args, rehost, work, source)
+            ok = ok and passed
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"suite": "convert", "size": args.size, "data_mib": used_mib, "filesystem_mib": fs_mib,
-                           "output_clean": check.returncode == 0, "results": results}, f, indent=2)
-        return 0 if check.returncode == 0 else 1
+                json.dump(results, f, indent=2)
+        return 0 if ok else 1
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

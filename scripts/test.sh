@@ -8,4 +8,4 @@ swift build --build-tests
 swift test --skip-build
 # The convert benchmark at its small size, against the debug build: it exercises the benchmark
 # and checks its output with e2fsck; the numbers are printed, never asserted.
-python3 Benchmarks/bench.py --size small --repeat 1 --rehost "$(swift build --show-bin-path)/rehost"
+python3 Benchmarks/bench.py --suite convert --size small --repeat 1 --rehost "$(swift build --show-bin-path)/rehost"
