@@ -1,5 +1,4 @@
 /// Finds all-zero buffers so writers can leave holes instead of writing zeros.
-/// (Lives here for now; it belongs in ImageCore once the pipeline needs it too.)
 public enum ZeroDetection {
     /// True when every byte of `buffer` is zero. Compares eight-byte words, 32 bytes per step,
     /// so a 64 KiB chunk costs a few microseconds; stops at the first non-zero step.
