@@ -54,6 +54,10 @@ func expectQemuAccepts(_ converted: Converted, createType: String) throws {
     #expect((json["virtual-size"] as? NSNumber)?.uint64Value == converted.size)
     let specific = (json["format-specific"] as? [String: Any])?["data"] as? [String: Any]
     #expect(specific?["create-type"] as? String == createType)
+    let extent = (specific?["extents"] as? [[String: Any]])?.first
+    #expect((extent?["compressed"] as? Bool ?? false) == (createType == "streamOptimized"))
+    #expect((extent?["virtual-size"] as? NSNumber)?.uint64Value == converted.size)
+    #expect(converted.summary.fileSize == (try RawFile(path: converted.vmdkPath, mode: .readOnly).size))
 }
 
 /// The raw disk's bytes at `offset`.

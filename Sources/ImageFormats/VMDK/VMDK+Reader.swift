@@ -81,4 +81,35 @@ public struct VMDKFileReader {
         let bytes = try read(count: count * 4, at: sector * UInt64(VMDK.sectorSize))
         return (0..<count).map { bytes.loadLE(UInt32.self, at: $0 * 4) }
     }
+
+    /// The sector of the grain directory: the header's, or for GD_AT_END the footer's (the
+    /// footer sits 1024 bytes before the end, between its marker and the end-of-stream marker).
+    public func grainDirectorySector() throws -> UInt64 {
+        guard header.gdOffset == VMDK.gdAtEnd else { return header.gdOffset }
+        let size = try file.size
+        guard size >= 1536 else { throw VMDKError.truncated(path: path, offset: 0, wanted: 1536, available: Int(size)) }
+        let footer = try VMDKHeader(decoding: try read(count: VMDKHeader.size, at: size - 1024), path: path, offset: size - 1024)
+        return footer.gdOffset
+    }
+
+    /// The data of grain `index` (64 KiB for the default grain size), through the grain directory
+    /// and table; nil when the grain is unallocated.
+    public func grain(_ index: UInt64) throws -> [UInt8]? {
+        let perTable = UInt64(header.numGTEsPerGT)
+        let tableCount = Int((header.capacity + header.grainSize * perTable - 1) / (header.grainSize * perTable))
+        let directory = try entries(atSector: try grainDirectorySector(), count: tableCount)
+        let table = Int(index / perTable)
+        guard table < directory.count, directory[table] != 0 else { return nil }
+        let sector = try entries(atSector: UInt64(directory[table]), count: Int(perTable))[Int(index % perTable)]
+        guard sector != 0 else { return nil }
+        if header.flags.contains(.compressedGrains) {
+            let (lba, data) = try grainData(markerAt: UInt64(sector) * UInt64(VMDK.sectorSize))
+            guard lba == index * header.grainSize else {
+                throw VMDKError.badMarker(path: path, offset: UInt64(sector) * UInt64(VMDK.sectorSize),
+                                          reason: "grain marker says LBA \(lba), the grain table says \(index * header.grainSize)")
+            }
+            return data
+        }
+        return try read(count: Int(header.grainSize) * VMDK.sectorSize, at: UInt64(sector) * UInt64(VMDK.sectorSize))
+    }
 }
