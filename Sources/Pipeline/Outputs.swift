@@ -75,7 +75,9 @@ final class OutputSet {
         members = try requests.map { request in
             let output = try AtomicOutput(finalPath: request.path)
             let sink = OutputSink(file: output.file, base: 0)
-            let writer = try WriterFactory.make(request.format, sink: sink, virtualSize: virtualSize, options: options)
+            let name = request.path.split(separator: "/").last.map(String.init) ?? request.path
+            let writer = try WriterFactory.make(request.format, sink: sink, virtualSize: virtualSize, options: options,
+                                                fileName: name)
             return Member(request: request, output: output, writer: writer)
         }
     }

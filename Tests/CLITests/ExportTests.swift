@@ -12,6 +12,10 @@ struct ExportTests {
     /// Every format the writers produce, as qemu-img names it for `-f`.
     static let formats: [(file: String, qemuFormat: String, extra: [String])] = [
         ("disk.raw", "raw", []),
+        ("disk.qcow2", "qcow2", []),
+        ("stream.vmdk", "vmdk", []),
+        ("disk.vdi", "vdi", []),
+        ("disk.vhd", "vpc", []),
     ]
 
     @Test func everyFormatInOnePassMatchesTheRawDisk() throws {
@@ -34,6 +38,29 @@ struct ExportTests {
             let digest = try Command.run("sha256sum", [path]).requireSuccess().stdout.split(separator: " ").first.map(String.init)
             #expect(entry?["sha256"] as? String == digest, "the reported digest of \(path)")
         }
+    }
+
+    /// The non-default variants of every format, also in one pass.
+    @Test func everyVariantInOnePassMatchesTheRawDisk() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-variants")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 96 << 20, seed: 7)
+        let outputs = [("v2.qcow2", "qcow2"), ("sparse.vmdk", "vmdk"), ("fixed.vdi", "vdi"), ("fixed.vhd", "vpc")]
+        let result = try Command.runRehost(["export", raw, "--compress", "deflate", "--qcow2-compat", "0.10",
+                                            "--vmdk-subformat", "monolithicSparse", "--adapter", "ide", "--vdi-variant", "fixed",
+                                            "--vhd-variant", "fixed", "--no-digest"] + outputs.flatMap { ["-o", dir.file($0.0)] })
+        #expect(result.status == 0, "\(result.stderr)")
+        for (name, format) in outputs {
+            let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", format, raw, dir.file(name)])
+            #expect(compare.status == 0, "\(name): \(compare.stdout)\(compare.stderr)")
+        }
+        let qcow2 = try qemuImgInfo(dir.file("v2.qcow2"), format: "qcow2")
+        #expect(((qcow2["format-specific"] as? [String: Any])?["data"] as? [String: Any])?["compat"] as? String == "0.10")
+        let vmdk = try qemuImgInfo(dir.file("sparse.vmdk"), format: "vmdk")
+        #expect(((vmdk["format-specific"] as? [String: Any])?["data"] as? [String: Any])?["create-type"] as? String == "monolithicSparse")
+        let head = try Command.run("head", ["-c", "4096", dir.file("sparse.vmdk")]).requireSuccess().stdout
+        #expect(head.contains("\"sparse.vmdk\"") && head.contains("ddb.adapterType = \"ide\""),
+                "the descriptor names the final file, not the temporary one, and the adapter")
     }
 
     @Test func diskFullFailsCleanly() throws {

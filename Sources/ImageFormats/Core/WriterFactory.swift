@@ -2,12 +2,17 @@ import ImageCore
 
 /// Makes the writer for a format.
 public enum WriterFactory {
-    public static func make(_ format: ImageFormat, sink: OutputSink, virtualSize: UInt64,
-                            options: WriterOptions) throws -> any DiskImageWriter {
+    /// `fileName` is the output's final base name: formats that name their own file inside (a
+    /// VMDK's extent line) must not see the temporary name it is written under.
+    public static func make(_ format: ImageFormat, sink: OutputSink, virtualSize: UInt64, options: WriterOptions,
+                            fileName: String) throws -> any DiskImageWriter {
         switch format {
         case .raw: return RawWriter(sink: sink, virtualSize: virtualSize)
-        case .qcow2, .vmdk, .vdi, .vhd, .ova:
-            throw WriterError.unsupported(format: format, what: "this format is not written yet")
+        case .qcow2: return try QCOW2Writer(sink: sink, virtualSize: virtualSize, options: options)
+        case .vmdk: return try VMDKWriter(sink: sink, virtualSize: virtualSize, options: options, extentFileName: fileName)
+        case .vdi: return try VDIWriter(sink: sink, virtualSize: virtualSize, options: options)
+        case .vhd: return try VHDWriter(sink: sink, virtualSize: virtualSize, options: options)
+        case .ova: throw WriterError.unsupported(format: format, what: "this format is not written yet")
         }
     }
 }
