@@ -26,9 +26,11 @@ public final class RawDiskReader {
         precondition(pieceSize % zeroGranularity == 0 && zeroGranularity % 512 == 0)
         let bytes = mapped.bytes
         let granule = UInt64(zeroGranularity)
+        var covered: UInt64 = 0
         for range in try file.dataRanges() {
-            // Whole granules covering the data range, clipped to the disk.
-            var position = range.lowerBound / granule * granule
+            // Whole granules covering the data range, clipped to the disk; two data ranges can
+            // share a granule, which is read once.
+            var position = max(covered, range.lowerBound / granule * granule)
             let end = min(size, (range.upperBound + granule - 1) / granule * granule)
             while position < end {
                 let pieceEnd = min(end, (position / UInt64(pieceSize) + 1) * UInt64(pieceSize))
@@ -52,6 +54,7 @@ public final class RawDiskReader {
                 }
                 mapped.release(Int(position)..<Int(pieceEnd))
                 position = pieceEnd
+                covered = pieceEnd
                 progress(position)
             }
         }
