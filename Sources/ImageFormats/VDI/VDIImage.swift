@@ -16,9 +16,10 @@ public struct VDIImage: Sendable {
         header = try VDIHeader.decode(first, path: path)
         // blockCount is capped by decode (VDIHeader.maximumBlocks), so this allocation is bounded.
         let mapBytes = Int(header.blockCount) * 4
-        guard UInt64(header.blockMapOffset) + UInt64(mapBytes) <= fileSize else {
-            throw VDIError.truncated(path: path, offset: UInt64(header.blockMapOffset), wanted: mapBytes,
-                                     got: Int(fileSize.subtractingReportingOverflow(UInt64(header.blockMapOffset)).overflow ? 0 : fileSize - UInt64(header.blockMapOffset)))
+        let mapOffset = UInt64(header.blockMapOffset)
+        guard mapOffset + UInt64(mapBytes) <= fileSize else {
+            throw VDIError.truncated(path: path, offset: mapOffset, wanted: mapBytes,
+                                     got: Int(fileSize > mapOffset ? fileSize - mapOffset : 0))
         }
         let raw = try file.read(count: mapBytes, at: UInt64(header.blockMapOffset))
         blockMap = (0..<Int(header.blockCount)).map { raw.loadLE(UInt32.self, at: $0 * 4) }

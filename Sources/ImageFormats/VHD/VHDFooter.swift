@@ -26,9 +26,9 @@ import ImageCore
 /// current-size field instead for "win " (Hyper-V), "qem2", "d2v ", "CTXS" and "tap\0", and
 /// Hyper-V and Azure always use the current size. We write creator "qem2", version 0x00050003,
 /// host "Wi2k": the creator fields `qemu-img convert -O vpc -o force_size=on` writes, the recipe
-/// Microsoft documents for preparing Azure VHDs, so Azure takes them, and qemu (2.5 and later)
-/// and VirtualBox read the exact size. Claiming Hyper-V ("win ") would work too, but would say
-/// something untrue about where the image came from. Unlike qemu's force_size images, which
+/// Microsoft documents for preparing Azure VHDs, so Azure takes them, and qemu (7.2 checked
+/// here; any release with force_size) and VirtualBox read the exact size. Claiming Hyper-V
+/// ("win ") would work too, but would say something untrue about where the image came from. Unlike qemu's force_size images, which
 /// carry the maximum CHS 65535/16/255 (another signal qemu honours), we write the
 /// specification's CHS for the size, so a firmware that takes the IDE geometry from the VHD
 /// (Hyper-V generation 1) sees a plausible one; the tests check it against qemu's own.
