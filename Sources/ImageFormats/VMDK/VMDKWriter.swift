@@ -63,6 +63,9 @@ public final class VMDKWriter: DiskImageWriter {
         guard virtualSize % UInt64(VMDK.sectorSize) == 0 else {
             throw WriterError.unsupported(format: .vmdk, what: "a virtual size of \(virtualSize) bytes is not a whole number of 512-byte sectors")
         }
+        guard virtualSize > 0 else {
+            throw WriterError.unsupported(format: .vmdk, what: "an empty (0-byte) disk cannot be a sparse extent")
+        }
         guard virtualSize <= VMDK.maximumVirtualSize else {
             throw WriterError.unsupported(format: .vmdk, what: "a virtual size of \(virtualSize) bytes exceeds the sparse extent limit of \(VMDK.maximumVirtualSize) bytes (u32 grain table entries)")
         }
@@ -158,7 +161,7 @@ public final class VMDKWriter: DiskImageWriter {
                 // A grain filled whole needs no clearing; otherwise the unwritten parts are zeros.
                 if !(inGrain == 0 && count == VMDK.grainBytes) {
                     let slot = (batchIndices.count - 1) * VMDK.grainBytes
-                    batch.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[slot..<(slot + VMDK.grainBytes)]).initializeMemory(as: UInt8.self, repeating: 0) }
+                    _ = batch.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[slot..<(slot + VMDK.grainBytes)]).initializeMemory(as: UInt8.self, repeating: 0) }
                 }
             }
             let destination = (batchIndices.count - 1) * VMDK.grainBytes + inGrain
@@ -208,7 +211,7 @@ public final class VMDKWriter: DiskImageWriter {
                 throw WriterError.unsupported(format: .vmdk, what: "internal: grain \(batchIndices[slot]) did not compress into \(limit) bytes")
             }
             let grain = batchIndices[slot]
-            recordStreamEntry(grain: grain, sector: (fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize))
+            try recordStreamEntry(grain: grain, sector: try tableEntry((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)))
             var marker = [UInt8](repeating: 0, count: VMDKMarker.grainHeaderSize)
             marker.storeLE(grain * VMDK.grainSectors, at: 0)
             marker.storeLE(UInt32(data.count), at: 8)
@@ -220,12 +223,20 @@ public final class VMDKWriter: DiskImageWriter {
         try appendToStream(output)
     }
 
-    private func recordStreamEntry(grain: UInt64, sector: UInt64) {
+    /// A grain table entry is a u32 sector: a near-2 TiB disk of incompressible data can outgrow it.
+    private func tableEntry(_ sector: UInt64) throws -> UInt32 {
+        guard let entry = UInt32(exactly: sector) else {
+            throw WriterError.unsupported(format: .vmdk, what: "the image grew past 2 TiB (sector \(sector)), beyond what a u32 grain table entry addresses")
+        }
+        return entry
+    }
+
+    private func recordStreamEntry(grain: UInt64, sector: UInt32) throws {
         let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
         if streamTables.last?.index != table {
             streamTables.append((table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable)))
         }
-        streamTables[streamTables.count - 1].entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = UInt32(sector)
+        streamTables[streamTables.count - 1].entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = sector
     }
 
     private func appendSectorPadding(_ output: inout [UInt8]) {
@@ -247,7 +258,7 @@ public final class VMDKWriter: DiskImageWriter {
         var directory = [UInt8](repeating: 0, count: Int(roundUp(UInt64(grainTableCount * 4), to: UInt64(VMDK.sectorSize))))
         for table in streamTables {
             output += VMDKMarker.metadataSector(.grainTable, numSectors: VMDK.grainTableSectors)
-            directory.storeLE(UInt32((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)), at: table.index * 4)
+            directory.storeLE(try tableEntry((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)), at: table.index * 4)
             var entries = [UInt8](repeating: 0, count: VMDK.grainTableBytes)
             for (i, entry) in table.entries.enumerated() where entry != 0 { entries.storeLE(entry, at: i * 4) }
             output += entries
@@ -279,7 +290,7 @@ public final class VMDKWriter: DiskImageWriter {
             if isData {
                 if runStart == nil { runStart = slot; runSector = fileEnd / sectorSize }
                 try recordSparseEntry(grain: batchIndices[slot],
-                                      sector: runSector + UInt64(slot - runStart!) * VMDK.grainSectors)
+                                      sector: try tableEntry(runSector + UInt64(slot - runStart!) * VMDK.grainSectors))
                 allocatedGrains += 1
             } else if let start = runStart {
                 try writeRun(start, slot)
@@ -288,13 +299,13 @@ public final class VMDKWriter: DiskImageWriter {
         }
     }
 
-    private func recordSparseEntry(grain: UInt64, sector: UInt64) throws {
+    private func recordSparseEntry(grain: UInt64, sector: UInt32) throws {
         let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
         if currentTable?.index != table {
             try writeCurrentTable()
             currentTable = (table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable))
         }
-        currentTable!.entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = UInt32(sector)
+        currentTable!.entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = sector
     }
 
     /// Writes the table being filled at its place and at its redundant copy's.
