@@ -57,6 +57,8 @@ public final class VMDKWriter: DiskImageWriter {
         try self.init(sink: sink, virtualSize: virtualSize, options: options, extentFileName: nil)
     }
 
+    /// Writes the header and descriptor at once, so a sink that is to be hashed must have had
+    /// `startDigest` called before this.
     /// - Parameter extentFileName: the name in the descriptor's extent line; by default the base
     ///   name of the sink's file (give it when the sink is a region of another file, as in an OVA).
     public init(sink: OutputSink, virtualSize: UInt64, options: WriterOptions, extentFileName: String?) throws {
