@@ -235,6 +235,31 @@ import TestSupport
         #expect(allocated > 0)
     }
 
+    /// A disk smaller than one grain, written through the writer directly: one partial grain.
+    @Test(arguments: WriterOptions.VMDKSubformat.allCases)
+    func diskSmallerThanAGrain(subformat: WriterOptions.VMDKSubformat) throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-vmdk")
+        let bytes = (0..<1536).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) }
+        let rawPath = directory.file("tiny.raw"), vmdkPath = directory.file("tiny.vmdk")
+        #expect(FileManager.default.createFile(atPath: rawPath, contents: Data(bytes)))
+        let sink = OutputSink(file: try RawFile(path: vmdkPath, mode: .createExclusive))
+        let writer = try VMDKWriter(sink: sink, virtualSize: 1536, options: options(subformat))
+        try bytes.withUnsafeBytes {
+            try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<512]), at: 0)
+            try writer.write(UnsafeRawBufferPointer(rebasing: $0[1024..<1536]), at: 1024)
+        }
+        let summary = try writer.finish()
+        #expect(summary.allocatedUnits == 1)
+        let converted = Converted(directory: directory, rawPath: rawPath, vmdkPath: vmdkPath, summary: summary,
+                                  streamedDigest: nil, size: 1536)
+        // Bytes 512..<1024 were never written: they must read as zeros, not as the raw's data.
+        var expected = bytes
+        for i in 512..<1024 { expected[i] = 0 }
+        #expect(try VMDKFileReader(path: vmdkPath).grain(0) == expected + [UInt8](repeating: 0, count: 65536 - 1536))
+        expected.withUnsafeBytes { _ = FileManager.default.createFile(atPath: rawPath, contents: Data($0)) }
+        try expectQemuAccepts(converted, createType: subformat.rawValue)
+    }
+
     @Test func outOfOrderWritesAreRefused() throws {
         let directory = try TemporaryDirectory(prefix: "rehost-vmdk")
         let sink = OutputSink(file: try RawFile(path: directory.file("x.vmdk"), mode: .createExclusive))
