@@ -39,7 +39,10 @@ struct ConvertFixtureTests {
                                                 attributes: [.posixPermissions: 0o777])
         let digestBefore = try sha256(fixture.imagePath)
         let disk = "\(directory)/centos5.raw"
-        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--json"], asUser: "nobody")
+        // One conversion writes the raw disk and, from it in the same pass, the hypervisor formats.
+        let others = ["qcow2", "vmdk", "vdi"].map { "\(directory)/centos5.\($0)" }
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk] + others.flatMap { ["-o", $0] } + ["--json"],
+                                           asUser: "nobody")
         let made = Converted(fixture: fixture, directory: directory, disk: disk, reportJSON: result.stdoutBytes,
                              inputDigestBefore: digestBefore, inputDigestAfter: try sha256(fixture.imagePath),
                              stdout: result.stdout, stderr: result.stderr, status: result.status)
@@ -152,15 +155,29 @@ struct ConvertFixtureTests {
         #expect(!FileManager.default.fileExists(atPath: "\(c.directory)/again.raw"), "--dry-run must write nothing")
     }
 
-    @Test(arguments: ["ide", "virtio"])
-    func bootsFromItsOwnMBR(bus: String) throws {
+    @Test func everyFormatHoldsTheSameDisk() throws {
         let c = try Self.converted()
-        let log = "\(c.directory)/serial-\(bus).log"
-        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", c.disk, "--format", "raw",
+        let outputs = c.report["outputs"] as? [[String: Any]] ?? []
+        #expect(outputs.map { $0["format"] as? String } == ["raw", "qcow2", "vmdk", "vdi"])
+        for (format, qemuFormat) in [("qcow2", "qcow2"), ("vmdk", "vmdk"), ("vdi", "vdi")] {
+            let path = "\(c.directory)/centos5.\(format)"
+            let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", qemuFormat, c.disk, path])
+            #expect(compare.status == 0, "\(path): \(compare.stdout)\(compare.stderr)")
+            let check = try Command.run("qemu-img", ["check", "-f", qemuFormat, path])
+            #expect(check.status == 0, "\(path): \(check.stdout)\(check.stderr)")
+        }
+    }
+
+    @Test(arguments: [("raw", "ide"), ("raw", "virtio"), ("qcow2", "virtio"), ("vmdk", "ide"), ("vdi", "virtio")])
+    func bootsFromItsOwnMBR(format: String, bus: String) throws {
+        let c = try Self.converted()
+        let log = "\(c.directory)/serial-\(format)-\(bus).log"
+        let image = "\(c.directory)/centos5.\(format)"
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", image, "--format", format,
                                                  "--bus", bus, "--log", log, "--timeout", "240"],
                                    timeout: .seconds(300), asUser: "nobody")
         let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(boot.status == 0, "no boot marker on \(bus):\n\(boot.stdout)\(boot.stderr)")
+        #expect(boot.status == 0, "no boot marker from \(format) on \(bus):\n\(boot.stdout)\(boot.stderr)")
         #expect(serial.contains("REHOST-BOOT-OK"))
         let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
         #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
