@@ -1,0 +1,345 @@
+import Compression
+import ImageCore
+
+/// Writes a VMDK sparse extent (streamOptimized or monolithicSparse, see `VMDK` for both
+/// layouts) in one pass over the disk's data.
+///
+/// Data is gathered into whole 64 KiB grains, 16 MiB of them at a time; all-zero grains are
+/// dropped. streamOptimized compresses a batch on every core, then appends markers and data in
+/// ascending LBA order with one sequential write per batch: nothing is ever written behind the
+/// current end, so the file can be hashed as it is written (OVA). monolithicSparse writes each
+/// batch's grains with one write per run of adjacent grains, and each grain table (with its
+/// redundant copy) once the data has moved past it.
+public final class VMDKWriter: DiskImageWriter {
+    public let format = ImageFormat.vmdk
+    public let virtualSize: UInt64
+    public let subformat: WriterOptions.VMDKSubformat
+    /// The descriptor's CID.
+    public let cid: UInt32
+    /// How streamOptimized grains are compressed (zlib streams); settable before the first write.
+    public var compressor: Compressor = .libdeflateZlib
+
+    private let sink: OutputSink
+    private let level: Int32
+    private let capacitySectors: UInt64
+    private let grainCount: UInt64
+    private let grainTableCount: Int
+
+    // Grains being gathered: `batchIndices[i]` is the grain held at `batch[i * grainBytes...]`.
+    private static let batchGrains = 256
+    private var batch: [UInt8]
+    private var batchIndices: [UInt64] = []
+    private var nextOffset: UInt64 = 0
+    private var allocatedGrains: UInt64 = 0
+
+    // Where the next byte of the file goes: streamOptimized appends, monolithicSparse appends
+    // grains after the preallocated tables.
+    private var fileEnd: UInt64 = 0
+
+    // streamOptimized: the tables that hold data, in ascending order, kept until the end.
+    private var streamTables: [(index: Int, entries: [UInt32])] = []
+
+    // monolithicSparse: table locations and the one table being filled.
+    private var sparseLayout: SparseLayout?
+    private var currentTable: (index: Int, entries: [UInt32])?
+    private var finished = false
+
+    /// Sector positions of monolithicSparse's preallocated metadata.
+    struct SparseLayout {
+        let redundantDirectory: UInt64
+        let redundantTables: UInt64
+        let directory: UInt64
+        let tables: UInt64
+        let overHead: UInt64
+    }
+
+    public convenience init(sink: OutputSink, virtualSize: UInt64, options: WriterOptions) throws {
+        try self.init(sink: sink, virtualSize: virtualSize, options: options, extentFileName: nil)
+    }
+
+    /// - Parameter extentFileName: the name in the descriptor's extent line; by default the base
+    ///   name of the sink's file (give it when the sink is a region of another file, as in an OVA).
+    public init(sink: OutputSink, virtualSize: UInt64, options: WriterOptions, extentFileName: String?) throws {
+        guard virtualSize % UInt64(VMDK.sectorSize) == 0 else {
+            throw WriterError.unsupported(format: .vmdk, what: "a virtual size of \(virtualSize) bytes is not a whole number of 512-byte sectors")
+        }
+        guard virtualSize <= VMDK.maximumVirtualSize else {
+            throw WriterError.unsupported(format: .vmdk, what: "a virtual size of \(virtualSize) bytes exceeds the sparse extent limit of \(VMDK.maximumVirtualSize) bytes (u32 grain table entries)")
+        }
+        self.sink = sink
+        self.virtualSize = virtualSize
+        subformat = options.vmdkSubformat
+        level = options.compressionLevel
+        capacitySectors = virtualSize / UInt64(VMDK.sectorSize)
+        grainCount = (capacitySectors + VMDK.grainSectors - 1) / VMDK.grainSectors
+        grainTableCount = Int((grainCount + UInt64(VMDK.entriesPerGrainTable) - 1) / UInt64(VMDK.entriesPerGrainTable))
+        cid = options.vmdkCID ?? UInt32.random(in: 0..<0xFFFF_FFFE)
+        batch = [UInt8](repeating: 0, count: Self.batchGrains * VMDK.grainBytes)
+        batchIndices.reserveCapacity(Self.batchGrains)
+
+        let fileName = extentFileName ?? String(sink.path.split(separator: "/").last ?? "disk.vmdk")
+        // VMware ends longContentID with the CID; the rest is random (fixed when the CID is).
+        var generator = SplitMix64(seed: options.vmdkCID.map { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max))
+        let longContentID = (0..<3).map { _ in VMDKDescriptor.hex8(UInt32(truncatingIfNeeded: generator.next())) }.joined()
+            + VMDKDescriptor.hex8(cid)
+        let createType = subformat == .streamOptimized ? "streamOptimized" : "monolithicSparse"
+        let descriptor = Array(VMDKDescriptor.text(createType: createType, capacitySectors: capacitySectors,
+                                                   fileName: fileName, cid: cid, longContentID: longContentID,
+                                                   options: options).utf8)
+        guard descriptor.count <= Int(VMDK.descriptorSectors) * VMDK.sectorSize else {
+            throw WriterError.unsupported(format: .vmdk, what: "the descriptor (\(descriptor.count) bytes) does not fit its \(VMDK.descriptorSectors) sectors; shorten the file name")
+        }
+        let descriptorEnd = VMDK.descriptorOffset + VMDK.descriptorSectors
+
+        switch subformat {
+        case .streamOptimized:
+            // Header, descriptor and zeros up to the first grain boundary, all written out, as
+            // a stream must be.
+            let overHead = roundUp(descriptorEnd, to: VMDK.grainSectors)
+            var head = streamHeader(gdOffset: VMDK.gdAtEnd, overHead: overHead).encoded()
+            head += descriptor
+            head += [UInt8](repeating: 0, count: Int(overHead) * VMDK.sectorSize - head.count)
+            try sink.write(head, at: 0)
+            fileEnd = UInt64(head.count)
+        case .monolithicSparse:
+            let directorySectors = roundUp(UInt64(grainTableCount * 4), to: UInt64(VMDK.sectorSize)) / UInt64(VMDK.sectorSize)
+            let tablesSectors = UInt64(grainTableCount) * VMDK.grainTableSectors
+            let redundantDirectory = descriptorEnd
+            let redundantTables = redundantDirectory + directorySectors
+            let directory = redundantTables + tablesSectors
+            let tables = directory + directorySectors
+            let layout = SparseLayout(redundantDirectory: redundantDirectory, redundantTables: redundantTables,
+                                      directory: directory, tables: tables,
+                                      overHead: roundUp(tables + tablesSectors, to: VMDK.grainSectors))
+            sparseLayout = layout
+            let header = sparseHeader(layout)
+            try sink.write(header.encoded() + descriptor, at: 0)
+            // Both directories point at every (preallocated, still zero) table; the tables
+            // themselves stay holes until they get entries.
+            for (directoryAt, tablesAt) in [(layout.redundantDirectory, layout.redundantTables), (layout.directory, layout.tables)] {
+                var entries = [UInt8](repeating: 0, count: Int(directorySectors) * VMDK.sectorSize)
+                for table in 0..<grainTableCount {
+                    entries.storeLE(UInt32(tablesAt + UInt64(table) * VMDK.grainTableSectors), at: table * 4)
+                }
+                try sink.write(entries, at: directoryAt * UInt64(VMDK.sectorSize))
+            }
+            fileEnd = layout.overHead * UInt64(VMDK.sectorSize)
+        }
+    }
+
+    private func streamHeader(gdOffset: UInt64, overHead: UInt64) -> VMDKHeader {
+        VMDKHeader(version: 3, flags: [.validNewlineDetection, .compressedGrains, .markers], capacity: capacitySectors,
+                   gdOffset: gdOffset, overHead: overHead, compressAlgorithm: 1)
+    }
+
+    private func sparseHeader(_ layout: SparseLayout) -> VMDKHeader {
+        VMDKHeader(version: 1, flags: [.validNewlineDetection, .redundantGrainTable], capacity: capacitySectors,
+                   rgdOffset: layout.redundantDirectory, gdOffset: layout.directory, overHead: layout.overHead,
+                   compressAlgorithm: 0)
+    }
+
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        guard !finished, offset >= nextOffset else {
+            throw WriterError.outOfOrder(format: format, offset: offset, expectedAtLeast: nextOffset)
+        }
+        guard offset + UInt64(data.count) <= virtualSize else {
+            throw WriterError.beyondEnd(format: format, offset: offset, virtualSize: virtualSize)
+        }
+        let grainBytes = UInt64(VMDK.grainBytes)
+        var consumed = 0
+        while consumed < data.count {
+            let position = offset + UInt64(consumed)
+            let grain = position / grainBytes
+            let inGrain = Int(position % grainBytes)
+            let count = min(VMDK.grainBytes - inGrain, data.count - consumed)
+            if batchIndices.last != grain {
+                if batchIndices.count == Self.batchGrains { try flushBatch() }
+                batchIndices.append(grain)
+                // A grain filled whole needs no clearing; otherwise the unwritten parts are zeros.
+                if !(inGrain == 0 && count == VMDK.grainBytes) {
+                    let slot = (batchIndices.count - 1) * VMDK.grainBytes
+                    batch.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[slot..<(slot + VMDK.grainBytes)]).initializeMemory(as: UInt8.self, repeating: 0) }
+                }
+            }
+            let destination = (batchIndices.count - 1) * VMDK.grainBytes + inGrain
+            batch.withUnsafeMutableBytes { buffer in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[destination..<(destination + count)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: data[consumed..<(consumed + count)]))
+            }
+            consumed += count
+        }
+        nextOffset = offset + UInt64(data.count)
+    }
+
+    private func flushBatch() throws {
+        guard !batchIndices.isEmpty else { return }
+        switch subformat {
+        case .streamOptimized: try flushCompressedBatch()
+        case .monolithicSparse: try flushSparseBatch()
+        }
+        batchIndices.removeAll(keepingCapacity: true)
+    }
+
+    private func grainIsZero(_ slot: Int) -> Bool {
+        batch.withUnsafeBytes {
+            ZeroDetection.isAllZero(UnsafeRawBufferPointer(rebasing: $0[(slot * VMDK.grainBytes)..<((slot + 1) * VMDK.grainBytes)]))
+        }
+    }
+
+    // MARK: streamOptimized
+
+    private func flushCompressedBatch() throws {
+        let grainBytes = VMDK.grainBytes
+        let compressor = self.compressor, level = self.level
+        // Incompressible data grows by a few bytes of deflate block headers; 1 KiB is ample.
+        let limit = grainBytes + 1024
+        let compressed: [[UInt8]?] = batch.withUnsafeBytes { buffer in
+            parallelMap(batchIndices.count) { slot -> [UInt8]? in
+                let grain = UnsafeRawBufferPointer(rebasing: buffer[(slot * grainBytes)..<((slot + 1) * grainBytes)])
+                if ZeroDetection.isAllZero(grain) { return nil }
+                return compressor.compress(grain, level: level, limit: limit) ?? []
+            }
+        }
+        var output: [UInt8] = []
+        output.reserveCapacity(compressed.reduce(0) { $0 + ($1?.count ?? 0) + VMDK.sectorSize })
+        for (slot, data) in compressed.enumerated() {
+            guard let data else { continue }
+            guard !data.isEmpty else {
+                throw WriterError.unsupported(format: .vmdk, what: "internal: grain \(batchIndices[slot]) did not compress into \(limit) bytes")
+            }
+            let grain = batchIndices[slot]
+            recordStreamEntry(grain: grain, sector: (fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize))
+            var marker = [UInt8](repeating: 0, count: VMDKMarker.grainHeaderSize)
+            marker.storeLE(grain * VMDK.grainSectors, at: 0)
+            marker.storeLE(UInt32(data.count), at: 8)
+            output += marker
+            output += data
+            appendSectorPadding(&output)
+            allocatedGrains += 1
+        }
+        try appendToStream(output)
+    }
+
+    private func recordStreamEntry(grain: UInt64, sector: UInt64) {
+        let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
+        if streamTables.last?.index != table {
+            streamTables.append((table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable)))
+        }
+        streamTables[streamTables.count - 1].entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = UInt32(sector)
+    }
+
+    private func appendSectorPadding(_ output: inout [UInt8]) {
+        let remainder = output.count % VMDK.sectorSize
+        if remainder != 0 { output += Self.zeroSector[remainder...] }
+    }
+
+    private static let zeroSector = [UInt8](repeating: 0, count: VMDK.sectorSize)
+
+    private func appendToStream(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        try sink.write(bytes, at: fileEnd)
+        fileEnd += UInt64(bytes.count)
+    }
+
+    /// Grain tables, grain directory, footer and end-of-stream marker, in that order.
+    private func finishStream() throws {
+        var output: [UInt8] = []
+        var directory = [UInt8](repeating: 0, count: Int(roundUp(UInt64(grainTableCount * 4), to: UInt64(VMDK.sectorSize))))
+        for table in streamTables {
+            output += VMDKMarker.metadataSector(.grainTable, numSectors: VMDK.grainTableSectors)
+            directory.storeLE(UInt32((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)), at: table.index * 4)
+            var entries = [UInt8](repeating: 0, count: VMDK.grainTableBytes)
+            for (i, entry) in table.entries.enumerated() where entry != 0 { entries.storeLE(entry, at: i * 4) }
+            output += entries
+        }
+        output += VMDKMarker.metadataSector(.grainDirectory, numSectors: UInt64(directory.count / VMDK.sectorSize))
+        let directorySector = (fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)
+        output += directory
+        output += VMDKMarker.metadataSector(.footer, numSectors: 1)
+        output += streamHeader(gdOffset: directorySector, overHead: roundUp(VMDK.descriptorOffset + VMDK.descriptorSectors, to: VMDK.grainSectors)).encoded()
+        output += VMDKMarker.metadataSector(.endOfStream, numSectors: 0)
+        try appendToStream(output)
+        streamTables = []
+    }
+
+    // MARK: monolithicSparse
+
+    private func flushSparseBatch() throws {
+        let sectorSize = UInt64(VMDK.sectorSize)
+        var runStart: Int? = nil
+        func writeRun(_ start: Int, _ end: Int) throws {
+            try batch.withUnsafeBytes {
+                try sink.write(UnsafeRawBufferPointer(rebasing: $0[(start * VMDK.grainBytes)..<(end * VMDK.grainBytes)]), at: fileEnd)
+            }
+            fileEnd += UInt64((end - start) * VMDK.grainBytes)
+        }
+        var runSector = fileEnd / sectorSize
+        for slot in 0...batchIndices.count {
+            let isData = slot < batchIndices.count && !grainIsZero(slot)
+            if isData {
+                if runStart == nil { runStart = slot; runSector = fileEnd / sectorSize }
+                try recordSparseEntry(grain: batchIndices[slot],
+                                      sector: runSector + UInt64(slot - runStart!) * VMDK.grainSectors)
+                allocatedGrains += 1
+            } else if let start = runStart {
+                try writeRun(start, slot)
+                runStart = nil
+            }
+        }
+    }
+
+    private func recordSparseEntry(grain: UInt64, sector: UInt64) throws {
+        let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
+        if currentTable?.index != table {
+            try writeCurrentTable()
+            currentTable = (table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable))
+        }
+        currentTable!.entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = UInt32(sector)
+    }
+
+    /// Writes the table being filled at its place and at its redundant copy's.
+    private func writeCurrentTable() throws {
+        guard let table = currentTable, let layout = sparseLayout else { return }
+        var bytes = [UInt8](repeating: 0, count: VMDK.grainTableBytes)
+        for (i, entry) in table.entries.enumerated() where entry != 0 { bytes.storeLE(entry, at: i * 4) }
+        for base in [layout.redundantTables, layout.tables] {
+            try sink.write(bytes, at: (base + UInt64(table.index) * VMDK.grainTableSectors) * UInt64(VMDK.sectorSize))
+        }
+        currentTable = nil
+    }
+
+    public func finish() throws -> WriterSummary {
+        guard !finished else { throw WriterError.unsupported(format: format, what: "internal: finish called twice") }
+        try flushBatch()
+        finished = true
+        let variant: String
+        switch subformat {
+        case .streamOptimized:
+            try finishStream()
+            variant = "VMDK streamOptimized, deflate-compressed 64 KiB grains"
+        case .monolithicSparse:
+            try writeCurrentTable()
+            try sink.extend(to: fileEnd)
+            variant = "VMDK monolithicSparse, 64 KiB grains"
+        }
+        return WriterSummary(format: format, variant: variant, virtualSize: virtualSize, fileSize: fileEnd,
+                             allocatedUnits: allocatedGrains, unitSize: UInt64(VMDK.grainBytes))
+    }
+}
+
+private func roundUp(_ value: UInt64, to multiple: UInt64) -> UInt64 {
+    (value + multiple - 1) / multiple * multiple
+}
+
+/// A small deterministic generator for the descriptor's longContentID.
+private struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
