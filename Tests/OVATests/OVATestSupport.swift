@@ -11,7 +11,7 @@ enum OVAFixture {
         let reader = try RawDiskReader(path: rawPath)
         _ = FileManager.default.createFile(atPath: ovaPath, contents: nil)
         let file = try RawFile(path: ovaPath, mode: .readWrite)
-        let writer = try OVAWriter(sink: OutputSink(file: file), virtualSize: reader.size, options: options) { s, v, _, _ in DenseRawWriter(sink: s, virtualSize: v) }
+        let writer = try OVAWriter(sink: OutputSink(file: file), virtualSize: reader.size, options: options)
         let summaries = try DiskStreamer.stream(reader, to: [writer])
         return (writer, summaries[0])
     }

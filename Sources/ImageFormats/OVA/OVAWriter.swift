@@ -52,8 +52,8 @@ public final class OVAWriter: DiskImageWriter {
 
     /// An OVA whose disk is a streamOptimized VMDK, whatever `options.vmdkSubformat` says.
     public convenience init(sink: OutputSink, virtualSize: UInt64, options: WriterOptions) throws {
-        try self.init(sink: sink, virtualSize: virtualSize, options: options) { _, _, _, _ in
-            throw WriterError.unsupported(format: .ova, what: "the VMDK writer has not landed yet")
+        try self.init(sink: sink, virtualSize: virtualSize, options: options) { diskSink, size, diskOptions, name in
+            try VMDKWriter(sink: diskSink, virtualSize: size, options: diskOptions, extentFileName: name)
         }
     }
 
