@@ -44,4 +44,19 @@ import TestSupport
         // The archive is only as large as its members: the disk's holes are not in it.
         #expect(archive.summary.fileSize < 64 << 20)
     }
+
+    /// The manifest needs the disk member's digest from the one pass, so a disk writer that
+    /// leaves holes (the sparse raw writer) is refused rather than hashed wrongly.
+    @Test func aDiskWriterWithHolesIsRefused() throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-ova")
+        let raw = directory.file("disk.raw"), ova = directory.file("vm.ova")
+        try SyntheticDisk.make(at: raw, size: 16 << 20)
+        let reader = try RawDiskReader(path: raw)
+        _ = FileManager.default.createFile(atPath: ova, contents: nil)
+        let writer = try OVAWriter(sink: OutputSink(file: try RawFile(path: ova, mode: .readWrite)),
+                                   virtualSize: reader.size, options: WriterOptions()) { sink, size, _, _ in
+            RawWriter(sink: sink, virtualSize: size)
+        }
+        #expect(throws: WriterError.self) { _ = try DiskStreamer.stream(reader, to: [writer]) }
+    }
 }
