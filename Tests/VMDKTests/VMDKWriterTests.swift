@@ -100,12 +100,37 @@ import TestSupport
         #expect(descriptor.database["ddb.longContentID"]?.hasSuffix("1234abcd") == true)
         #expect(descriptor.database["ddb.toolsVersion"] != nil)
 
-        // Markers: grains in ascending LBA order, then GT+table pairs, GD, footer, EOS.
+        // Markers: runs of grains in ascending LBA order, each run followed by the GT of the
+        // tables its grains belong to (VMware's order), then GD, footer, EOS.
         let items = try reader.streamItems()
         #expect(items.first?.offset == header.overHead * 512)
         var grainItems: [VMDKFileReader.Item] = []
+        var tables: [(index: Int, sector: UInt64)] = []
+        var pendingTable: Int? = nil
         var index = 0
-        while index < items.count, case .grain = items[index].marker { grainItems.append(items[index]); index += 1 }
+        markers: while index < items.count {
+            switch items[index].marker {
+            case let .grain(lba, _):
+                let table = Int(lba / (128 * 512))
+                if let pendingTable {
+                    #expect(pendingTable == table, "a grain of table \(table) before table \(pendingTable) was written")
+                } else {
+                    #expect(!tables.contains { $0.index == table }, "a grain of table \(table) after that table")
+                    pendingTable = table
+                }
+                grainItems.append(items[index])
+            case let .metadata(.grainTable, sectors):
+                #expect(sectors == 4)
+                let table = try #require(pendingTable, "a GT marker at byte \(items[index].offset) follows no grains")
+                tables.append((table, items[index].offset / 512 + 1))
+                pendingTable = nil
+            default:
+                break markers
+            }
+            index += 1
+        }
+        #expect(pendingTable == nil, "the last grains have no table after them")
+        #expect(tables.count >= 3)
         var lbas: [UInt64] = []
         for item in grainItems {
             let (lba, data) = try reader.grainData(markerAt: item.offset)
@@ -132,13 +157,6 @@ import TestSupport
         // The last (partial) grain holds the disk's last sector.
         #expect(lbas.last == (size / 512 - 1) / 128 * 128)
 
-        var tables: [(markerOffset: UInt64, tableSector: UInt64)] = []
-        while index < items.count, case .metadata(.grainTable, let sectors) = items[index].marker {
-            #expect(sectors == 4)
-            tables.append((items[index].offset, items[index].offset / 512 + 1))
-            index += 1
-        }
-        #expect(!tables.isEmpty)
         try #require(items.count == index + 3, "after the tables: GD, footer and EOS markers only")
         guard case let .metadata(.grainDirectory, directorySectors) = items[index].marker else {
             Issue.record("expected the GD marker, found \(items[index].marker)"); return
@@ -158,7 +176,9 @@ import TestSupport
 
         // GD -> GT -> grain markers.
         let directory = try reader.entries(atSector: directorySector, count: tableCount)
-        #expect(directory.filter { $0 != 0 }.map(UInt64.init) == tables.map(\.tableSector))
+        var expectedDirectory = [UInt32](repeating: 0, count: tableCount)
+        for table in tables { expectedDirectory[table.index] = UInt32(table.sector) }
+        #expect(directory == expectedDirectory)
         let grainsBySector = Dictionary(uniqueKeysWithValues: grainItems.map { item -> (UInt64, UInt64) in
             guard case let .grain(lba, _) = item.marker else { return (0, 0) }
             return (item.offset / 512, lba)
@@ -213,6 +233,31 @@ import TestSupport
         }
         #expect(UInt64(allocated) == converted.summary.allocatedUnits)
         #expect(allocated > 0)
+    }
+
+    /// A disk smaller than one grain, written through the writer directly: one partial grain.
+    @Test(arguments: WriterOptions.VMDKSubformat.allCases)
+    func diskSmallerThanAGrain(subformat: WriterOptions.VMDKSubformat) throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-vmdk")
+        let bytes = (0..<1536).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) }
+        let rawPath = directory.file("tiny.raw"), vmdkPath = directory.file("tiny.vmdk")
+        #expect(FileManager.default.createFile(atPath: rawPath, contents: Data(bytes)))
+        let sink = OutputSink(file: try RawFile(path: vmdkPath, mode: .createExclusive))
+        let writer = try VMDKWriter(sink: sink, virtualSize: 1536, options: options(subformat))
+        try bytes.withUnsafeBytes {
+            try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<512]), at: 0)
+            try writer.write(UnsafeRawBufferPointer(rebasing: $0[1024..<1536]), at: 1024)
+        }
+        let summary = try writer.finish()
+        #expect(summary.allocatedUnits == 1)
+        let converted = Converted(directory: directory, rawPath: rawPath, vmdkPath: vmdkPath, summary: summary,
+                                  streamedDigest: nil, size: 1536)
+        // Bytes 512..<1024 were never written: they must read as zeros, not as the raw's data.
+        var expected = bytes
+        for i in 512..<1024 { expected[i] = 0 }
+        #expect(try VMDKFileReader(path: vmdkPath).grain(0) == expected + [UInt8](repeating: 0, count: 65536 - 1536))
+        expected.withUnsafeBytes { _ = FileManager.default.createFile(atPath: rawPath, contents: Data($0)) }
+        try expectQemuAccepts(converted, createType: subformat.rawValue)
     }
 
     @Test func outOfOrderWritesAreRefused() throws {

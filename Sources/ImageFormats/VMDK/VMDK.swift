@@ -25,9 +25,11 @@ import ImageCore
 /// 21 ..< 128      zeros: grains start on a grain boundary (overHead 128), as VMware's tools lay it out
 /// grains          per allocated grain in ascending LBA order: u64 LBA, u32 compressed size, the
 ///                 zlib stream of the whole 64 KiB grain; padded with zeros to a sector
-/// per non-empty grain table: metadata marker (u64 numSectors = 4, u32 size 0, u32 type 1 = GT,
-///                 zero padded to 512), then the table (2048 bytes); a grain table entry is the
-///                 sector of the grain's marker
+/// GT marker       (u64 numSectors = 4, u32 size 0, u32 type 1, zero padded to 512) and the grain
+///                 table (2048 bytes), right after the last grain it covers, before the grains of
+///                 the next table (as VMware's own StreamVmdkWriter does); a grain table entry is
+///                 the sector of the grain's marker; tables without data are not written
+/// ... grains and tables alternate up to the last table with data
 /// GD marker       (numSectors, 0, type 2), then the grain directory (u32 per table: the sector of
 ///                 the table, 0 = every grain of that table is unallocated), padded to a sector
 /// footer marker   (1, 0, type 3), then a copy of the header with the real gdOffset
@@ -36,9 +38,9 @@ import ImageCore
 ///
 /// Limits: capacity is a u64 of sectors, but a grain table entry is a u32 sector number, so a
 /// sparse file can address at most 2^32 sectors = 2 TiB of grains plus metadata; Rehost refuses
-/// virtual disks above 2 TiB - 64 MiB (room for the tables). The streamOptimized writer keeps the
-/// grain tables that hold data in memory until the end (2 KiB per 32 MiB of disk with data: at
-/// most 128 MiB for a full 2 TiB disk) and compresses 16 MiB of grains at a time.
+/// virtual disks above 2 TiB - 64 MiB (room for the tables). The writers keep one grain table
+/// (2 KiB) and, for streamOptimized, the grain directory (4 bytes per 32 MiB of disk: 256 KiB at
+/// 2 TiB) in memory, and gather 16 MiB of grains at a time.
 public enum VMDK {
     /// "KDMV" read as a little-endian u32.
     public static let magic: UInt32 = 0x564D_444B

@@ -6,7 +6,8 @@ import ImageCore
 ///
 /// Data is gathered into whole 64 KiB grains, 16 MiB of them at a time; all-zero grains are
 /// dropped. streamOptimized compresses a batch on every core, then appends markers and data in
-/// ascending LBA order with one sequential write per batch: nothing is ever written behind the
+/// ascending LBA order, each grain table right after its grains, with one sequential write per
+/// batch: nothing is ever written behind the
 /// current end, so the file can be hashed as it is written (OVA). monolithicSparse writes each
 /// batch's grains with one write per run of adjacent grains, and each grain table (with its
 /// redundant copy) once the data has moved past it.
@@ -36,12 +37,12 @@ public final class VMDKWriter: DiskImageWriter {
     // grains after the preallocated tables.
     private var fileEnd: UInt64 = 0
 
-    // streamOptimized: the tables that hold data, in ascending order, kept until the end.
-    private var streamTables: [(index: Int, entries: [UInt32])] = []
-
-    // monolithicSparse: table locations and the one table being filled.
-    private var sparseLayout: SparseLayout?
+    // The one grain table being filled (both subformats).
     private var currentTable: (index: Int, entries: [UInt32])?
+    // streamOptimized: the grain directory, filled as tables are written.
+    private var streamDirectory: [UInt32] = []
+    // monolithicSparse: where the preallocated metadata lives.
+    private var sparseLayout: SparseLayout?
     private var finished = false
 
     /// Sector positions of monolithicSparse's preallocated metadata.
@@ -57,11 +58,16 @@ public final class VMDKWriter: DiskImageWriter {
         try self.init(sink: sink, virtualSize: virtualSize, options: options, extentFileName: nil)
     }
 
+    /// Writes the header and descriptor at once, so a sink that is to be hashed must have had
+    /// `startDigest` called before this.
     /// - Parameter extentFileName: the name in the descriptor's extent line; by default the base
     ///   name of the sink's file (give it when the sink is a region of another file, as in an OVA).
     public init(sink: OutputSink, virtualSize: UInt64, options: WriterOptions, extentFileName: String?) throws {
         guard virtualSize % UInt64(VMDK.sectorSize) == 0 else {
             throw WriterError.unsupported(format: .vmdk, what: "a virtual size of \(virtualSize) bytes is not a whole number of 512-byte sectors")
+        }
+        guard virtualSize > 0 else {
+            throw WriterError.unsupported(format: .vmdk, what: "an empty (0-byte) disk cannot be a sparse extent")
         }
         guard virtualSize <= VMDK.maximumVirtualSize else {
             throw WriterError.unsupported(format: .vmdk, what: "a virtual size of \(virtualSize) bytes exceeds the sparse extent limit of \(VMDK.maximumVirtualSize) bytes (u32 grain table entries)")
@@ -101,6 +107,7 @@ public final class VMDKWriter: DiskImageWriter {
             head += [UInt8](repeating: 0, count: Int(overHead) * VMDK.sectorSize - head.count)
             try sink.write(head, at: 0)
             fileEnd = UInt64(head.count)
+            streamDirectory = [UInt32](repeating: 0, count: grainTableCount)
         case .monolithicSparse:
             let directorySectors = roundUp(UInt64(grainTableCount * 4), to: UInt64(VMDK.sectorSize)) / UInt64(VMDK.sectorSize)
             let tablesSectors = UInt64(grainTableCount) * VMDK.grainTableSectors
@@ -158,7 +165,7 @@ public final class VMDKWriter: DiskImageWriter {
                 // A grain filled whole needs no clearing; otherwise the unwritten parts are zeros.
                 if !(inGrain == 0 && count == VMDK.grainBytes) {
                     let slot = (batchIndices.count - 1) * VMDK.grainBytes
-                    batch.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[slot..<(slot + VMDK.grainBytes)]).initializeMemory(as: UInt8.self, repeating: 0) }
+                    _ = batch.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[slot..<(slot + VMDK.grainBytes)]).initializeMemory(as: UInt8.self, repeating: 0) }
                 }
             }
             let destination = (batchIndices.count - 1) * VMDK.grainBytes + inGrain
@@ -208,7 +215,14 @@ public final class VMDKWriter: DiskImageWriter {
                 throw WriterError.unsupported(format: .vmdk, what: "internal: grain \(batchIndices[slot]) did not compress into \(limit) bytes")
             }
             let grain = batchIndices[slot]
-            recordStreamEntry(grain: grain, sector: (fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize))
+            let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
+            if currentTable?.index != table {
+                // The previous table's grains are all out: it follows them, as VMware writes it.
+                try appendCurrentStreamTable(to: &output)
+                currentTable = (table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable))
+            }
+            currentTable!.entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] =
+                try tableEntry((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize))
             var marker = [UInt8](repeating: 0, count: VMDKMarker.grainHeaderSize)
             marker.storeLE(grain * VMDK.grainSectors, at: 0)
             marker.storeLE(UInt32(data.count), at: 8)
@@ -220,12 +234,27 @@ public final class VMDKWriter: DiskImageWriter {
         try appendToStream(output)
     }
 
-    private func recordStreamEntry(grain: UInt64, sector: UInt64) {
-        let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
-        if streamTables.last?.index != table {
-            streamTables.append((table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable)))
+    /// A grain table entry is a u32 sector: a near-2 TiB disk of incompressible data can outgrow it.
+    private func tableEntry(_ sector: UInt64) throws -> UInt32 {
+        guard let entry = UInt32(exactly: sector) else {
+            throw WriterError.unsupported(format: .vmdk, what: "the image grew past 2 TiB (sector \(sector)), beyond what a u32 grain table entry addresses")
         }
-        streamTables[streamTables.count - 1].entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = UInt32(sector)
+        return entry
+    }
+
+    /// A GT marker and the table being filled, whose sector goes into the grain directory.
+    private func appendCurrentStreamTable(to output: inout [UInt8]) throws {
+        guard let table = currentTable else { return }
+        output += VMDKMarker.metadataSector(.grainTable, numSectors: VMDK.grainTableSectors)
+        streamDirectory[table.index] = try tableEntry((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize))
+        output += encodedTable(table.entries)
+        currentTable = nil
+    }
+
+    private func encodedTable(_ entries: [UInt32]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: VMDK.grainTableBytes)
+        for (i, entry) in entries.enumerated() where entry != 0 { bytes.storeLE(entry, at: i * 4) }
+        return bytes
     }
 
     private func appendSectorPadding(_ output: inout [UInt8]) {
@@ -241,17 +270,12 @@ public final class VMDKWriter: DiskImageWriter {
         fileEnd += UInt64(bytes.count)
     }
 
-    /// Grain tables, grain directory, footer and end-of-stream marker, in that order.
+    /// The last grain table, the grain directory, the footer and the end-of-stream marker.
     private func finishStream() throws {
         var output: [UInt8] = []
+        try appendCurrentStreamTable(to: &output)
         var directory = [UInt8](repeating: 0, count: Int(roundUp(UInt64(grainTableCount * 4), to: UInt64(VMDK.sectorSize))))
-        for table in streamTables {
-            output += VMDKMarker.metadataSector(.grainTable, numSectors: VMDK.grainTableSectors)
-            directory.storeLE(UInt32((fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)), at: table.index * 4)
-            var entries = [UInt8](repeating: 0, count: VMDK.grainTableBytes)
-            for (i, entry) in table.entries.enumerated() where entry != 0 { entries.storeLE(entry, at: i * 4) }
-            output += entries
-        }
+        for (index, sector) in streamDirectory.enumerated() where sector != 0 { directory.storeLE(sector, at: index * 4) }
         output += VMDKMarker.metadataSector(.grainDirectory, numSectors: UInt64(directory.count / VMDK.sectorSize))
         let directorySector = (fileEnd + UInt64(output.count)) / UInt64(VMDK.sectorSize)
         output += directory
@@ -259,7 +283,6 @@ public final class VMDKWriter: DiskImageWriter {
         output += streamHeader(gdOffset: directorySector, overHead: roundUp(VMDK.descriptorOffset + VMDK.descriptorSectors, to: VMDK.grainSectors)).encoded()
         output += VMDKMarker.metadataSector(.endOfStream, numSectors: 0)
         try appendToStream(output)
-        streamTables = []
     }
 
     // MARK: monolithicSparse
@@ -279,7 +302,7 @@ public final class VMDKWriter: DiskImageWriter {
             if isData {
                 if runStart == nil { runStart = slot; runSector = fileEnd / sectorSize }
                 try recordSparseEntry(grain: batchIndices[slot],
-                                      sector: runSector + UInt64(slot - runStart!) * VMDK.grainSectors)
+                                      sector: try tableEntry(runSector + UInt64(slot - runStart!) * VMDK.grainSectors))
                 allocatedGrains += 1
             } else if let start = runStart {
                 try writeRun(start, slot)
@@ -288,20 +311,19 @@ public final class VMDKWriter: DiskImageWriter {
         }
     }
 
-    private func recordSparseEntry(grain: UInt64, sector: UInt64) throws {
+    private func recordSparseEntry(grain: UInt64, sector: UInt32) throws {
         let table = Int(grain / UInt64(VMDK.entriesPerGrainTable))
         if currentTable?.index != table {
             try writeCurrentTable()
             currentTable = (table, [UInt32](repeating: 0, count: VMDK.entriesPerGrainTable))
         }
-        currentTable!.entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = UInt32(sector)
+        currentTable!.entries[Int(grain % UInt64(VMDK.entriesPerGrainTable))] = sector
     }
 
     /// Writes the table being filled at its place and at its redundant copy's.
     private func writeCurrentTable() throws {
         guard let table = currentTable, let layout = sparseLayout else { return }
-        var bytes = [UInt8](repeating: 0, count: VMDK.grainTableBytes)
-        for (i, entry) in table.entries.enumerated() where entry != 0 { bytes.storeLE(entry, at: i * 4) }
+        let bytes = encodedTable(table.entries)
         for base in [layout.redundantTables, layout.tables] {
             try sink.write(bytes, at: (base + UInt64(table.index) * VMDK.grainTableSectors) * UInt64(VMDK.sectorSize))
         }
