@@ -18,6 +18,24 @@ struct ExportTests {
         ("disk.vhd", "vpc", []),
     ]
 
+    @Test func anOVAHoldsTheDiskAndAManifestThatMatches() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-ova")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 64 << 20)
+        let ova = dir.file("vm.ova")
+        let result = try Command.runRehost(["export", raw, "-o", ova, "--name", "centos5", "--cpus", "2", "--memory", "2G"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let list = try Command.run("tar", ["-tf", ova]).requireSuccess().stdout.split(separator: "\n").map(String.init)
+        #expect(list == ["centos5.ovf", "centos5.mf", "centos5-disk1.vmdk"])
+        try Command.run("tar", ["-xf", ova, "-C", dir.path]).requireSuccess()
+        let check = try Command.run("/bin/sh", ["-c", "cd '\(dir.path)' && sed -E 's/^SHA256\\((.*)\\)= (.*)$/\\2  \\1/' centos5.mf | sha256sum -c"])
+        #expect(check.status == 0, "manifest: \(check.stdout)\(check.stderr)")
+        let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", "vmdk", raw, dir.file("centos5-disk1.vmdk")])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+        let ovf = try String(contentsOfFile: dir.file("centos5.ovf"), encoding: .utf8)
+        #expect(ovf.contains("<rasd:VirtualQuantity>2</rasd:VirtualQuantity>") && ovf.contains("<rasd:VirtualQuantity>2048</rasd:VirtualQuantity>"))
+    }
+
     @Test func everyFormatInOnePassMatchesTheRawDisk() throws {
         let dir = try TemporaryDirectory(prefix: "rehost-export")
         let raw = dir.file("source.raw")

@@ -12,7 +12,7 @@ public enum WriterFactory {
         case .vmdk: return try VMDKWriter(sink: sink, virtualSize: virtualSize, options: options, extentFileName: fileName)
         case .vdi: return try VDIWriter(sink: sink, virtualSize: virtualSize, options: options)
         case .vhd: return try VHDWriter(sink: sink, virtualSize: virtualSize, options: options)
-        case .ova: throw WriterError.unsupported(format: format, what: "this format is not written yet")
+        case .ova: return try OVAWriter(sink: sink, virtualSize: virtualSize, options: options)
         }
     }
 }
