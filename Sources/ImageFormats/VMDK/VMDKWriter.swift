@@ -27,7 +27,9 @@ public final class VMDKWriter: DiskImageWriter {
     private let grainTableCount: Int
 
     // Grains being gathered: `batchIndices[i]` is the grain held at `batch[i * grainBytes...]`.
-    private static let batchGrains = 256
+    // 8 MiB: enough to keep every core busy, small enough that a VMDK and an OVA written in the
+    // same pass stay well inside the memory budget.
+    private static let batchGrains = 128
     private var batch: [UInt8]
     private var batchIndices: [UInt64] = []
     private var nextOffset: UInt64 = 0
