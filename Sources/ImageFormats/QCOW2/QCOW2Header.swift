@@ -176,7 +176,8 @@ public struct QCOW2Header: Sendable, Equatable {
 /// ```
 /// The sector-count field has cluster_bits - 8 bits, so it counts up to 2 * cluster_size / 512
 /// sectors: compressed data is always smaller than a cluster, and starts at most 511 bytes into its
-/// first sector, so it always fits.
+/// first sector, so it always fits. Versions 2 and 3 encode compressed entries identically; the
+/// compression method (zlib or zstd) is the header's, not the entry's.
 public enum QCOW2Entry {
     public static let copied: UInt64 = 1 << 63
     public static let compressed: UInt64 = 1 << 62

@@ -93,6 +93,8 @@ public final class QCOW2Writer: DiskImageWriter {
     /// Bytes of guest data compressed per parallel batch: enough to keep every core busy for a
     /// while, small enough to keep memory flat.
     static let batchBytes = 16 << 20
+    /// Runs of uncompressed data at least this long are written without buffering.
+    static let directWriteSize = 64 << 10
     /// qemu's `QCOW_MAX_L1_SIZE` and `QCOW_MAX_REFTABLE_SIZE`.
     static let maxL1Bytes: UInt64 = 32 << 20
     static let maxRefcountTableBytes: UInt64 = 8 << 20
@@ -283,7 +285,9 @@ public final class QCOW2Writer: DiskImageWriter {
     private func placeUncompressed(first: UInt64, count: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
         try selectL2(for: first)
         alignHostEnd()
-        if bytes.count < pendingFlushSize / 4 {
+        // Small runs join the buffer; large ones go straight from the caller's memory to the
+        // file, saving a copy.
+        if bytes.count < Self.directWriteSize {
             pending.append(contentsOf: bytes)
             let padding = Int(count * clusterSize) - bytes.count
             if padding > 0 { pending.append(contentsOf: repeatElement(0, count: padding)) }
