@@ -65,8 +65,8 @@ struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Memory in an OVA, e.g. 1024M or 2G.", valueName: "size"))
     var memory: String = "1024M"
 
-    @Option(name: .customLong("compression-level"), help: ArgumentHelp("Effort for compressed outputs: 1-9 for deflate, 1-19 for zstd.", valueName: "n"))
-    var compressionLevel: Int32 = 6
+    @Option(name: .customLong("compression-level"), help: ArgumentHelp("Effort for compressed outputs: 1-9 for deflate (default 6), 1-19 for zstd (default 3, as QEMU).", valueName: "n"))
+    var compressionLevel: Int32?
 
     @Flag(name: .customLong("no-digest"), help: "Leave the SHA-256 of each output out of the report (it costs one more read of each).")
     var noDigest = false
@@ -106,7 +106,7 @@ struct OutputOptions: ParsableArguments {
         options.vmName = name
         options.cpus = cpus
         options.memoryMiB = Int((ByteCount.parse(memory) ?? 1 << 30) >> 20)
-        options.compressionLevel = compressionLevel
+        options.compressionLevel = compressionLevel ?? (compress == .zstd ? 3 : 6)
         return options
     }
 }

@@ -92,7 +92,7 @@ public final class QCOW2Writer: DiskImageWriter {
 
     /// Bytes of guest data compressed per parallel batch: enough to keep every core busy for a
     /// while, small enough to keep memory flat.
-    static let batchBytes = 16 << 20
+    static let batchBytes = 8 << 20
     /// Runs of uncompressed data at least this long are written without buffering.
     static let directWriteSize = 64 << 10
     /// qemu's `QCOW_MAX_L1_SIZE` and `QCOW_MAX_REFTABLE_SIZE`.
