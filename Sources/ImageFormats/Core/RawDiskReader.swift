@@ -7,27 +7,37 @@ public final class RawDiskReader {
     public let path: String
     public let size: UInt64
     private let mapped: MappedFile
-    private let file: RawFile
+    private let dataRanges: [Range<UInt64>]
 
     public init(path: String) throws {
         self.path = path
-        file = try RawFile(path: path, mode: .readOnly)
+        let file = try RawFile(path: path, mode: .readOnly)
+        dataRanges = try file.dataRanges()
         mapped = try MappedFile(path: path)
         size = UInt64(mapped.count)
     }
 
-    /// Calls `body` with the disk's data in increasing offset order, in pieces of at most
-    /// `pieceSize` bytes that never cross a `pieceSize` boundary. Blocks of `zeroGranularity`
-    /// bytes (aligned) that are all zero are left out, so a piece starts and ends on that
-    /// granularity except at the end of the disk. `progress` gets the byte offset reached.
-    public func forEachDataPiece(pieceSize: Int = 1 << 20, zeroGranularity: Int = 65536,
-                                 progress: (UInt64) -> Void = { _ in },
-                                 _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
+    /// The bytes of `range`, straight from the mapping.
+    public func bytes(_ range: Range<UInt64>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: mapped.bytes[Int(range.lowerBound)..<Int(range.upperBound)])
+    }
+
+    /// Lets the kernel drop `range` from this process's resident set once it has been used.
+    public func release(_ range: Range<UInt64>) {
+        mapped.release(Int(range.lowerBound)..<Int(range.upperBound))
+    }
+
+    /// Calls `body` with the byte ranges of the disk that hold non-zero data, in increasing
+    /// order, each at most `pieceSize` long and never crossing a `pieceSize` boundary. Blocks of
+    /// `zeroGranularity` bytes (aligned) that are all zero are left out and released at once, so
+    /// a range starts and ends on that granularity except at the end of the disk. Ranges handed
+    /// to `body` stay mapped until the caller releases them.
+    public func forEachDataRange(pieceSize: Int = 1 << 20, zeroGranularity: Int = 65536,
+                                 _ body: (Range<UInt64>) throws -> Void) throws {
         precondition(pieceSize % zeroGranularity == 0 && zeroGranularity % 512 == 0)
-        let bytes = mapped.bytes
         let granule = UInt64(zeroGranularity)
         var covered: UInt64 = 0
-        for range in try file.dataRanges() {
+        for range in dataRanges {
             // Whole granules covering the data range, clipped to the disk; two data ranges can
             // share a granule, which is read once.
             var position = max(covered, range.lowerBound / granule * granule)
@@ -38,10 +48,10 @@ public final class RawDiskReader {
                 var granuleStart = position
                 while granuleStart < pieceEnd {
                     let granuleEnd = min(pieceEnd, granuleStart + granule)
-                    let slice = UnsafeRawBufferPointer(rebasing: bytes[Int(granuleStart)..<Int(granuleEnd)])
-                    if ZeroDetection.isAllZero(slice) {
+                    if ZeroDetection.isAllZero(bytes(granuleStart..<granuleEnd)) {
+                        release(granuleStart..<granuleEnd)
                         if let start = runStart {
-                            try body(start, UnsafeRawBufferPointer(rebasing: bytes[Int(start)..<Int(granuleStart)]))
+                            try body(start..<granuleStart)
                             runStart = nil
                         }
                     } else if runStart == nil {
@@ -49,15 +59,19 @@ public final class RawDiskReader {
                     }
                     granuleStart = granuleEnd
                 }
-                if let start = runStart {
-                    try body(start, UnsafeRawBufferPointer(rebasing: bytes[Int(start)..<Int(pieceEnd)]))
-                }
-                mapped.release(Int(position)..<Int(pieceEnd))
+                if let start = runStart { try body(start..<pieceEnd) }
                 position = pieceEnd
                 covered = pieceEnd
-                progress(position)
             }
         }
-        progress(size)
+    }
+
+    /// The simple sequential form: `body` gets each data range's bytes, released afterwards.
+    public func forEachDataPiece(pieceSize: Int = 1 << 20, zeroGranularity: Int = 65536,
+                                 _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
+        try forEachDataRange(pieceSize: pieceSize, zeroGranularity: zeroGranularity) { range in
+            try body(range.lowerBound, bytes(range))
+            release(range)
+        }
     }
 }
