@@ -29,12 +29,7 @@ public enum FormatPlanner {
         let inodes = UInt32(min(wanted, UInt64(UInt32.max - 1), blocks))
         let reserved = source.blocksCount > 0 ? blocks * source.reservedBlocksCount / source.blocksCount : blocks / 20
         var uuid = source.uuid
-        if options.newUUID {
-            var generator = SystemRandomNumberGenerator()
-            uuid = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            uuid[6] = (uuid[6] & 0x0F) | 0x40  // version 4
-            uuid[8] = (uuid[8] & 0x3F) | 0x80  // RFC 4122 variant
-        }
+        if options.newUUID { uuid = UUIDBytes.random() }
         var parameters = Ext2FormatParameters(
             flavor: options.flavor, blockSize: blockSize, blocksCount: blocks, inodesCount: inodes,
             inodeSize: options.inodeSize, label: options.label ?? source.label, uuid: uuid, reservedBlocksCount: reserved)

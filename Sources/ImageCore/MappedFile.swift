@@ -40,8 +40,4 @@ public final class MappedFile {
         guard end > start else { return }
         _ = madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
     }
-
-    public subscript(range: Range<Int>) -> [UInt8] {
-        Array(bytes[range.clamped(to: 0..<count)])
-    }
 }

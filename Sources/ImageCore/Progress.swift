@@ -14,3 +14,14 @@ public final class SilentProgress: ProgressSink {
     public func advance(to bytesDone: UInt64) {}
     public func end() {}
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Seconds on a clock that never jumps, for durations in reports and progress rates.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

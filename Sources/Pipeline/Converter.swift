@@ -47,7 +47,7 @@ public final class Converter {
         // before it exists, so the root reference can name them.
         let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
         let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
-                                                  uuid: formatUUID(parameters.uuid), target: options.target, report: guest)
+                                                  uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest)
         let repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip)
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
@@ -111,7 +111,7 @@ public final class Converter {
         report.outputs += try outputs.commit(digests: options.digests)
         report.copy = statistics
         report.newFilesystem = NewFilesystemReport(
-            type: parameters.flavor.rawValue, label: parameters.label, uuid: formatUUID(parameters.uuid),
+            type: parameters.flavor.rawValue, label: parameters.label, uuid: UUIDBytes.format(parameters.uuid),
             sizeBytes: parameters.blocksCount * UInt64(parameters.blockSize), blockSize: parameters.blockSize,
             inodeSize: parameters.inodeSize, inodes: parameters.inodesCount)
         report.bootloader = BootloaderReport(
@@ -132,10 +132,4 @@ func isSameFile(_ a: String, _ b: String) -> Bool {
     var first = stat(), second = stat()
     guard stat(a, &first) == 0, stat(b, &second) == 0 else { return false }
     return first.st_dev == second.st_dev && first.st_ino == second.st_ino
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

@@ -17,7 +17,7 @@ final class SourceGuest {
             path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,
             partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
             filesystem: FilesystemReport(
-                type: filesystem.typeName, label: filesystem.label, uuid: formatUUID(filesystem.uuid),
+                type: filesystem.typeName, label: filesystem.label, uuid: UUIDBytes.format(filesystem.uuid),
                 sizeBytes: filesystem.sizeInBytes, usedBytes: filesystem.usedBytes, blockSize: filesystem.blockSize,
                 inodeSize: filesystem.inodeSize, inodesUsed: filesystem.usedInodes, inodesTotal: filesystem.inodesCount,
                 features: filesystem.featureNames))
@@ -34,17 +34,5 @@ final class SourceGuest {
         case let .partitionedDisk(table, _): return "partitioned disk (\(table))"
         case let .gzip(inner): return "gzip-compressed \(describe(inner))"
         }
-    }
-}
-
-/// 16 bytes as the canonical 8-4-4-4-12 text.
-public func formatUUID(_ bytes: [UInt8]) -> String {
-    let hex = bytes.map { String($0, radix: 16).leftPadded(to: 2) }
-    return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

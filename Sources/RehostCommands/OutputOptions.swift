@@ -87,7 +87,7 @@ struct OutputOptions: ParsableArguments {
             throw ValidationError("--memory \(memory): expected a size such as 1024M or 2G")
         }
         guard (1...128).contains(cpus) else { throw ValidationError("--cpus \(cpus): expected 1 to 128") }
-        if let uuid, parseUUID(uuid) == nil { throw ValidationError("--uuid \(uuid): expected 8-4-4-4-12 hexadecimal digits") }
+        if let uuid, UUIDBytes.parse(uuid) == nil { throw ValidationError("--uuid \(uuid): expected 8-4-4-4-12 hexadecimal digits") }
     }
 
     var writerOptions: WriterOptions {
@@ -100,7 +100,7 @@ struct OutputOptions: ParsableArguments {
         options.vmdkHardwareVersion = hardwareVersion
         options.vdiVariant = vdiVariant
         options.vhdVariant = vhdVariant
-        options.uuid = uuid.flatMap(parseUUID)
+        options.uuid = uuid.flatMap(UUIDBytes.parse)
         options.ovaProfile = ovaProfile
         options.ovaManifest = manifest
         options.vmName = name
@@ -109,19 +109,4 @@ struct OutputOptions: ParsableArguments {
         options.compressionLevel = compressionLevel ?? (compress == .zstd ? 3 : 6)
         return options
     }
-}
-
-/// 16 bytes from the canonical text form.
-func parseUUID(_ text: String) -> [UInt8]? {
-    let hex = text.filter { $0 != "-" }
-    guard hex.count == 32, text.count == 36 else { return nil }
-    var bytes: [UInt8] = []
-    var index = hex.startIndex
-    while index < hex.endIndex {
-        let next = hex.index(index, offsetBy: 2)
-        guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-        bytes.append(byte)
-        index = next
-    }
-    return bytes
 }

@@ -27,7 +27,7 @@ final class TerminalProgress: ProgressSink {
     func begin(stage: String, totalBytes: UInt64?) {
         self.stage = stage
         total = totalBytes
-        started = now()
+        started = monotonicSeconds()
         lastDraw = 0
         if enabled { draw(0, force: true) }
     }
@@ -41,7 +41,7 @@ final class TerminalProgress: ProgressSink {
     }
 
     private func draw(_ done: UInt64, force: Bool) {
-        let t = now()
+        let t = monotonicSeconds()
         guard force || t - lastDraw >= 0.1 else { return }
         lastDraw = t
         let elapsed = max(t - started, 0.001)
@@ -57,11 +57,5 @@ final class TerminalProgress: ProgressSink {
                 + "\(ByteCount.format(UInt64(rate)))/s ETA \(eta / 60)m\(eta % 60)s"
         }
         FileHandleOutput.writeStandardError("\r\u{1B}[K" + line)
-    }
-
-    private func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

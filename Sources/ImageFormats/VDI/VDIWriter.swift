@@ -36,7 +36,7 @@ public final class VDIWriter: DiskImageWriter {
         let uuid = try ImageUUID.make(options.uuid, format: .vdi)
         // VirtualBox refuses a null modification UUID. A given image UUID makes the build
         // reproducible, so reuse it there rather than draw a random one.
-        let modification = options.uuid == nil ? ImageUUID.random() : uuid
+        let modification = options.uuid == nil ? UUIDBytes.random() : uuid
         header = VDIHeader(imageType: variant == .fixed ? .fixed : .dynamic, diskSize: virtualSize,
                            uuidCreate: uuid, uuidModify: modification)
     }
