@@ -28,6 +28,18 @@ public protocol DiskImageReader: AnyObject {
 public enum DiskImageReaders {
     /// The largest piece a reader hands out.
     public static let maxPieceSize = 8 << 20
+
+    /// Writes the whole virtual disk into `file` as a sparse raw image: only 64 KiB blocks that
+    /// hold a non-zero byte are written, the rest stay holes. The file ends up exactly
+    /// `virtualSize` bytes long.
+    public static func copyToRaw(_ reader: any DiskImageReader, file: RawFile) throws {
+        try reader.forEachDataPiece { offset, data in
+            try ZeroDetection.forEachNonZeroRun(in: data, at: offset, granularity: 65536) { runOffset, run in
+                try file.write(run, at: runOffset)
+            }
+        }
+        try file.truncate(to: reader.virtualSize)
+    }
 }
 
 /// Why an input image cannot be read. One line each, naming the file, the byte offset where it

@@ -26,3 +26,31 @@ public enum ZeroDetection {
         return true
     }
 }
+
+extension ZeroDetection {
+    /// Splits `data`, which sits at byte `offset` of a disk, into runs that hold non-zero bytes:
+    /// blocks of `granularity` bytes aligned to the disk (not to `data`) that are all zero are
+    /// left out, and neighbouring non-zero blocks are joined into one run.
+    public static func forEachNonZeroRun(in data: UnsafeRawBufferPointer, at offset: UInt64, granularity: Int,
+                                         _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let granule = UInt64(granularity)
+        var runStart: Int? = nil
+        var position = 0
+        while position < data.count {
+            let blockEnd = min(data.count, Int((offset + UInt64(position)) / granule * granule + granule - offset))
+            let block = UnsafeRawBufferPointer(rebasing: data[position..<blockEnd])
+            if isAllZero(block) {
+                if let start = runStart {
+                    try body(offset + UInt64(start), UnsafeRawBufferPointer(rebasing: data[start..<position]))
+                    runStart = nil
+                }
+            } else if runStart == nil {
+                runStart = position
+            }
+            position = blockEnd
+        }
+        if let start = runStart {
+            try body(offset + UInt64(start), UnsafeRawBufferPointer(rebasing: data[start..<data.count]))
+        }
+    }
+}
