@@ -2,24 +2,17 @@ import ImageCore
 import ImageFormats
 
 public enum ExportError: RehostError {
-    case notWholeSectors(path: String, size: UInt64)
-    case empty(path: String)
-    case foreign(path: String, format: ForeignFormat)
     case sameFile(path: String)
 
     public var description: String {
         switch self {
-        case let .notWholeSectors(path, size):
-            return "\(path): \(size) bytes is not a whole number of 512-byte sectors, so it is not a raw disk"
-        case let .empty(path): return "\(path): the disk is empty"
-        case let .foreign(path, format): return "\(path): \(format.advice)"
         case let .sameFile(path): return "\(path): the output would overwrite the input"
         }
     }
 }
 
-/// `rehost export`: an existing raw disk into other formats, without repairs (the qemu-img
-/// convert job), every output written in one read of the disk.
+/// `rehost export`: an existing disk image (raw, qcow2, VMDK, VDI or VHD) into other formats,
+/// without repairs (the qemu-img convert job), every output written in one read of the disk.
 public final class Exporter {
     let input: String
     let outputs: [OutputRequest]
@@ -38,14 +31,12 @@ public final class Exporter {
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        if let foreign = try ForeignFormat.detect(inFile: input) { throw ExportError.foreign(path: input, format: foreign) }
-        let size = try RawFile(path: input, mode: .readOnly).size
-        guard size > 0 else { throw ExportError.empty(path: input) }
-        guard size % 512 == 0 else { throw ExportError.notWholeSectors(path: input, size: size) }
+        let reader = try DiskImageReaders.open(path: input)
         for output in outputs where isSameFile(input, output.path) { throw ExportError.sameFile(path: output.path) }
-        let set = try OutputSet(outputs, virtualSize: size, options: options)
-        try set.stream(from: input, progress: progress)
+        let set = try OutputSet(outputs, virtualSize: reader.virtualSize, options: options)
+        try set.stream(from: reader, progress: progress)
         let reports = try set.commit(digests: digests)
-        return ExportReport(input: input, virtualSize: size, outputs: reports, seconds: monotonicSeconds() - started)
+        return ExportReport(input: input, inputFormat: reader.format, inputVariant: reader.variant,
+                            virtualSize: reader.virtualSize, outputs: reports, seconds: monotonicSeconds() - started)
     }
 }

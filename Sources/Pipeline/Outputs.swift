@@ -87,10 +87,15 @@ final class OutputSet {
     /// One read of the raw disk at `rawPath` feeding every writer.
     func stream(from rawPath: String, progress: ProgressSink) throws {
         guard !members.isEmpty else { return }
+        try stream(from: RawDiskReader(path: rawPath), progress: progress)
+    }
+
+    /// One read of `reader`'s disk feeding every writer.
+    func stream(from reader: any DiskImageReader, progress: ProgressSink) throws {
+        guard !members.isEmpty else { return }
         let started = monotonicSeconds()
-        let reader = try RawDiskReader(path: rawPath)
         let names = members.map { $0.request.format.rawValue }.joined(separator: ", ")
-        progress.begin(stage: "writing \(names)", totalBytes: reader.size)
+        progress.begin(stage: "writing \(names)", totalBytes: reader.virtualSize)
         summaries = try DiskStreamer.stream(reader, to: members.map(\.writer)) { progress.advance(to: $0) }
         progress.end()
         seconds = monotonicSeconds() - started

@@ -71,6 +71,9 @@ public struct NewFilesystemReport: Codable, Sendable {
 /// `rehost export`'s answer.
 public struct ExportReport: Codable, Sendable {
     public var input: String
+    public var inputFormat: ImageFormat
+    /// "qcow2 v3, 64 KiB clusters", "VMDK streamOptimized", "raw".
+    public var inputVariant: String
     public var virtualSize: UInt64
     public var outputs: [OutputReport]
     public var seconds: Double

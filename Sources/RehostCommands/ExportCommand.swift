@@ -5,18 +5,22 @@ import Pipeline
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write an existing raw disk as qcow2, VMDK, VDI, VHD or OVA, all in one read.",
+        abstract: "Convert an existing disk image to qcow2, VMDK, VDI, VHD, OVA or raw, all in one read.",
         discussion: """
-            The qemu-img convert job, without repairs: reads a raw disk once (holes and all-zero blocks cost \
-            nothing) and writes every output asked for. Formats come from the extensions or --format.
+            The qemu-img convert job, without repairs: reads a disk image once (holes, unallocated clusters \
+            and all-zero blocks cost nothing) and writes every output asked for. The input format is found \
+            by its magic: raw, qcow2 (v2/v3, compressed or not), VMDK (monolithicSparse, streamOptimized, \
+            or a descriptor with flat or sparse extents), VDI, VHD (fixed or dynamic). Output formats come \
+            from the extensions or --format.
 
             Examples:
               rehost export centos5.raw -o centos5.qcow2 -o centos5.ova
               rehost export centos5.raw -o azure.vhd --vhd-variant fixed
-              rehost export centos5.raw -o small.qcow2 --compress deflate --json
+              rehost export vbox.vdi -o kvm.qcow2 --compress deflate --json
+              rehost export esxi.vmdk -o disk.raw
             """)
 
-    @Argument(help: ArgumentHelp("The raw disk to read.", valueName: "disk.raw"))
+    @Argument(help: ArgumentHelp("The disk image to read: raw, qcow2, VMDK, VDI or VHD.", valueName: "disk"))
     var input: String
 
     @OptionGroup(title: "Outputs") var outputs: OutputOptions

@@ -62,7 +62,7 @@ enum TextReport {
     }
 
     static func export(_ r: ExportReport) -> String {
-        "Read \(r.input) (\(ByteCount.format(r.virtualSize)))\n" + outputs(r.outputs)
+        "Read \(r.input) (\(r.inputVariant), \(ByteCount.format(r.virtualSize)))\n" + outputs(r.outputs)
             + "Done in \(String(format: "%.1f", r.seconds)) s.\n"
     }
 

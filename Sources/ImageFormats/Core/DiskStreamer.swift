@@ -2,40 +2,102 @@ import Dispatch
 import ImageCore
 import Synchronization
 
-/// One read of a raw disk feeding any number of writers.
+/// One read of a disk feeding any number of writers.
 ///
-/// Two stages overlap: a reader thread finds the data (SEEK_DATA, the zero checks, which is also
-/// where the mapped pages are first touched) and queues byte ranges; the calling thread hands
-/// each range to every writer, then releases it. The queue holds at most `depth` ranges, so
-/// memory stays bounded.
+/// Two stages overlap: a reader thread finds the data and queues it; the calling thread hands
+/// each piece to every writer. The queue holds at most `depth` pieces, so memory stays bounded.
+/// - A raw disk is read memory-mapped: the reader thread finds the data (SEEK_DATA, the zero
+///   checks, which is also where the mapped pages are first touched) and queues byte ranges of
+///   the mapping, released once every writer has them.
+/// - Any other format is decoded by its `DiskImageReader` on the reader thread; the non-zero
+///   runs of each piece are copied into a ring of `depth + 1` buffers. Slot `n % (depth + 1)`
+///   is free again when piece `n` is queued: the queue had room, so the consumer has taken piece
+///   `n - depth`, which means it has finished with piece `n - depth - 1`.
 public enum DiskStreamer {
+    /// The zero-check granule for decoded formats (allocated but zero clusters stay holes).
+    static let zeroGranularity = 65536
+    static let slotSize = 1 << 20
+
     public static func stream(_ reader: RawDiskReader, to writers: [any DiskImageWriter], depth: Int = 16,
                               progress: (UInt64) -> Void = { _ in }) throws -> [WriterSummary] {
-        for writer in writers where writer.virtualSize != reader.size {
-            throw WriterError.unsupported(format: writer.format,
-                                          what: "internal: writer sized \(writer.virtualSize) for a disk of \(reader.size) bytes")
-        }
-        let queue = RangeQueue(depth: depth)
-        let producer = DispatchGroup()
-        // The reader's mapping is read-only and outlives the producer (waited for below on every
-        // path), so sharing it with the producer thread is safe.
+        try checkSizes(writers, virtualSize: reader.size)
+        // The reader's mapping is read-only and outlives the producer (waited for on every path).
         nonisolated(unsafe) let sharedReader = reader
+        return try run(depth: depth, writers: writers, virtualSize: reader.size, progress: progress,
+                       produce: { queue in
+                           try sharedReader.forEachDataRange { range in
+                               guard queue.put(Piece(offset: range.lowerBound, count: Int(range.upperBound - range.lowerBound), slot: nil))
+                               else { throw CancellationError() }
+                           }
+                       },
+                       bytes: { piece in reader.bytes(piece.range) },
+                       done: { piece in reader.release(piece.range) })
+    }
+
+    public static func stream(_ reader: any DiskImageReader, to writers: [any DiskImageWriter], depth: Int = 16,
+                              progress: (UInt64) -> Void = { _ in }) throws -> [WriterSummary] {
+        if let raw = reader as? RawDiskReader { return try stream(raw, to: writers, depth: depth, progress: progress) }
+        try checkSizes(writers, virtualSize: reader.virtualSize)
+        let slots = depth + 1
+        let ring = UnsafeMutableRawBufferPointer.allocate(byteCount: slots * slotSize, alignment: 4096)
+        defer { ring.deallocate() }
+        // The producer writes a slot only while the consumer cannot be reading it (see above);
+        // both are done with the ring before it is freed.
+        nonisolated(unsafe) let sharedRing = ring
+        nonisolated(unsafe) let sharedReader = reader
+        return try run(depth: depth, writers: writers, virtualSize: reader.virtualSize, progress: progress,
+                       produce: { queue in
+                           var sequence = 0
+                           try sharedReader.forEachDataPiece { offset, data in
+                               try ZeroDetection.forEachNonZeroRun(in: data, at: offset, granularity: zeroGranularity) { runOffset, run in
+                                   var done = 0
+                                   while done < run.count {
+                                       let count = min(slotSize, run.count - done)
+                                       let slot = sequence % slots
+                                       sequence += 1
+                                       let target = sharedRing.baseAddress! + slot * slotSize
+                                       target.copyMemory(from: run.baseAddress! + done, byteCount: count)
+                                       guard queue.put(Piece(offset: runOffset + UInt64(done), count: count, slot: slot))
+                                       else { throw CancellationError() }
+                                       done += count
+                                   }
+                               }
+                           }
+                       },
+                       bytes: { piece in
+                           UnsafeRawBufferPointer(start: ring.baseAddress! + piece.slot! * slotSize, count: piece.count)
+                       },
+                       done: { _ in })
+    }
+
+    private static func checkSizes(_ writers: [any DiskImageWriter], virtualSize: UInt64) throws {
+        for writer in writers where writer.virtualSize != virtualSize {
+            throw WriterError.unsupported(format: writer.format,
+                                          what: "internal: writer sized \(writer.virtualSize) for a disk of \(virtualSize) bytes")
+        }
+    }
+
+    private static func run(depth: Int, writers: [any DiskImageWriter], virtualSize: UInt64,
+                            progress: (UInt64) -> Void,
+                            produce: @escaping @Sendable (PieceQueue) throws -> Void,
+                            bytes: (Piece) -> UnsafeRawBufferPointer,
+                            done: (Piece) -> Void) throws -> [WriterSummary] {
+        let queue = PieceQueue(depth: depth)
+        let producer = DispatchGroup()
         DispatchQueue.global().async(group: producer) {
             do {
-                try sharedReader.forEachDataRange { range in
-                    guard queue.put(range) else { throw CancellationError() }
-                }
+                try produce(queue)
                 queue.finish(nil)
             } catch {
                 queue.finish(error)
             }
         }
         do {
-            while let range = try queue.take() {
-                let data = reader.bytes(range)
-                for writer in writers { try writer.write(data, at: range.lowerBound) }
-                reader.release(range)
-                progress(range.upperBound)
+            while let piece = try queue.take() {
+                let data = bytes(piece)
+                for writer in writers { try writer.write(data, at: piece.offset) }
+                done(piece)
+                progress(piece.range.upperBound)
             }
         } catch {
             queue.cancel()
@@ -43,15 +105,23 @@ public enum DiskStreamer {
             throw error
         }
         producer.wait()
-        progress(reader.size)
+        progress(virtualSize)
         return try writers.map { try $0.finish() }
     }
 }
 
-/// A bounded single-producer, single-consumer queue of byte ranges.
-final class RangeQueue: Sendable {
+/// A run of disk bytes on its way to the writers: in the mapping (raw), or in a ring slot.
+struct Piece: Sendable {
+    var offset: UInt64
+    var count: Int
+    var slot: Int?
+    var range: Range<UInt64> { offset..<(offset + UInt64(count)) }
+}
+
+/// A bounded single-producer, single-consumer queue of pieces.
+final class PieceQueue: Sendable {
     private struct State {
-        var ranges: [Range<UInt64>] = []
+        var pieces: [Piece] = []
         var head = 0
         var done = false
         var cancelled = false
@@ -69,11 +139,11 @@ final class RangeQueue: Sendable {
     }
 
     /// Waits for room; false once the consumer has given up.
-    func put(_ range: Range<UInt64>) -> Bool {
+    func put(_ piece: Piece) -> Bool {
         slots.wait()
         let accepted = state.withLock { state -> Bool in
             guard !state.cancelled else { return false }
-            state.ranges.append(range)
+            state.pieces.append(piece)
             return true
         }
         if accepted { items.signal() }
@@ -88,18 +158,18 @@ final class RangeQueue: Sendable {
         items.signal()
     }
 
-    /// The next range; nil at the end; rethrows the producer's error.
-    func take() throws -> Range<UInt64>? {
+    /// The next piece; nil at the end; rethrows the producer's error.
+    func take() throws -> Piece? {
         items.wait()
-        let next = try state.withLock { state throws -> Range<UInt64>? in
-            if state.head < state.ranges.count {
-                let range = state.ranges[state.head]
+        let next = try state.withLock { state throws -> Piece? in
+            if state.head < state.pieces.count {
+                let piece = state.pieces[state.head]
                 state.head += 1
                 if state.head > 1024 {
-                    state.ranges.removeFirst(state.head)
+                    state.pieces.removeFirst(state.head)
                     state.head = 0
                 }
-                return range
+                return piece
             }
             if let failure = state.failure { throw failure }
             return nil

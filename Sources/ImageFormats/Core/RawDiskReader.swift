@@ -3,9 +3,12 @@ import ImageCore
 /// Reads a raw disk once, memory-mapped, and hands out only the bytes that can be non-zero:
 /// holes are skipped with SEEK_DATA/SEEK_HOLE without being touched, and the data ranges are
 /// checked word-wise for all-zero blocks, which are skipped too.
-public final class RawDiskReader {
+public final class RawDiskReader: DiskImageReader {
     public let path: String
     public let size: UInt64
+    public var format: ImageFormat { .raw }
+    public var virtualSize: UInt64 { size }
+    public var variant: String { "raw" }
     private let mapped: MappedFile
     private let dataRanges: [Range<UInt64>]
 
@@ -73,5 +76,9 @@ public final class RawDiskReader {
             try body(range.lowerBound, bytes(range))
             release(range)
         }
+    }
+
+    public func forEachDataPiece(_ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
+        try forEachDataPiece(pieceSize: 1 << 20, zeroGranularity: 65536, body)
     }
 }

@@ -16,6 +16,8 @@ public enum InputError: RehostError, Equatable {
     case truncatedDisk(path: String, partition: Int, partitionEnd: UInt64, fileSize: UInt64)
     case truncatedFilesystem(path: String, type: String, needed: UInt64, available: UInt64, container: String)
     case corruptSuperblock(path: String, offset: UInt64, reason: String)
+    case compressedDisk(path: String, tool: String)
+    case notWholeSectors(path: String, size: UInt64)
 
     static let accepted = "Rehost converts ext2/ext3/ext4 root filesystems"
 
@@ -52,6 +54,10 @@ public enum InputError: RehostError, Equatable {
             return "\(path): truncated: the \(type) filesystem needs \(needed) bytes but \(container) holds \(available)"
         case let .corruptSuperblock(path, offset, reason):
             return "\(path): corrupt ext2/3/4 superblock at byte \(offset): \(reason)"
+        case let .compressedDisk(path, tool):
+            return "\(path): a compressed file has no random access; decompress it first with `\(tool)`"
+        case let .notWholeSectors(path, size):
+            return "\(path): \(size) bytes is not a whole number of 512-byte sectors, so it is not a raw disk"
         }
     }
 }

@@ -9,6 +9,8 @@ public indirect enum InputKind: Sendable, Equatable {
     case bareFilesystem
     case partitionedDisk(table: String, partitions: [PartitionProbe])
     case gzip(inner: InputKind)
+    /// A qcow2, VMDK, VDI or VHD image; `variant` as its reader describes it.
+    case diskImage(format: ImageFormat, variant: String, inner: InputKind)
 }
 
 /// Which partition of a disk was taken as the root filesystem, and why.
@@ -17,8 +19,8 @@ public struct RootPartitionChoice: Sendable, Equatable {
     public var reason: String
 }
 
-/// An input opened read-only and identified. For gzip input, `filesystemPath` is a decompressed
-/// scratch copy that lives as long as this object.
+/// An input opened read-only and identified. For gzip, qcow2, VMDK, VDI or VHD input,
+/// `filesystemPath` is a sparse raw scratch copy that lives as long as this object.
 public final class InputImage {
     public let path: String
     public let kind: InputKind
@@ -31,7 +33,7 @@ public final class InputImage {
     public let rootPartition: RootPartitionChoice?
     private let scratch: ScratchFile?
 
-    /// The decompressed copy for gzip input, nil otherwise.
+    /// The expanded copy for gzip, qcow2, VMDK, VDI or VHD input, nil otherwise.
     public var temporaryPath: String? { scratch?.path }
 
     private init(path: String, kind: InputKind, located: LocatedFilesystem, scratch: ScratchFile?) {
@@ -47,17 +49,29 @@ public final class InputImage {
 
     /// Identifies `path` (never writing to it). `partition` picks a partition number explicitly;
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
-    /// several). Gzip input is decompressed into `scratchDirectory` (default $TMPDIR or /tmp).
+    /// several). Gzip, qcow2, VMDK, VDI and VHD input is expanded into a sparse raw copy in
+    /// `scratchDirectory` (default $TMPDIR or /tmp).
     public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil) throws -> InputImage {
         let file = try openInput(path)
         let size = try inputSize(file)
         guard size > 0 else { throw InputError.empty(path: path) }
         let (head, tail) = try edges(of: file, size: size)
-        if let format = ForeignFormat.detect(head: head, tail: tail) {
-            throw InputError.unsupportedFormat(path: path, format: format)
-        }
+        // A container is expanded once into a sparse scratch raw file that libext2fs can open.
+        var expanded: (scratch: ScratchFile, kind: (InputKind) -> InputKind)? = nil
         if ForeignFormat.isGzip(head) {
             let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory)
+            expanded = (scratch, { .gzip(inner: $0) })
+        } else if let format = ForeignFormat.detect(head: head, tail: tail) {
+            guard let reader = try DiskImageReaders.open(path: path, as: format) else {
+                throw InputError.unsupportedFormat(path: path, format: format)
+            }
+            let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
+            try DiskImageReaders.copyToRaw(reader, file: scratch.file)
+            expanded = (scratch, { [format = reader.format, variant = reader.variant] in
+                .diskImage(format: format, variant: variant, inner: $0)
+            })
+        }
+        if let (scratch, kind) = expanded {
             let inner = try RawFile(path: scratch.path, mode: .readOnly)
             let innerSize = try inner.size
             guard innerSize > 0 else { throw InputError.empty(path: path) }
@@ -68,7 +82,7 @@ public final class InputImage {
             if ForeignFormat.isGzip(innerHead) { throw InputError.nestedGzip(path: path) }
             let located = try FilesystemLocator(displayPath: path, dataPath: scratch.path, file: inner,
                                                 size: innerSize, partition: partition).locate()
-            return InputImage(path: path, kind: .gzip(inner: located.kind), located: located, scratch: scratch)
+            return InputImage(path: path, kind: kind(located.kind), located: located, scratch: scratch)
         }
         let located = try FilesystemLocator(displayPath: path, dataPath: path, file: file, size: size,
                                             partition: partition).locate()

@@ -1,0 +1,31 @@
+import ImageCore
+
+extension DiskImageReaders {
+    /// Opens `path` with the reader its magic calls for: qcow2, VMDK (a sparse extent or a text
+    /// descriptor), VDI, VHD, or else a raw disk. Compressed files (gzip, xz, bzip2, zstd) are
+    /// refused with advice: a disk image inside them has no random access.
+    public static func open(path: String) throws -> any DiskImageReader {
+        let file = try RawFile(path: path, mode: .readOnly)
+        let size = try file.size
+        let head = try file.read(count: Int(min(size, 4096)), at: 0)
+        let tail = size >= 512 ? try file.read(count: 512, at: size - 512) : []
+        if ForeignFormat.isGzip(head) { throw InputError.compressedDisk(path: path, tool: "gzip -dk") }
+        switch ForeignFormat.detect(head: head, tail: tail) {
+        case nil:
+            guard size > 0 else { throw InputError.empty(path: path) }
+            guard size % 512 == 0 else { throw InputError.notWholeSectors(path: path, size: size) }
+            return try RawDiskReader(path: path)
+        case let format?:
+            if let reader = try open(path: path, as: format) { return reader }
+            throw InputError.unsupportedFormat(path: path, format: format)
+        }
+    }
+
+    /// The reader for a disk image format, nil for compression formats.
+    static func open(path: String, as format: ForeignFormat) throws -> (any DiskImageReader)? {
+        switch format {
+        case .qcow2, .vmdk, .vdi, .vhd: return nil
+        case .xz, .bzip2, .zstd: return nil
+        }
+    }
+}
