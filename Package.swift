@@ -21,7 +21,9 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
-        .target(name: "ImageCore"),
+        .systemLibrary(name: "CLinux"),
+
+        .target(name: "ImageCore", dependencies: ["CLinux"]),
         .target(name: "Zlib", dependencies: ["CZlib", "ImageCore"]),
         .target(name: "Blkid", dependencies: ["CBlkid", "ImageCore"]),
         .target(name: "Ext2", dependencies: ["CExt2fs", "ImageCore"]),

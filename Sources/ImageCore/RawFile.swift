@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,6 +75,13 @@ public final class RawFile {
     /// Sets the file's length; growing it leaves a hole.
     public func truncate(to size: UInt64) throws {
         guard ftruncate(fd, off_t(size)) == 0 else { throw FileError.truncate(path: path, size: size, errno: errno) }
+    }
+
+    /// Starts writing `range` back to the disk without waiting for it (sync_file_range), so
+    /// the disk works while the writer goes on. Best effort: an I/O error shows at `sync`.
+    public func startWriteback(_ range: Range<UInt64>) {
+        guard !range.isEmpty else { return }
+        _ = rehost_start_writeback(fd, Int64(range.lowerBound), Int64(range.upperBound - range.lowerBound))
     }
 
     public func sync() throws {

@@ -100,6 +100,8 @@ public final class Converter {
         progress.end()
         try destination.close()
 
+        // A raw output is kept: its writeback runs while the other outputs are written.
+        if rawRequest != nil { rawDisk.file.startWriteback(0..<plan.diskSize) }
         try outputs.stream(from: rawDisk.temporaryPath, progress: progress)
         if let rawRequest {
             try rawDisk.commit()

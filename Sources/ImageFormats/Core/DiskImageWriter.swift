@@ -4,7 +4,9 @@ import ImageCore
 ///
 /// The pipeline reads the raw disk once and calls `write` with its data in increasing offset
 /// order; ranges it never passes are zero (holes and all-zero blocks of the input), and writers
-/// must never materialise them. `finish` writes what only the end knows (tables, footers, headers
+/// must never materialise them. `DiskStreamer` never passes an all-zero aligned block of
+/// `DiskStreamer.zeroGranularity` bytes, so a writer whose units are at least that large knows
+/// every unit it receives data for holds a non-zero byte. `finish` writes what only the end knows (tables, footers, headers
 /// patched with final values). Writers stay on one thread; compression may fan out through
 /// `parallelMap` inside a writer, which still writes its units in order. Memory stays bounded
 /// whatever the disk size.

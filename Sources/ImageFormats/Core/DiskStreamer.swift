@@ -14,8 +14,9 @@ import Synchronization
 ///   is free again when piece `n` is queued: the queue had room, so the consumer has taken piece
 ///   `n - depth`, which means it has finished with piece `n - depth - 1`.
 public enum DiskStreamer {
-    /// The zero-check granule for decoded formats (allocated but zero clusters stay holes).
-    static let zeroGranularity = 65536
+    /// Writers never get an all-zero block of this size aligned to it: the raw reader leaves
+    /// them out, and so does the filter on decoded formats (allocated but zero clusters).
+    public static let zeroGranularity = 65536
     static let slotSize = 1 << 20
 
     public static func stream(_ reader: RawDiskReader, to writers: [any DiskImageWriter], depth: Int = 16,
@@ -25,7 +26,7 @@ public enum DiskStreamer {
         nonisolated(unsafe) let sharedReader = reader
         return try run(depth: depth, writers: writers, virtualSize: reader.size, progress: progress,
                        produce: { queue in
-                           try sharedReader.forEachDataRange { range in
+                           try sharedReader.forEachDataRange(zeroGranularity: zeroGranularity) { range in
                                guard queue.put(Piece(offset: range.lowerBound, count: Int(range.upperBound - range.lowerBound), slot: nil))
                                else { throw CancellationError() }
                            }

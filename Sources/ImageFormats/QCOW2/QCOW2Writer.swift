@@ -56,6 +56,10 @@ public final class QCOW2Writer: DiskImageWriter {
     /// Host clusters counted by one refcount block (16-bit refcounts).
     private let refcountsPerBlock: UInt64
     private let guestClusters: UInt64
+    /// The streamer never passes an all-zero aligned block of its zero granularity, so a
+    /// cluster at least that large that receives data holds a non-zero byte: only smaller
+    /// clusters need checking (the check would be a second pass over every byte).
+    private let checksZeroClusters: Bool
 
     // Guest side.
     private var nextGuestOffset: UInt64 = 0
@@ -137,6 +141,7 @@ public final class QCOW2Writer: DiskImageWriter {
         l2Entries = clusterSize / 8
         refcountsPerBlock = clusterSize / 2
         guestClusters = (virtualSize + clusterSize - 1) / clusterSize
+        checksZeroClusters = size < DiskStreamer.zeroGranularity
         let l1Count = (guestClusters + l2Entries - 1) / l2Entries
         guard l1Count * 8 <= Self.maxL1Bytes else {
             throw QCOW2Error.tableTooLarge(path: sink.path, what: "L1 table", bytes: l1Count * 8, limit: Self.maxL1Bytes,
@@ -237,7 +242,8 @@ public final class QCOW2Writer: DiskImageWriter {
             var isData = false
             if index < Int(count) {
                 let start = index * size
-                isData = !ZeroDetection.isAllZero(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + size)]))
+                isData = !checksZeroClusters
+                    || !ZeroDetection.isAllZero(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + size)]))
             }
             if let start = runStart, !isData || cluster % l2Entries == 0 {
                 let from = start * size, to = min(bytes.count, index * size)
