@@ -103,8 +103,8 @@ public final class QCOW2Reader: DiskImageReader {
         // A backing file: refused, named when its name can be read. An offset with an empty name
         // is no backing file (qemu reads it so too).
         if header.backingFileOffset != 0 {
-            guard header.backingFileOffset >= headerLength, header.backingFileOffset <= clusterSize else {
-                throw failure.corrupt(8, "backing_file_offset is \(header.backingFileOffset), expected a byte after the header within the first cluster (\(headerLength)...\(clusterSize))")
+            guard header.backingFileOffset <= clusterSize else {
+                throw failure.corrupt(8, "backing_file_offset is \(header.backingFileOffset), expected a byte within the first cluster (at most \(clusterSize))")
             }
             if header.backingFileSize != 0 {
                 guard header.backingFileSize <= Self.maxBackingFileNameLength,
@@ -123,7 +123,7 @@ public final class QCOW2Reader: DiskImageReader {
 
         // Header extensions, up to the backing file name or the end of the first cluster; bytes
         // past the end of a short file read as zeros (an end marker), as in qemu.
-        let extensionsEnd = header.backingFileOffset != 0 ? header.backingFileOffset : clusterSize
+        let extensionsEnd = header.backingFileOffset != 0 ? max(header.backingFileOffset, headerLength) : clusterSize
         var area = [UInt8](repeating: 0, count: Int(extensionsEnd - headerLength))
         let available = Int(min(extensionsEnd, fileSize) - headerLength)
         if available > 0 {
