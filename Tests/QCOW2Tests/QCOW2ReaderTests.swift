@@ -375,6 +375,15 @@ private struct Seeded {
         expectFailure(try patched(plain, to: file("aes.qcow2")) { $0.storeBE(UInt32(1), at: 32) }, .unsupported(mentioning: "AES"))
         expectFailure(try patched(plain, to: file("bit10.qcow2")) { $0[78] |= 0x04 }, .unsupported(mentioning: "bit 10"))
         // qemu's feature name table names the bits it knows; a name found there is used.
+        expectFailure(try patched(plain, to: file("named10.qcow2")) { bytes in
+            let name = Array("extended L2 entries".utf8)
+            guard let at = (0..<(bytes.count - name.count)).first(where: { Array(bytes[$0..<($0 + name.count)]) == name }) else { return }
+            bytes[at - 1] = 10
+            bytes[78] |= 0x04
+        }, .unsupported(mentioning: "\"extended L2 entries\" (bit 10)"))
+        // A name from the file stays on one line.
+        try qemu("qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", "two\nlines.raw", "-F", "raw", file("newline.qcow2"), "1M"])
+        expectFailure(file("newline.qcow2"), .unsupported(mentioning: "two?lines.raw"))
         expectFailure(try patched(plain, to: file("type2.qcow2")) { $0[79] |= 0x08; $0[104] = 2 }, .unsupported(mentioning: "compression type 2"))
         expectFailure(try patched(plain, to: file("v1.qcow2")) { $0.storeBE(UInt32(1), at: 4) }, .unsupported(mentioning: "version 1"))
     }
