@@ -195,9 +195,11 @@ private struct Seeded {
                              "-c", "write -z -u 1M 256k", "-c", "write -P 0xcd 3584k 64k", image])
         try qemu("qemu-img", ["convert", "-f", "qcow2", "-O", "raw", image, expected])
 
+        let before = try Data(contentsOf: URL(fileURLWithPath: image))
         let reader = try readIntoRaw(image, output: back)
         #expect(try sameBytes(expected, back))
         let ranges = try pieces(of: reader)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: image)) == before, "the reader changed its input")
         #expect(try ranges == qemuDataRanges(image))
         let zeroed: Range<UInt64> = (512 << 10)..<((1 << 20) + (256 << 10))
         #expect(!ranges.contains { $0.overlaps(zeroed) }, "\(ranges)")

@@ -145,7 +145,7 @@ public final class QCOW2Reader: DiskImageReader {
             let names = (0..<64).filter { unknown >> UInt64($0) & 1 != 0 }.map { bit in
                 QCOW2HeaderExtension.featureName(in: extensions, kind: 0, bit: bit).map { "\"\(printable(Array($0.utf8)))\" (bit \(bit))" } ?? "bit \(bit)"
             }
-            throw failure.unsupported("incompatible feature \(names.joined(separator: ", ")), unknown to qemu 7.2",
+            throw failure.unsupported("incompatible feature \(names.joined(separator: ", ")), which this reader does not know",
                                       advice: "convert it with the qemu-img that wrote it: `qemu-img convert -O qcow2 \(path) plain.qcow2`")
         }
         if incompatible & Self.externalDataFileBit != 0 {
