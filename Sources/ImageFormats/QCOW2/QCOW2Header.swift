@@ -107,6 +107,17 @@ public struct QCOW2Header: Sendable, Equatable {
     /// Decodes and checks a header; `bytes` is at least the first 112 bytes of the file (or all of
     /// a shorter one). Refuses what this project never writes and qemu would not open.
     public static func decode(_ bytes: [UInt8], path: String) throws -> QCOW2Header {
+        let header = try parse(bytes, path: path)
+        guard header.refcountOrder == 4 else {
+            throw QCOW2Error.badField(path: path, offset: 96, field: "refcount_order", found: UInt64(header.refcountOrder), expected: "4")
+        }
+        return header
+    }
+
+    /// Decodes and checks a header as the specification and qemu allow it, whoever wrote it: any
+    /// refcount width from 1 to 64 bits (`qemu-img create -o refcount_bits=N`). Checks each field
+    /// on its own; what the fields point to is the reader's business.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> QCOW2Header {
         func need(_ count: Int) throws {
             guard bytes.count >= count else {
                 throw QCOW2Error.truncated(path: path, offset: UInt64(bytes.count), what: "header of \(count) bytes")
@@ -157,10 +168,76 @@ public struct QCOW2Header: Sendable, Equatable {
                                           expected: usesType ? "non-zero with incompatible bit 3" : "0 without incompatible bit 3")
             }
         }
-        guard header.refcountOrder == 4 else {
-            throw QCOW2Error.badField(path: path, offset: 96, field: "refcount_order", found: UInt64(header.refcountOrder), expected: "4")
+        // qemu's limit: a refcount is at most 64 bits wide.
+        guard header.refcountOrder <= 6 else {
+            throw QCOW2Error.badField(path: path, offset: 96, field: "refcount_order", found: UInt64(header.refcountOrder), expected: "0...6")
+        }
+        // The header and its extensions live in the first cluster (qemu refuses longer ones).
+        guard UInt64(header.headerLength) <= header.clusterSize else {
+            throw QCOW2Error.badField(path: path, offset: 100, field: "header_length", found: UInt64(header.headerLength),
+                                      expected: "at most the cluster size \(header.clusterSize)")
         }
         return header
+    }
+}
+
+/// The header extensions between the header and the end of the first cluster (or the backing file
+/// name, when there is one), as qcow2.txt lays them out:
+///
+/// ```
+///   u32 type | u32 length | data, padded with zeros to a multiple of 8 | next extension ...
+///   type 0 ends the list (and a zero-filled cluster is an empty list)
+/// ```
+public struct QCOW2HeaderExtension: Sendable, Equatable {
+    public static let end: UInt32 = 0
+    public static let backingFormat: UInt32 = 0xE279_2ACA
+    public static let featureNameTable: UInt32 = 0x6803_F857
+    public static let bitmaps: UInt32 = 0x2385_2875
+    public static let encryptionHeader: UInt32 = 0x0537_BE77
+    public static let externalDataFile: UInt32 = 0x4441_5441
+
+    public var type: UInt32
+    /// The byte of the file where the extension's type field is.
+    public var offset: UInt64
+    public var data: [UInt8]
+
+    /// Walks the extension list in `area`, the bytes from `areaOffset` up to where extensions
+    /// must end. An extension that claims more bytes than remain is corrupt, as in qemu; the
+    /// bytes after an end marker are not looked at.
+    public static func parse(_ area: [UInt8], areaOffset: UInt64, path: String) throws -> [QCOW2HeaderExtension] {
+        var extensions: [QCOW2HeaderExtension] = []
+        var position = 0
+        while position < area.count {
+            guard area.count - position >= 8 else {
+                throw QCOW2Error.badField(path: path, offset: areaOffset + UInt64(position), field: "header extension",
+                                          found: UInt64(area.count - position), expected: "8 bytes of type and length before the end of the header area")
+            }
+            let type = area.loadBE(UInt32.self, at: position)
+            let length = Int(area.loadBE(UInt32.self, at: position + 4))
+            if type == end { break }
+            guard length <= area.count - position - 8 else {
+                throw QCOW2Error.badField(path: path, offset: areaOffset + UInt64(position) + 4,
+                                          field: "length of header extension 0x\(String(type, radix: 16))", found: UInt64(length),
+                                          expected: "at most the \(area.count - position - 8) bytes left in the header area")
+            }
+            extensions.append(QCOW2HeaderExtension(type: type, offset: areaOffset + UInt64(position),
+                                                   data: Array(area[(position + 8)..<(position + 8 + length)])))
+            position += 8 + (length + 7) / 8 * 8
+        }
+        return extensions
+    }
+
+    /// The name a feature name table gives a feature bit (kind 0 incompatible, 1 compatible,
+    /// 2 autoclear): 48-byte entries of u8 kind, u8 bit, 46 bytes of name padded with zeros.
+    public static func featureName(in extensions: [QCOW2HeaderExtension], kind: UInt8, bit: Int) -> String? {
+        for table in extensions where table.type == featureNameTable {
+            for start in stride(from: 0, to: table.data.count - 47, by: 48)
+            where table.data[start] == kind && Int(table.data[start + 1]) == bit {
+                let name = table.data[(start + 2)..<(start + 48)].prefix { $0 != 0 }
+                return String(decoding: name, as: UTF8.self)
+            }
+        }
+        return nil
     }
 }
 
@@ -169,7 +246,8 @@ public struct QCOW2Header: Sendable, Equatable {
 /// ```
 /// L1 entry:  bit 63 copied (refcount is 1) | bits 9-55 host offset of the L2 table
 /// L2 entry:  bit 63 copied | bit 62 compressed | bits 0-61 cluster descriptor
-///   standard:   bits 9-55 host offset of the data cluster (bit 0 "reads as zero", v3 only: unused here)
+///   standard:   bits 9-55 host offset of the data cluster; bit 0 (version 3) reads as zeros
+///               whatever the offset says (0, or a preallocated cluster)
 ///   compressed: x = 62 - (cluster_bits - 8)
 ///               bits 0..x-1   host BYTE offset of the compressed data
 ///               bits x..61    number of 512-byte sectors it touches, minus one
@@ -182,6 +260,31 @@ public enum QCOW2Entry {
     public static let copied: UInt64 = 1 << 63
     public static let compressed: UInt64 = 1 << 62
     public static let offsetMask: UInt64 = 0x00FF_FFFF_FFFF_FE00
+    /// Bit 0 of a standard L2 entry (version 3): the cluster reads as zeros.
+    public static let zero: UInt64 = 1
+
+    /// What an L2 entry maps its guest cluster to; the copied flag does not matter for reading.
+    public enum Cluster: Equatable, Sendable {
+        /// No cluster: reads as zeros (there is never a backing file here).
+        case unallocated
+        /// The zero flag: reads as zeros; `hostOffset` is a preallocated cluster, or 0.
+        case zero(hostOffset: UInt64)
+        /// An uncompressed cluster at a host offset.
+        case data(hostOffset: UInt64)
+        /// Compressed data at a host byte offset, within `sectors` 512-byte sectors.
+        case compressed(hostOffset: UInt64, sectors: UInt64)
+    }
+
+    /// Decodes an L2 entry (alignment and bounds are the caller's to check).
+    public static func cluster(of entry: UInt64, clusterBits: Int) -> Cluster {
+        if entry & compressed != 0 {
+            let (offset, sectors) = decodeCompressed(entry, clusterBits: clusterBits)
+            return .compressed(hostOffset: offset, sectors: sectors)
+        }
+        let host = entry & offsetMask
+        if entry & zero != 0 { return .zero(hostOffset: host) }
+        return host == 0 ? .unallocated : .data(hostOffset: host)
+    }
 
     public static func compressedShift(clusterBits: Int) -> UInt64 { UInt64(62 - (clusterBits - 8)) }
 
