@@ -148,8 +148,8 @@ func fuzz(_ image: String, regions: [Range<UInt64>], iterations: Int, seed: UInt
 
 // MARK: - VDI
 
-/// 40 MiB and three sectors: not a multiple of the 1 MiB block, so the last block is partial.
-private let oddSize: UInt64 = 40 * MiB + 3 * 512
+/// 12 MiB and three sectors: not a multiple of the 1 MiB block, so the last block is partial.
+private let oddSize: UInt64 = 12 * MiB + 3 * 512
 
 private func writerVDI(_ raw: String, _ output: String, _ variant: WriterOptions.VDIVariant) throws {
     var options = WriterOptions()
@@ -198,8 +198,9 @@ private func smallVDI(in directory: TemporaryDirectory) throws -> (path: String,
         let raw = try readerRaw(reader, in: directory)
         #expect(try sameBytes(raw, disk.path))
         // The fixed image is sparse: its holes are skipped, not read and handed out as zeros.
+        // The disk holds about 4 MiB of data (3 MiB random, 1 MiB text, a few sectors).
         if variant == .fixed {
-            #expect(try checkPieces(reader) < 16 * MiB)
+            #expect(try checkPieces(reader) < 6 * MiB)
         }
     }
 
