@@ -210,6 +210,11 @@ private func openVHD(_ path: String) throws -> any DiskImageReader { try VHDRead
         try rewrite(disagree, footerAt: 0) { $0[53] ^= 0x01 }  // current size, in the copy only
         expectReadError(.corrupt, path: disagree, mentioning: "disagree on current size", openVHD)
 
+        // The end footer says fixed, but byte 0 is this disk's dynamic copy: not read as fixed.
+        let fixedTail = try copy(small.path, to: "fixed-tail.vhd", in: directory)
+        try rewrite(fixedTail, footerAt: tail) { $0[63] = 2 }
+        expectReadError(.corrupt, path: fixedTail, offset: tail + 60, mentioning: "dynamic footer copy", openVHD)
+
         let type = try copy(small.path, to: "type.vhd", in: directory)
         for offset in [0, tail] { try rewrite(type, footerAt: offset) { $0[63] = 7 } }
         expectReadError(.corrupt, path: type, offset: tail + 60, openVHD)

@@ -75,7 +75,7 @@ public final class VDIReader: DiskImageReader {
         do {
             header = try VDIHeader.decode(bytes, path: path)
         } catch let error as VDIError {
-            throw Self.readError(error, fileSize: fileSize)
+            throw Self.readError(error, path: path, fileSize: fileSize)
         }
         if header.uuidLinkage.contains(where: { $0 != 0 }) {
             throw unsupported("a link to a parent image (link UUID \(UUIDBytes.format(header.uuidLinkage)))")
@@ -148,15 +148,15 @@ public final class VDIReader: DiskImageReader {
     }
 
     /// The header decoder's errors in the reader's terms.
-    static func readError(_ error: VDIError, fileSize: UInt64) -> ImageReadError {
+    static func readError(_ error: VDIError, path: String, fileSize: UInt64) -> ImageReadError {
         switch error {
-        case let .truncated(path, offset, wanted, _):
+        case let .truncated(_, offset, wanted, _):
             return .truncated(format: .vdi, path: path, offset: offset, needed: UInt64(wanted), fileSize: fileSize)
-        case let .badField(path, offset, field, found, expected):
+        case let .badField(_, offset, field, found, expected):
             return .corrupt(format: .vdi, path: path, offset: offset,
                             reason: "\(field) is \(found) (0x\(String(found, radix: 16))), expected \(expected)")
         case .sizeNotWholeSectors, .tooLarge:
-            return .corrupt(format: .vdi, path: "", offset: 0, reason: error.description)
+            return .corrupt(format: .vdi, path: path, offset: 0, reason: error.description)
         }
     }
 }

@@ -66,7 +66,14 @@ public final class VHDReader: DiskImageReader {
         let tailFooter = Self.hasCookie(tail) ? try Self.decodeFooter(tail, at: tailOffset, path: path, fileSize: fileSize) : nil
         let headFooter: VHDFooter?
         if let tailFooter, tailFooter.diskType == .fixed {
-            headFooter = nil  // byte 0 is the guest's first sector
+            // Byte 0 is the guest's first sector, unless it is this very disk's dynamic footer
+            // copy: then the end footer's type was damaged, and reading the file as fixed would
+            // hand out its metadata as disk data.
+            if let copy = try? Self.decodeFooter(head, at: 0, path: path, fileSize: fileSize), copy.diskType == .dynamic,
+               copy.uuid == tailFooter.uuid, !tailFooter.uuid.allSatisfy({ $0 == 0 }) {
+                throw corrupt(tailOffset + 60, "disk type is 2 (fixed), but byte 0 holds this disk's dynamic footer copy (type 3)")
+            }
+            headFooter = nil
         } else if Self.hasCookie(head) {
             headFooter = try Self.decodeFooter(head, at: 0, path: path, fileSize: fileSize)
         } else {
@@ -122,7 +129,7 @@ public final class VHDReader: DiskImageReader {
         do {
             header = try VHDDynamicHeader.decode(file.read(count: VHDDynamicHeader.size, at: headerOffset), path: path, offset: headerOffset)
         } catch let error as VHDError {
-            throw Self.readError(error, fileSize: fileSize)
+            throw Self.readError(error, path: path, fileSize: fileSize)
         }
         dynamicHeader = header
         let blockSize = UInt64(header.blockSize)
@@ -231,7 +238,7 @@ public final class VHDReader: DiskImageReader {
         do {
             return try VHDFooter.decode(bytes, path: path, offset: offset)
         } catch let error as VHDError {
-            throw readError(error, fileSize: fileSize)
+            throw readError(error, path: path, fileSize: fileSize)
         }
     }
 
@@ -248,20 +255,20 @@ public final class VHDReader: DiskImageReader {
     }
 
     /// The footer/header decoders' errors in the reader's terms.
-    static func readError(_ error: VHDError, fileSize: UInt64) -> ImageReadError {
+    static func readError(_ error: VHDError, path: String, fileSize: UInt64) -> ImageReadError {
         switch error {
-        case let .truncated(path, offset, wanted, _):
+        case let .truncated(_, offset, wanted, _):
             return .truncated(format: .vhd, path: path, offset: offset, needed: UInt64(wanted), fileSize: fileSize)
-        case let .badCookie(path, offset, found, expected):
+        case let .badCookie(_, offset, found, expected):
             return .corrupt(format: .vhd, path: path, offset: offset,
                             reason: "found \"\(ReaderText.printable(found.utf8))\" where the cookie \"\(expected)\" belongs")
-        case let .badField(path, offset, field, found, expected):
+        case let .badField(_, offset, field, found, expected):
             return .corrupt(format: .vhd, path: path, offset: offset,
                             reason: "\(field) is \(found) (0x\(String(found, radix: 16))), expected \(expected)")
-        case let .footerCopyDiffers(path):
+        case .footerCopyDiffers:
             return .corrupt(format: .vhd, path: path, offset: 0, reason: error.description)
         case .sizeNotWholeSectors, .fixedSizeNotWholeMiB, .tooLarge:
-            return .corrupt(format: .vhd, path: "", offset: 0, reason: error.description)
+            return .corrupt(format: .vhd, path: path, offset: 0, reason: error.description)
         }
     }
 }
