@@ -97,9 +97,8 @@ public final class VHDReader: DiskImageReader {
         let creator = Array(chosen.creatorApplication.utf8)
         let geometrySectors = chosen.geometry.sectors
         let useCurrentSize = Self.currentSizeCreators.contains(creator) || geometrySectors == Self.maximumGeometry
-        let size = useCurrentSize ? chosen.currentSize : geometrySectors * 512
-        // decode capped the current size; a CHS size is below 127 GiB.
-        virtualSize = size
+        // decode capped the current size at qemu's 2040 GiB; a CHS size is below 127 GiB.
+        virtualSize = useCurrentSize ? chosen.currentSize : geometrySectors * 512
         let sizeSource = useCurrentSize ? "current size" : "CHS size \(chosen.geometry.cylinders)/\(chosen.geometry.heads)/\(chosen.geometry.sectorsPerTrack)"
 
         guard chosen.diskType == .dynamic else {
