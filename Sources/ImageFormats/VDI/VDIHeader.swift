@@ -156,13 +156,16 @@ public struct VDIHeader: Equatable, Sendable {
         header.uuidParentModify = ImageUUID.swappingGUIDFields(Array(bytes[440..<456]))
         header.lchsGeometry = headerSize >= 400 ? load(bytes, at: 456) : Geometry()
 
-        try check(header.blockSize == Self.blockSize, 376, "block size", UInt64(header.blockSize), "1048576")
+        // VirtualBox reads any power of two (vdiValidateHeader); qemu only 1 MiB, the size every
+        // VirtualBox and qemu release writes. Below a sector, blocks would not stay aligned.
+        try check(header.blockSize >= sectorSize && header.blockSize & (header.blockSize - 1) == 0, 376, "block size",
+                  UInt64(header.blockSize), "a power of two of at least 512 (1048576 as VirtualBox writes)")
         try check(header.blockExtra == 0, 380, "block extra", UInt64(header.blockExtra), "0")
         try check(header.legacyGeometry.sectorSize == sectorSize, 360, "sector size", UInt64(header.legacyGeometry.sectorSize), "512")
         try check(header.diskSize > 0, 368, "disk size", header.diskSize, "more than 0")
         try check(header.blockCount <= maximumBlocks, 384, "block count", UInt64(header.blockCount), "at most \(maximumBlocks)")
         try check(UInt64(header.blockCount) * UInt64(header.blockSize) >= header.diskSize, 384, "block count",
-                  UInt64(header.blockCount), "enough 1 MiB blocks for \(header.diskSize) bytes")
+                  UInt64(header.blockCount), "enough \(header.blockSize)-byte blocks for \(header.diskSize) bytes")
         try check(header.allocatedBlocks <= header.blockCount, 388, "allocated blocks", UInt64(header.allocatedBlocks),
                   "at most the block count \(header.blockCount)")
         try check(header.blockMapOffset >= UInt32(preHeaderSize) + 384 && header.blockMapOffset % 512 == 0, 340,

@@ -29,7 +29,7 @@ public struct VHDImage: Sendable {
         }
         let copy = try file.read(count: VHDFooter.size, at: 0)
         guard copy == footerBytes else { throw VHDError.footerCopyDiffers(path: path) }
-        guard footer.dataOffset <= fileSize - UInt64(VHDDynamicHeader.size) else {
+        guard fileSize >= UInt64(VHDDynamicHeader.size), footer.dataOffset <= fileSize - UInt64(VHDDynamicHeader.size) else {
             throw VHDError.badField(path: path, offset: footerOffset + 16, field: "data offset", found: footer.dataOffset,
                                     expected: "a dynamic header inside the file")
         }
