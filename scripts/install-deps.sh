@@ -11,7 +11,7 @@ packages=(
   # tests and the example: e2fsprogs and util-linux as oracles, qemu to boot the result, and what
   # the fixture script needs to build a Xen instance copy without root
   e2fsprogs fdisk util-linux dosfstools qemu-system-x86 qemu-utils busybox-static cpio kmod
-  python3 openssl gzip time zstd
+  python3 openssl gzip time zstd xz-utils
   # build: compression and digests for the output formats
   libdeflate-dev libzstd-dev libssl-dev
 )

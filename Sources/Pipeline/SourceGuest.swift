@@ -33,7 +33,7 @@ final class SourceGuest {
         case .bareFilesystem: return "bare filesystem image"
         case let .partitionedDisk(table, _): return "partitioned disk (\(table))"
         case let .gzip(inner): return "gzip-compressed \(describe(inner))"
-        case let .diskImage(_, variant, inner): return "\(describe(inner)) in a \(variant) image"
+        case let .diskImage(_, variant, inner): return "\(describe(inner)) inside \(variant)"
         }
     }
 }

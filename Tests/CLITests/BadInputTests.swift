@@ -91,10 +91,11 @@ struct BadInputTests {
 
     @Test func foreignFormatIsNamed() throws {
         let dir = try scratch()
-        let input = dir.file("disk.qcow2")
-        try Command.run("qemu-img", ["create", "-q", "-f", "qcow2", input, "64M"]).requireSuccess()
+        let input = dir.file("disk")
+        let fixture = try Fixture.xenInstance()
+        try Command.run("/bin/sh", ["-c", "head -c 1048576 '\(fixture.imagePath)' | xz -0 > '\(input)'"]).requireSuccess()
         try makeWorldReadable(input)
-        try expectRefusal(input: input, outputDirectory: dir.path, mentions: ["qcow2"])
+        try expectRefusal(input: input, outputDirectory: dir.path, mentions: ["xz-compressed", "xz -dk"])
     }
 
     @Test func unknownSkipNameIsAUsageError() throws {

@@ -24,7 +24,10 @@ extension DiskImageReaders {
     /// The reader for a disk image format, nil for compression formats.
     static func open(path: String, as format: ForeignFormat) throws -> (any DiskImageReader)? {
         switch format {
-        case .qcow2, .vmdk, .vdi, .vhd: return nil
+        case .qcow2: return try QCOW2Reader(path: path)
+        case .vdi: return try VDIReader(path: path)
+        case .vhd: return try VHDReader(path: path)
+        case .vmdk: return nil
         case .xz, .bzip2, .zstd: return nil
         }
     }

@@ -7,7 +7,7 @@ public enum InputError: RehostError, Equatable {
     case empty(path: String)
     case tooSmall(path: String, size: UInt64, needed: UInt64)
     case unsupportedFormat(path: String, format: ForeignFormat)
-    case nestedGzip(path: String)
+    case nested(path: String, container: String, found: String)
     case notExt(path: String, found: String, location: String?)
     case noFilesystem(path: String, location: String?)
     case noLinuxPartition(path: String, table: String, found: String)
@@ -33,8 +33,8 @@ public enum InputError: RehostError, Equatable {
             return "\(path): too small to hold a filesystem superblock: \(size) bytes, need at least \(needed)"
         case let .unsupportedFormat(path, format):
             return "\(path): \(format.advice)"
-        case let .nestedGzip(path):
-            return "\(path): gzip data inside gzip data; decompress it first with `gzip -dk`"
+        case let .nested(path, container, found):
+            return "\(path): \(found) data inside \(container); unpack the outer layer first (`gzip -dk` or `qemu-img convert -O raw`) and give Rehost the inner image"
         case let .notExt(path, found, location):
             let subject = location.map { "\($0) holds" } ?? "found"
             return "\(path): \(subject) a \(found) filesystem; \(Self.accepted)"

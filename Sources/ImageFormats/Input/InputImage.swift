@@ -57,29 +57,29 @@ public final class InputImage {
         guard size > 0 else { throw InputError.empty(path: path) }
         let (head, tail) = try edges(of: file, size: size)
         // A container is expanded once into a sparse scratch raw file that libext2fs can open.
-        var expanded: (scratch: ScratchFile, kind: (InputKind) -> InputKind)? = nil
+        var expanded: (scratch: ScratchFile, container: String, kind: (InputKind) -> InputKind)? = nil
         if ForeignFormat.isGzip(head) {
             let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory)
-            expanded = (scratch, { .gzip(inner: $0) })
+            expanded = (scratch, "gzip data", { .gzip(inner: $0) })
         } else if let format = ForeignFormat.detect(head: head, tail: tail) {
             guard let reader = try DiskImageReaders.open(path: path, as: format) else {
                 throw InputError.unsupportedFormat(path: path, format: format)
             }
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
             try DiskImageReaders.copyToRaw(reader, file: scratch.file)
-            expanded = (scratch, { [format = reader.format, variant = reader.variant] in
+            expanded = (scratch, "a \(reader.format.displayName) image", { [format = reader.format, variant = reader.variant] in
                 .diskImage(format: format, variant: variant, inner: $0)
             })
         }
-        if let (scratch, kind) = expanded {
+        if let (scratch, container, kind) = expanded {
             let inner = try RawFile(path: scratch.path, mode: .readOnly)
             let innerSize = try inner.size
             guard innerSize > 0 else { throw InputError.empty(path: path) }
             let (innerHead, innerTail) = try edges(of: inner, size: innerSize)
             if let format = ForeignFormat.detect(head: innerHead, tail: innerTail) {
-                throw InputError.unsupportedFormat(path: path, format: format)
+                throw InputError.nested(path: path, container: container, found: format.rawValue)
             }
-            if ForeignFormat.isGzip(innerHead) { throw InputError.nestedGzip(path: path) }
+            if ForeignFormat.isGzip(innerHead) { throw InputError.nested(path: path, container: container, found: "gzip") }
             let located = try FilesystemLocator(displayPath: path, dataPath: scratch.path, file: inner,
                                                 size: innerSize, partition: partition).locate()
             return InputImage(path: path, kind: kind(located.kind), located: located, scratch: scratch)
