@@ -150,6 +150,38 @@ FORMATS = [
     ("vhd fixed", ["--vhd-variant", "fixed"], "vhd", ["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "vpc"),
 ]
 
+# Reading: label, qemu-img options that make the input, file extension, qemu-img -f to read it.
+READS = [
+    ("read qcow2", ["-O", "qcow2"], "qcow2", "qcow2"),
+    ("read qcow2 deflate", ["-O", "qcow2", "-c"], "qcow2", "qcow2"),
+    ("read vmdk streamOptimized", ["-O", "vmdk", "-o", "subformat=streamOptimized"], "vmdk", "vmdk"),
+    ("read vmdk monolithicSparse", ["-O", "vmdk"], "vmdk", "vmdk"),
+    ("read vdi", ["-O", "vdi"], "vdi", "vdi"),
+    ("read vhd dynamic", ["-O", "vpc", "-o", "force_size=on"], "vhd", "vpc"),
+]
+
+
+def read_rows(args, rehost, work, disk, rows, failures):
+    """Each input format, as qemu-img writes it, back to raw: rehost export against qemu-img convert."""
+    for label, make, ext, qemu_format in READS:
+        if args.only and label not in args.only:
+            continue
+        image = os.path.join(work, f"input.{ext}")
+        if os.path.exists(image):
+            os.unlink(image)
+        subprocess.run(["qemu-img", "convert", "-f", "raw"] + make + [disk, image], check=True)
+        ours, theirs = os.path.join(work, "back-rehost.raw"), os.path.join(work, "back-qemu.raw")
+        r = best_of(args.repeat, job("rehost", [rehost, "export", image, "-o", ours, "-q", "--no-digest"], ours))
+        compare = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", disk, ours], capture_output=True, text=True)
+        if compare.returncode != 0:
+            failures.append(f"{label}: qemu-img compare: {compare.stdout.strip()} {compare.stderr.strip()}")
+        q = best_of(args.repeat, job("qemu-img", ["qemu-img", "convert", "-f", qemu_format, "-O", "raw", image, theirs], theirs))
+        w = best_of(args.repeat, job("qemu-img -m 8 -W", ["qemu-img", "convert", "-m", "8", "-W", "-f", qemu_format,
+                                                          "-O", "raw", image, theirs], theirs))
+        rows.append({"format": label, "rehost": r, "qemu_img": q, "qemu_img_m8W": w})
+        for path in (image, ours, theirs):
+            os.unlink(path)
+
 
 def formats_suite(args, rehost, work, source):
     disk = os.path.join(work, "disk.raw")
@@ -169,6 +201,7 @@ def formats_suite(args, rehost, work, source):
         q = best_of(args.repeat, job("qemu-img", ["qemu-img", "convert", "-f", "raw"] + qemu + [disk, theirs], theirs))
         w = best_of(args.repeat, job("qemu-img -m 8 -W", ["qemu-img", "convert", "-m", "8", "-W", "-f", "raw"] + qemu + [disk, theirs], theirs))
         rows.append({"format": label, "rehost": r, "qemu_img": q, "qemu_img_m8W": w})
+    read_rows(args, rehost, work, disk, rows, failures)
     if args.only:
         return report_formats(args, disk_size, rows, failures, None, None)
     # OVA: rehost in one go, against qemu-img's streamOptimized VMDK plus a manifest and tar.
@@ -193,13 +226,13 @@ def formats_suite(args, rehost, work, source):
 def report_formats(args, disk_size, rows, failures, together, separate):
     print(f"formats benchmark ({args.size}): a {disk_size / 2**30:.1f} GiB bootable disk, best of {args.repeat}; "
           f"wall includes fsync")
-    print(f"{'format':<24}{'rehost s':>9}{'qemu s':>9}{'-m8 -W s':>9}{'r/qemu':>8}{'r/-W':>7}{'size r/q':>9}"
+    print(f"{'format':<28}{'rehost s':>9}{'qemu s':>9}{'-m8 -W s':>9}{'r/qemu':>8}{'r/-W':>7}{'size r/q':>9}"
           f"{'RSS MiB':>9}{'r cpu s':>8}")
     for row in rows:
         r, q, w = row["rehost"], row["qemu_img"], row["qemu_img_m8W"]
         wtext = f"{w['wall']:>9.2f}" if w else f"{'-':>9}"
         wratio = f"{r['wall'] / w['wall']:>7.2f}" if w else f"{'-':>7}"
-        print(f"{row['format']:<24}{r['wall']:>9.2f}{q['wall']:>9.2f}{wtext}{r['wall'] / q['wall']:>8.2f}{wratio}"
+        print(f"{row['format']:<28}{r['wall']:>9.2f}{q['wall']:>9.2f}{wtext}{r['wall'] / q['wall']:>8.2f}{wratio}"
               f"{r['size'] / max(q['size'], 1):>9.3f}{r['maxrss_kib'] / 1024:>9.1f}{r['cpu']:>8.2f}")
     if together:
         print(f"all six default formats in one rehost pass: {together['wall']:.2f} s, "

@@ -60,6 +60,38 @@ struct ConvertVariantsTests {
         #expect(scratchLeft.isEmpty, "the decompressed scratch copy must be removed: \(scratchLeft)")
     }
 
+    /// A disk that already went through rehost and then to VMware, qcow2 or Azure converts again
+    /// from that image: the root partition is found inside it, and the result holds the same
+    /// files with the same contents as converting the raw disk.
+    @Test(arguments: [(["-O", "vmdk", "-o", "subformat=streamOptimized"], "vmdk", "VMDK streamOptimized"),
+                      (["-O", "qcow2", "-c"], "qcow2", "qcow2 v3"),
+                      (["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "vhd", "VHD fixed")])
+    func diskImageInputConvertsLikeTheRawDisk(convert: [String], suffix: String, variant: String) throws {
+        let fixture = try Fixture.xenInstance()
+        let dir = try workDirectory()
+        let first = dir.file("first.raw")
+        _ = try Command.runRehost(["convert", fixture.imagePath, "-o", first, "-q"]).requireSuccess()
+        let image = dir.file("first.\(suffix)")
+        try Command.run("qemu-img", ["convert", "-f", "raw"] + convert + [first, image]).requireSuccess()
+        try Command.run("chmod", ["644", image]).requireSuccess()
+        let fromRaw = dir.file("from-raw.raw"), fromImage = dir.file("from-image.raw")
+        _ = try Command.runRehost(["convert", first, "-o", fromRaw, "-q"], asUser: "nobody").requireSuccess()
+        let result = try Command.runRehost(["convert", image, "-o", fromImage, "--scratch-dir", dir.path, "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        let kind = (report?["input"] as? [String: Any])?["kind"] as? String ?? ""
+        #expect(kind.hasPrefix("partitioned disk (dos) inside \(variant)"), "\(kind)")
+        #expect(try Command.run("e2fsck", ["-fn", "\(fromImage)?offset=1048576"]).status == 0)
+        let expected = try ExtTreeManifest.read(image: fromRaw, offset: 1_048_576)
+        let got = try ExtTreeManifest.read(image: fromImage, offset: 1_048_576)
+        #expect(got.paths == expected.paths)
+        for path in expected.paths where expected[path]?.contentSHA256 != got[path]?.contentSHA256 {
+            Issue.record("\(path) differs between the conversions of the raw disk and of the \(suffix) image")
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".rehost") }
+        #expect(left.isEmpty, "the scratch copy must be removed: \(left)")
+    }
+
     /// A fresh UUID, named by root= and fstab, for the generic target: boots on IDE.
     @Test func newUUIDRootReferenceBoots() throws {
         let fixture = try Fixture.xenInstance()

@@ -36,6 +36,51 @@ struct ExportTests {
         #expect(ovf.contains("<rasd:VirtualQuantity>2</rasd:VirtualQuantity>") && ovf.contains("<rasd:VirtualQuantity>2048</rasd:VirtualQuantity>"))
     }
 
+    /// The qemu-img convert job from every input format: images qemu-img wrote, read by
+    /// `rehost export` into raw and qcow2 in one pass, hold the source's bytes.
+    @Test(arguments: [
+        (["-O", "qcow2"], "qcow2", "qcow2"), (["-O", "qcow2", "-c"], "qcow2", "qcow2"),
+        (["-O", "vmdk"], "vmdk", "vmdk"), (["-O", "vmdk", "-o", "subformat=streamOptimized"], "vmdk", "vmdk"),
+        (["-O", "vmdk", "-o", "subformat=monolithicFlat"], "vmdk", "vmdk"),
+        (["-O", "vdi"], "vdi", "vdi"), (["-O", "vpc", "-o", "force_size=on"], "vpc", "vhd"),
+        (["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "vpc", "vhd"),
+    ])
+    func readsWhatQemuImgWrote(convert: [String], qemuFormat: String, inputFormat: String) throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-in")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 24 << 20)
+        let input = dir.file("input.\(inputFormat)")
+        try Command.run("qemu-img", ["convert", "-f", "raw"] + convert + [raw, input]).requireSuccess()
+        let before = try Command.run("sha256sum", [input]).requireSuccess().stdout
+        let result = try Command.runRehost(["export", input, "-o", dir.file("out.raw"), "-o", dir.file("out.qcow2"), "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        #expect(report?["inputFormat"] as? String == inputFormat)
+        let qemuSize = try qemuImgInfo(input, format: qemuFormat)["virtual-size"] as? Int
+        #expect(report?["virtualSize"] as? Int == qemuSize)
+        #expect(try Command.run("cmp", [raw, dir.file("out.raw")]).status == 0, "the raw output differs from the source")
+        let compare = try Command.run("qemu-img", ["compare", "-f", qemuFormat, "-F", "qcow2", input, dir.file("out.qcow2")])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+        #expect(try Command.run("sha256sum", [input]).requireSuccess().stdout == before, "the input was modified")
+    }
+
+    /// A disk carried through every format by rehost alone comes back byte for byte.
+    @Test func aChainThroughEveryFormatComesBackIdentical() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-chain")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 24 << 20)
+        var previous = raw
+        for (index, (name, options)) in [("a.qcow2", ["--compress", "zstd"]), ("b.vmdk", []), ("c.vdi", []),
+                                         ("d.vhd", ["--vhd-variant", "fixed"]), ("e.vmdk", ["--vmdk-subformat", "monolithicSparse"]),
+                                         ("f.qcow2", ["--qcow2-compat", "0.10"]), ("back.raw", [])].enumerated() {
+            let next = dir.file(name)
+            let result = try Command.runRehost(["export", previous, "-o", next, "-q"] + options)
+            #expect(result.status == 0, "step \(index) \(name): \(result.stderr)")
+            previous = next
+        }
+        #expect(try Command.run("cmp", [raw, previous]).status == 0, "the disk changed on its way through the formats")
+    }
+
     @Test func everyFormatInOnePassMatchesTheRawDisk() throws {
         let dir = try TemporaryDirectory(prefix: "rehost-export")
         let raw = dir.file("source.raw")
