@@ -266,6 +266,7 @@ public final class QCOW2Writer: DiskImageWriter {
         let outcomes = parallelMap(count) { index -> Outcome in
             let slot = UnsafeRawBufferPointer(start: batchStart + index * size, count: size)
             if ZeroDetection.isAllZero(slot) { return .zero }
+            if Incompressibility.check(slot) { return .raw }
             // Stored as is unless compression saves at least a byte (qemu's rule).
             if let packed = compressor.compress(slot, level: level, limit: size) { return .compressed(packed) }
             return .raw

@@ -206,7 +206,10 @@ public final class VMDKWriter: DiskImageWriter {
             parallelMap(batchIndices.count) { slot -> [UInt8]? in
                 let grain = UnsafeRawBufferPointer(rebasing: buffer[(slot * grainBytes)..<((slot + 1) * grainBytes)])
                 if ZeroDetection.isAllZero(grain) { return nil }
-                return compressor.compress(grain, level: level, limit: limit) ?? []
+                // Every grain of a stream is deflate data: one that will not compress goes into
+                // stored blocks (level 0) instead of making the compressor search in vain.
+                let grainLevel = Incompressibility.check(grain) ? 0 : level
+                return compressor.compress(grain, level: grainLevel, limit: limit) ?? []
             }
         }
         var output: [UInt8] = []
