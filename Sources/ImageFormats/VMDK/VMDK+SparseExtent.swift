@@ -296,9 +296,11 @@ final class VMDKSparseExtent {
             scratch.compressed.removeAll(keepingCapacity: true)
         }
         for (grain, markerAt) in batch {
-            let head: [UInt8] = oneRead
-                ? Array(scratch.compressed[Int(markerAt - first)..<Int(markerAt - first + Self.markerReadSize)])
-                : try file.read(count: Int(Self.markerReadSize), at: markerAt)
+            // A whole sector when the file has it, so a metadata marker decodes as one.
+            let headCount = Int(min(UInt64(VMDK.sectorSize), fileSize - markerAt))
+            let head: [UInt8] = oneRead && markerAt + UInt64(headCount) <= spanEnd
+                ? Array(scratch.compressed[Int(markerAt - first)..<(Int(markerAt - first) + headCount)])
+                : try file.read(count: headCount, at: markerAt)
             let marker: VMDKMarker
             do {
                 marker = try VMDKMarker(decoding: head, path: path, offset: markerAt)
