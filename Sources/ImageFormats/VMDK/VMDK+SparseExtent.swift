@@ -404,13 +404,10 @@ final class VMDKScratch {
         return buffer
     }
 
-    /// Fills `compressed` with exactly `count` bytes of `file` at `offset`.
+    /// Fills the first `count` bytes of `compressed` with `file`'s bytes at `offset`.
     func readCompressed(_ file: RawFile, count: Int, at offset: UInt64) throws {
-        if compressed.count != count {
-            compressed.removeAll(keepingCapacity: true)
-            compressed.append(contentsOf: repeatElement(0, count: count))
-        }
-        let got = try compressed.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
+        if compressed.count < count { compressed = [UInt8](repeating: 0, count: count) }
+        let got = try compressed.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: offset) }
         guard got == count else {
             throw ImageReadError.truncated(format: .vmdk, path: file.path, offset: offset, needed: UInt64(count), fileSize: offset + UInt64(got))
         }
