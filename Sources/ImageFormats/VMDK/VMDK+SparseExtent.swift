@@ -15,10 +15,10 @@ import ImageCore
 /// The redundant grain directory is not read (qemu does not use it either). The grain directory
 /// is held (at most 32 Mi entries, and never more than the file holds); grain tables are read
 /// once to be checked and read again as the disk is streamed, so memory does not grow with the
-/// number of allocated grains.
+/// number of allocated grains. The file is open only while it is checked and while it is
+/// streamed: a disk split into a thousand 2 GiB extents does not hold a thousand descriptors.
 final class VMDKSparseExtent {
     let path: String
-    let file: RawFile
     let fileSize: UInt64
     /// The header the extent is read by: the footer's copy for a stream with GD_AT_END.
     let header: VMDKHeader
@@ -47,9 +47,11 @@ final class VMDKSparseExtent {
     /// A file that starts with "COWD": the ESX 2 / vmfsSparse extent, which Rehost does not read.
     static let cowdMagic: UInt32 = 0x4457_4F43
 
-    init(file: RawFile, path: String) throws {
+    /// Opens and checks the extent; `embeddedDescriptor` receives its descriptor text and byte
+    /// offset, when the header names one.
+    init(path: String, embeddedDescriptor: ((_ text: String, _ offset: UInt64) throws -> Void)? = nil) throws {
         self.path = path
-        self.file = file
+        let file = try RawFile(path: path, mode: .readOnly)
         fileSize = try file.size
         func corrupt(_ offset: UInt64, _ reason: String) -> ImageReadError {
             .corrupt(format: .vmdk, path: path, offset: offset, reason: reason)
@@ -163,7 +165,10 @@ final class VMDKSparseExtent {
         var checked = Set<UInt32>()
         for (index, tableSector) in directory.enumerated() where tableSector != 0 {
             if index != directory.count - 1 && !checked.insert(tableSector).inserted { continue }
-            _ = try grainTable(index)
+            _ = try grainTable(index, in: file)
+        }
+        if let embeddedDescriptor, let text = try self.embeddedDescriptor(in: file) {
+            try embeddedDescriptor(text, header.descriptorOffset * UInt64(VMDK.sectorSize))
         }
     }
 
@@ -171,7 +176,7 @@ final class VMDKSparseExtent {
     /// table), each checked against the file: an uncompressed grain must lie in the file up to
     /// the end of the disk; a compressed grain's marker must start in the file (its size and LBA
     /// are checked when it is read). Nil for a table the directory leaves out.
-    func grainTable(_ index: Int) throws -> [UInt32]? {
+    func grainTable(_ index: Int, in file: RawFile) throws -> [UInt32]? {
         let tableSector = directory[index]
         guard tableSector != 0 else { return nil }
         let sector = UInt64(VMDK.sectorSize)
@@ -216,7 +221,7 @@ final class VMDKSparseExtent {
 
     /// The embedded descriptor text (up to its first NUL, at most 64 KiB), or nil when the header
     /// names none.
-    func embeddedDescriptor() throws -> String? {
+    private func embeddedDescriptor(in file: RawFile) throws -> String? {
         guard header.descriptorOffset != 0, header.descriptorSize != 0 else { return nil }
         let sector = UInt64(VMDK.sectorSize)
         let fieldAt = headerOffset + UInt64(VMDKHeader.Field.descriptorOffset.rawValue)
@@ -236,12 +241,13 @@ final class VMDKSparseExtent {
     /// Hands the extent's allocated grains to `body`, at `base` + their offset in the extent.
     func forEachDataPiece(base: UInt64, scratch: VMDKScratch,
                           _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
+        let file = try RawFile(path: path, mode: .readOnly)
         if compressed {
-            try streamCompressed(base: base, scratch: scratch, body)
+            try streamCompressed(file, base: base, scratch: scratch, body)
         } else {
             var reads = VMDKContiguousReads(file: file, path: path, fileSize: fileSize, scratch: scratch)
             for index in directory.indices {
-                guard let table = try grainTable(index) else { continue }
+                guard let table = try grainTable(index, in: file) else { continue }
                 let firstGrain = UInt64(index) * UInt64(grainsPerTable)
                 for (slot, entry) in table.enumerated() where entry > 1 {
                     let grain = firstGrain + UInt64(slot)
@@ -256,23 +262,23 @@ final class VMDKSparseExtent {
     /// Compressed grains in batches of about `maxPieceSize` of guest data: their markers and
     /// zlib data are read (in one read when the batch's markers lie close together, as they do in
     /// a stream), inflated on every core into the batch buffer, then handed out in order.
-    private func streamCompressed(base: UInt64, scratch: VMDKScratch,
+    private func streamCompressed(_ file: RawFile, base: UInt64, scratch: VMDKScratch,
                                   _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
         let batchGrains = max(1, DiskImageReaders.maxPieceSize / grainBytes)
         var batch: [(grain: UInt64, marker: UInt64)] = []
         batch.reserveCapacity(batchGrains)
         for index in directory.indices {
-            guard let table = try grainTable(index) else { continue }
+            guard let table = try grainTable(index, in: file) else { continue }
             let firstGrain = UInt64(index) * UInt64(grainsPerTable)
             for (slot, entry) in table.enumerated() where entry > 1 {
                 batch.append((firstGrain + UInt64(slot), UInt64(entry) * UInt64(VMDK.sectorSize)))
                 if batch.count == batchGrains {
-                    try inflate(batch, base: base, scratch: scratch, body)
+                    try inflate(batch, from: file, base: base, scratch: scratch, body)
                     batch.removeAll(keepingCapacity: true)
                 }
             }
         }
-        if !batch.isEmpty { try inflate(batch, base: base, scratch: scratch, body) }
+        if !batch.isEmpty { try inflate(batch, from: file, base: base, scratch: scratch, body) }
     }
 
     /// The most zlib data one grain may take: deflate's stored blocks add 5 bytes per 64 KiB, but
@@ -280,7 +286,7 @@ final class VMDKSparseExtent {
     /// is ample and still bounds what a hostile marker can make us read.
     var maximumCompressedSize: UInt64 { 2 * UInt64(grainBytes) + 4096 }
 
-    private func inflate(_ batch: [(grain: UInt64, marker: UInt64)], base: UInt64, scratch: VMDKScratch,
+    private func inflate(_ batch: [(grain: UInt64, marker: UInt64)], from file: RawFile, base: UInt64, scratch: VMDKScratch,
                          _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
         let grainSectors = header.grainSize
         // Where each grain's zlib data lies in `scratch.compressed`.

@@ -47,7 +47,7 @@ public final class VMDKReader: DiskImageReader {
 
     enum ExtentData {
         case zero
-        case flat(file: RawFile, path: String, offset: UInt64)
+        case flat(path: String, offset: UInt64)
         case sparse(VMDKSparseExtent)
     }
 
@@ -60,7 +60,7 @@ public final class VMDKReader: DiskImageReader {
         var path: String? {
             switch data {
             case .zero: return nil
-            case let .flat(_, path, _): return path
+            case let .flat(path, _): return path
             case let .sparse(sparse): return sparse.path
             }
         }
@@ -74,22 +74,20 @@ public final class VMDKReader: DiskImageReader {
         let fileSize = try file.size
         let head = try file.read(count: Int(min(fileSize, 512)), at: 0)
         if head.count >= 4 && head.loadLE(UInt32.self, at: 0) == VMDK.magic {
-            let sparse = try VMDKSparseExtent(file: file, path: path)
-            let embedded = try sparse.embeddedDescriptor()
-            var createType = sparse.compressed ? "streamOptimized" : "monolithicSparse"
-            if let embedded {
-                let descriptor = try Self.parseDescriptor(embedded, path: path, at: sparse.header.descriptorOffset * UInt64(VMDK.sectorSize))
-                try Self.refuseDeltaLinks(descriptor, path: path)
-                createType = descriptor.fields["createType"] ?? createType
+            var descriptor: VMDKDescriptor?
+            let sparse = try VMDKSparseExtent(path: path) { text, offset in
+                let embedded = try Self.parseDescriptor(text, path: path, at: offset)
+                try Self.refuseDeltaLinks(embedded, path: path)
+                descriptor = embedded
             }
-            self.createType = createType
+            createType = descriptor?.fields["createType"] ?? (sparse.compressed ? "streamOptimized" : "monolithicSparse")
             virtualSize = sparse.capacityBytes
             extents = [Extent(start: 0, size: sparse.capacityBytes, data: .sparse(sparse))]
-            variant = "VMDK \(createType)" + (sparse.grainBytes == VMDK.grainBytes ? "" : ", \(sparse.grainBytes >> 10) KiB grains")
+            variant = "VMDK \(createType)" + (sparse.grainBytes == VMDK.grainBytes ? "" : ", \(sparse.grainBytes) byte grains")
             return
         }
         if head.count >= 4 && head.loadLE(UInt32.self, at: 0) == VMDKSparseExtent.cowdMagic {
-            _ = try VMDKSparseExtent(file: file, path: path)  // throws .unsupported
+            _ = try VMDKSparseExtent(path: path)  // throws .unsupported
         }
         let signature = Array("# Disk DescriptorFile".utf8)
         guard head.starts(with: signature) else {
@@ -169,6 +167,7 @@ public final class VMDKReader: DiskImageReader {
         guard !line.fileName.isEmpty else { throw corrupt("a \(line.type) extent needs a quoted file name") }
         guard line.sectors > 0 else { return Extent(start: start, size: 0, data: .zero) }
         let extentPath = line.fileName.hasPrefix("/") ? line.fileName : directory + line.fileName
+        // Opened to be checked, then closed until the disk is streamed.
         let file: RawFile
         do {
             file = try RawFile(path: extentPath, mode: .readOnly)
@@ -178,7 +177,7 @@ public final class VMDKReader: DiskImageReader {
         switch line.type {
         case "SPARSE":
             guard line.offset == 0 else { throw corrupt("a SPARSE extent has no offset, found \(line.offset)") }
-            let sparse = try VMDKSparseExtent(file: file, path: extentPath)
+            let sparse = try VMDKSparseExtent(path: extentPath)
             guard sparse.header.capacity == line.sectors else {
                 throw corrupt("\"\(line.fileName)\" holds \(sparse.header.capacity) sectors, the extent line says \(line.sectors)")
             }
@@ -191,12 +190,12 @@ public final class VMDKReader: DiskImageReader {
             guard offset <= fileSize, size <= fileSize - offset else {
                 throw ImageReadError.truncated(format: .vmdk, path: extentPath, offset: offset, needed: size, fileSize: fileSize)
             }
-            return Extent(start: start, size: size, data: .flat(file: file, path: extentPath, offset: offset))
+            return Extent(start: start, size: size, data: .flat(path: extentPath, offset: offset))
         }
     }
 
-    /// Parses descriptor text; a bad line is reported at its byte offset (`base` is where the text
-    /// starts in the file).
+    /// Parses descriptor text; a bad line is reported at its byte offset (`base` is where the
+    /// text starts in the file).
     static func parseDescriptor(_ text: String, path: String, at base: UInt64) throws -> VMDKDescriptor {
         do {
             return try VMDKDescriptor(parsing: text, path: path)
@@ -232,8 +231,9 @@ public final class VMDKReader: DiskImageReader {
                 continue
             case let .sparse(sparse):
                 try sparse.forEachDataPiece(base: extent.start, scratch: scratch, body)
-            case let .flat(file, path, offset):
+            case let .flat(path, offset):
                 // Only the file's data ranges (holes read as zeros), widened to whole sectors.
+                let file = try RawFile(path: path, mode: .readOnly)
                 let fileSize = try file.size
                 let end = offset + extent.size
                 let sector = UInt64(VMDK.sectorSize)
