@@ -321,27 +321,51 @@ import TestSupport
         try expectReadError(garbage, .corrupt, offset: 0)
     }
 
-    /// Bytes flipped in the header, descriptor, grain directories and tables (and, for a stream,
-    /// its footer) of small valid images, a few hundred times: each run either fails with an
-    /// `ImageReadError` (or a `FileError`) or streams to the end.
-    @Test(arguments: WriterOptions.VMDKSubformat.allCases)
-    func fuzzedMetadata(subformat: WriterOptions.VMDKSubformat) throws {
+    /// Who made the image a fuzz run damages.
+    enum FuzzedImage: CaseIterable, Sendable {
+        case qemuMonolithicSparse, qemuStreamOptimized
+        /// Rehost's stream: grain directory in the footer, tables after their grains.
+        case rehostStreamOptimized
+    }
+
+    /// Bytes flipped in the header, descriptor, grain directories and tables (and, for Rehost's
+    /// stream, its tail: the last table, the directory, the footer) of small valid images, a few
+    /// hundred times: each run either fails with an `ImageReadError` (or a `FileError`) or
+    /// streams to the end.
+    @Test(arguments: FuzzedImage.allCases)
+    func fuzzedMetadata(image kind: FuzzedImage) throws {
         let directory = try TemporaryDirectory(prefix: "rehost-vmdk-fuzz")
         let source = directory.file("source.raw")
-        try writeRandomRaw(source, size: 3 * Self.mebibyte, seed: 31, holes: true)
+        let size = 3 * Self.mebibyte
+        try writeRandomRaw(source, size: size, seed: 31, holes: true)
         let image = directory.file("valid.vmdk")
-        try Command.run("qemu-img", ["convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=\(subformat.rawValue)", source, image]).requireSuccess()
+        switch kind {
+        case .qemuMonolithicSparse, .qemuStreamOptimized:
+            let subformat = kind == .qemuStreamOptimized ? "streamOptimized" : "monolithicSparse"
+            try Command.run("qemu-img", ["convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=\(subformat)", source, image]).requireSuccess()
+        case .rehostStreamOptimized:
+            let sink = OutputSink(file: try RawFile(path: image, mode: .createExclusive))
+            let writer = try VMDKWriter(sink: sink, virtualSize: size, options: options(.streamOptimized))
+            _ = try DiskStreamer.stream(try RawDiskReader(path: source), to: [writer])
+        }
         let original = try fileBytes(image)
         let metadataEnd = Int(VMDKHeader(fields: original).overHead) * 512
-        var generator = FuzzRandom(seed: subformat == .streamOptimized ? 41 : 43)
+        // Rehost's stream keeps its tables at the end: the last 4 KiB hold a grain table, the
+        // directory and the footer.
+        let tailStart = kind == .rehostStreamOptimized ? original.count - 4096 : 0
+        var generator = FuzzRandom(seed: 41 + UInt64(FuzzedImage.allCases.firstIndex(of: kind)!))
         var outcomes = [String: Int]()
         let path = directory.file("fuzzed.vmdk")
         for _ in 0..<300 {
             var bytes = original
             for _ in 0..<(1 + Int(generator.next() % 4)) {
-                // Half the flips in the header's fields, the rest anywhere before the first grain.
-                let span = generator.next() % 2 == 0 ? 80 : metadataEnd
-                bytes[Int(generator.next() % UInt64(span))] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
+                // Half the flips in the header's fields, the rest in the other metadata.
+                let offset = switch generator.next() % 4 {
+                case 0, 1: Int(generator.next() % 80)
+                case 2 where tailStart > 0: tailStart + Int(generator.next() % 4096)
+                default: Int(generator.next() % UInt64(metadataEnd))
+                }
+                bytes[offset] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
             }
             try? FileManager.default.removeItem(atPath: path)
             FileManager.default.createFile(atPath: path, contents: Data(bytes))
