@@ -19,23 +19,36 @@ import ImageCore
 /// ...
 /// ```
 public struct VMDKDescriptor: Equatable, Sendable {
+    /// One extent line: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`, e.g. `RW 4194304 SPARSE "d-s001.vmdk"`,
+    /// `RW 4505600 FLAT "d-flat.vmdk" 0`, `RW 2048 ZERO`.
     public struct Extent: Equatable, Sendable {
+        /// RW, RDONLY or NOACCESS.
         public var access: String
         public var sectors: UInt64
+        /// FLAT, SPARSE, ZERO, VMFS, VMFSSPARSE, SESPARSE, VMFSRDM, VMFSRAW.
         public var type: String
+        /// Empty for a ZERO extent.
         public var fileName: String
+        /// Where the extent's data starts in its file, in sectors (FLAT extents; 0 otherwise).
+        public var offset: UInt64
 
-        public init(access: String, sectors: UInt64, type: String, fileName: String) {
+        public init(access: String, sectors: UInt64, type: String, fileName: String, offset: UInt64 = 0) {
             self.access = access
             self.sectors = sectors
             self.type = type
             self.fileName = fileName
+            self.offset = offset
         }
     }
+
+    /// The access words that start an extent line.
+    public static let accessModes: Set<String> = ["RW", "RDONLY", "NOACCESS"]
 
     /// `version`, `CID`, `parentCID`, `createType` (quotes removed).
     public var fields: [String: String] = [:]
     public var extents: [Extent] = []
+    /// The 1-based line number of each extent's line, for messages.
+    public var extentLines: [Int] = []
     /// `ddb.*` entries (quotes removed).
     public var database: [String: String] = [:]
 
@@ -100,20 +113,52 @@ public struct VMDKDescriptor: Equatable, Sendable {
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.vmdkTrimmed(in: " \t\r\0")
             if line.isEmpty || line.hasPrefix("#") { continue }
+            let firstWord = line.prefix { $0 != " " && $0 != "\t" }
+            if Self.accessModes.contains(String(firstWord)) {
+                extents.append(try Self.parseExtent(line, path: path, line: index + 1))
+                extentLines.append(index + 1)
+                continue
+            }
             if let equals = line.firstIndex(of: "=") {
                 let key = String(line[..<equals]).vmdkTrimmed(in: " \t")
                 let value = String(line[line.index(after: equals)...]).vmdkTrimmed(in: " \t\"")
                 if key.hasPrefix("ddb.") { database[key] = value } else { fields[key] = value }
                 continue
             }
-            // ACCESS SECTORS TYPE "FILE"
-            let parts = line.split(separator: " ", maxSplits: 3)
-            guard parts.count == 4, let sectors = UInt64(parts[1]) else {
-                throw VMDKError.badDescriptor(path: path, line: index + 1, reason: "expected `key=value` or `ACCESS SECTORS TYPE \"file\"`, found `\(line)`")
-            }
-            extents.append(Extent(access: String(parts[0]), sectors: sectors, type: String(parts[2]),
-                                  fileName: String(parts[3]).vmdkTrimmed(in: "\"")))
+            throw VMDKError.badDescriptor(path: path, line: index + 1, reason: "expected `key=value` or `ACCESS SECTORS TYPE \"file\"`, found `\(line)`")
         }
+    }
+
+    /// `ACCESS SECTORS TYPE`, then for every type but ZERO a quoted file name (which may hold
+    /// spaces), then for FLAT an optional sector offset into that file.
+    static func parseExtent(_ line: String, path: String, line number: Int) throws -> Extent {
+        func bad(_ reason: String) -> VMDKError {
+            .badDescriptor(path: path, line: number, reason: "extent line `\(line)`: \(reason)")
+        }
+        var rest = Substring(line)
+        func word() -> Substring {
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            let word = rest.prefix { $0 != " " && $0 != "\t" }
+            rest = rest.dropFirst(word.count)
+            return word
+        }
+        let access = String(word())
+        let sectorsWord = word()
+        guard let sectors = UInt64(sectorsWord) else { throw bad("the size `\(sectorsWord)` is not a number of sectors") }
+        let type = String(word())
+        guard !type.isEmpty else { throw bad("no extent type") }
+        rest = rest.drop { $0 == " " || $0 == "\t" }
+        guard !rest.isEmpty else { return Extent(access: access, sectors: sectors, type: type, fileName: "") }
+        guard rest.first == "\"", let close = rest.dropFirst().firstIndex(of: "\"") else {
+            throw bad("the file name must be in double quotes")
+        }
+        let fileName = String(rest[rest.index(after: rest.startIndex)..<close])
+        rest = rest[rest.index(after: close)...]
+        let offsetWord = word()
+        guard word().isEmpty else { throw bad("unexpected text after the offset") }
+        guard !offsetWord.isEmpty else { return Extent(access: access, sectors: sectors, type: type, fileName: fileName) }
+        guard let offset = UInt64(offsetWord) else { throw bad("the offset `\(offsetWord)` is not a number of sectors") }
+        return Extent(access: access, sectors: sectors, type: type, fileName: fileName, offset: offset)
     }
 }
 

@@ -13,6 +13,13 @@ import ImageCore
 public struct VMDKHeader: Equatable, Sendable {
     public static let size = 512
 
+    /// Byte offsets of the fields (the diagram above), for encoding, decoding and error messages.
+    public enum Field: Int, Sendable {
+        case magic = 0, version = 4, flags = 8, capacity = 12, grainSize = 20, descriptorOffset = 28
+        case descriptorSize = 36, numGTEsPerGT = 44, rgdOffset = 48, gdOffset = 56, overHead = 64
+        case uncleanShutdown = 72, newlineDetection = 73, compressAlgorithm = 77
+    }
+
     public var version: UInt32
     public var flags: VMDK.Flags
     public var capacity: UInt64
@@ -39,24 +46,42 @@ public struct VMDKHeader: Equatable, Sendable {
 
     public func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Self.size)
-        bytes.storeLE(VMDK.magic, at: 0)
-        bytes.storeLE(version, at: 4)
-        bytes.storeLE(flags.rawValue, at: 8)
-        bytes.storeLE(capacity, at: 12)
-        bytes.storeLE(grainSize, at: 20)
-        bytes.storeLE(descriptorOffset, at: 28)
-        bytes.storeLE(descriptorSize, at: 36)
-        bytes.storeLE(numGTEsPerGT, at: 44)
-        bytes.storeLE(rgdOffset, at: 48)
-        bytes.storeLE(gdOffset, at: 56)
-        bytes.storeLE(overHead, at: 64)
-        bytes[72] = uncleanShutdown
+        bytes.storeLE(VMDK.magic, at: Field.magic.rawValue)
+        bytes.storeLE(version, at: Field.version.rawValue)
+        bytes.storeLE(flags.rawValue, at: Field.flags.rawValue)
+        bytes.storeLE(capacity, at: Field.capacity.rawValue)
+        bytes.storeLE(grainSize, at: Field.grainSize.rawValue)
+        bytes.storeLE(descriptorOffset, at: Field.descriptorOffset.rawValue)
+        bytes.storeLE(descriptorSize, at: Field.descriptorSize.rawValue)
+        bytes.storeLE(numGTEsPerGT, at: Field.numGTEsPerGT.rawValue)
+        bytes.storeLE(rgdOffset, at: Field.rgdOffset.rawValue)
+        bytes.storeLE(gdOffset, at: Field.gdOffset.rawValue)
+        bytes.storeLE(overHead, at: Field.overHead.rawValue)
+        bytes[Field.uncleanShutdown.rawValue] = uncleanShutdown
         bytes[73] = 0x0A
         bytes[74] = 0x20
         bytes[75] = 0x0D
         bytes[76] = 0x0A
-        bytes.storeLE(compressAlgorithm, at: 77)
+        bytes.storeLE(compressAlgorithm, at: Field.compressAlgorithm.rawValue)
         return bytes
+    }
+
+    /// The fields of the 512 bytes at the start of `bytes`, unchecked (the magic is not even
+    /// looked at): for readers that check foreign files with their own rules and messages.
+    public init(fields bytes: [UInt8]) {
+        precondition(bytes.count >= Self.size, "a sparse extent header is 512 bytes")
+        version = bytes.loadLE(UInt32.self, at: Field.version.rawValue)
+        flags = VMDK.Flags(rawValue: bytes.loadLE(UInt32.self, at: Field.flags.rawValue))
+        capacity = bytes.loadLE(UInt64.self, at: Field.capacity.rawValue)
+        grainSize = bytes.loadLE(UInt64.self, at: Field.grainSize.rawValue)
+        descriptorOffset = bytes.loadLE(UInt64.self, at: Field.descriptorOffset.rawValue)
+        descriptorSize = bytes.loadLE(UInt64.self, at: Field.descriptorSize.rawValue)
+        numGTEsPerGT = bytes.loadLE(UInt32.self, at: Field.numGTEsPerGT.rawValue)
+        rgdOffset = bytes.loadLE(UInt64.self, at: Field.rgdOffset.rawValue)
+        gdOffset = bytes.loadLE(UInt64.self, at: Field.gdOffset.rawValue)
+        overHead = bytes.loadLE(UInt64.self, at: Field.overHead.rawValue)
+        uncleanShutdown = bytes[Field.uncleanShutdown.rawValue]
+        compressAlgorithm = bytes.loadLE(UInt16.self, at: Field.compressAlgorithm.rawValue)
     }
 
     /// Decodes a header from `bytes` (at least 512), checking what every valid sparse extent has.
@@ -65,20 +90,9 @@ public struct VMDKHeader: Equatable, Sendable {
         guard bytes.count >= Self.size else {
             throw VMDKError.truncated(path: path, offset: offset, wanted: Self.size, available: bytes.count)
         }
-        let magic = bytes.loadLE(UInt32.self, at: 0)
+        let magic = bytes.loadLE(UInt32.self, at: Field.magic.rawValue)
         guard magic == VMDK.magic else { throw VMDKError.badMagic(path: path, offset: offset, found: magic) }
-        version = bytes.loadLE(UInt32.self, at: 4)
-        flags = VMDK.Flags(rawValue: bytes.loadLE(UInt32.self, at: 8))
-        capacity = bytes.loadLE(UInt64.self, at: 12)
-        grainSize = bytes.loadLE(UInt64.self, at: 20)
-        descriptorOffset = bytes.loadLE(UInt64.self, at: 28)
-        descriptorSize = bytes.loadLE(UInt64.self, at: 36)
-        numGTEsPerGT = bytes.loadLE(UInt32.self, at: 44)
-        rgdOffset = bytes.loadLE(UInt64.self, at: 48)
-        gdOffset = bytes.loadLE(UInt64.self, at: 56)
-        overHead = bytes.loadLE(UInt64.self, at: 64)
-        uncleanShutdown = bytes[72]
-        compressAlgorithm = bytes.loadLE(UInt16.self, at: 77)
+        self.init(fields: bytes)
 
         func check(_ ok: Bool, _ field: String, _ found: UInt64, _ expected: String) throws {
             guard ok else { throw VMDKError.badField(path: path, offset: offset, field: field, found: found, expected: expected) }

@@ -66,6 +66,8 @@ public enum VMDK {
         public static let validNewlineDetection = Flags(rawValue: 1 << 0)
         /// A redundant grain directory and redundant grain tables exist (rgdOffset).
         public static let redundantGrainTable = Flags(rawValue: 1 << 1)
+        /// Grain table entry 1 means "a grain of zeros" (qemu's zeroed_grain, VMware's version 2).
+        public static let zeroGrains = Flags(rawValue: 1 << 2)
         public static let compressedGrains = Flags(rawValue: 1 << 16)
         public static let markers = Flags(rawValue: 1 << 17)
     }
