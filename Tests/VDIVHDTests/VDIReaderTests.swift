@@ -242,7 +242,7 @@ private func smallVDI(in directory: TemporaryDirectory) throws -> (path: String,
         }
         header.allocatedBlocks = UInt32(stored.count)
         let image = directory.file("64k.vdi")
-        FileManager.default.createFile(atPath: image, contents: nil)
+        _ = FileManager.default.createFile(atPath: image, contents: nil)
         let file = try RawFile(path: image, mode: .readWrite)
         for (position, block) in stored.reversed().enumerated() {
             map[Int(block)] = UInt32(position)

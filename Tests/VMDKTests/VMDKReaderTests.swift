@@ -310,14 +310,14 @@ import TestSupport
         try expectReadError(wrongSize, .corrupt, mentioning: "2048 sectors")
         let huge = directory.file("huge.vmdk")
         try writeDescriptor(huge, createType: "monolithicFlat", extents: ["RW 2048 FLAT \"flat.bin\" 0"])
-        try FileHandle(forWritingAtPath: huge).map { handle in
+        _ = FileHandle(forWritingAtPath: huge).map { handle in
             handle.seekToEndOfFile()
             handle.write(Data(repeating: 0x23, count: 70_000))
             handle.closeFile()
         }
         try expectReadError(huge, .corrupt, offset: 0, mentioning: "at most")
         let garbage = directory.file("garbage.vmdk")
-        FileManager.default.createFile(atPath: garbage, contents: Data("not a disk at all".utf8))
+        _ = FileManager.default.createFile(atPath: garbage, contents: Data("not a disk at all".utf8))
         try expectReadError(garbage, .corrupt, offset: 0)
     }
 

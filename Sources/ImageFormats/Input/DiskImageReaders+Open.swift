@@ -27,7 +27,7 @@ extension DiskImageReaders {
         case .qcow2: return try QCOW2Reader(path: path)
         case .vdi: return try VDIReader(path: path)
         case .vhd: return try VHDReader(path: path)
-        case .vmdk: return nil
+        case .vmdk: return try VMDKReader(path: path)
         case .xz, .bzip2, .zstd: return nil
         }
     }

@@ -1,17 +1,15 @@
 import ImageCore
 
-/// Image and compression formats recognised by their magic so they can be refused with advice,
-/// rather than misread as a raw disk.
+/// Image and compression formats recognised by their magic: disk images go to their readers,
+/// compressed files are refused with advice rather than misread as a raw disk.
 public enum ForeignFormat: String, Sendable, Equatable {
     case qcow2, vmdk, vdi, vhd, xz, bzip2, zstd
 
-    /// One clause: what is not supported and how to get a raw image instead.
-    public var advice: String {
+    /// One clause for the formats Rehost cannot read: what to run to get something it can.
+    /// Disk image formats have readers and need none.
+    public var advice: String? {
         switch self {
-        case .qcow2: return "qcow2 images are not readable yet; convert it to raw first with `qemu-img convert -O raw`"
-        case .vmdk: return "VMDK images are not readable yet; convert it to raw first with `qemu-img convert -O raw`"
-        case .vdi: return "VDI images are not readable yet; convert it to raw first with `qemu-img convert -O raw`"
-        case .vhd: return "VHD images are not readable yet; convert it to raw first with `qemu-img convert -f vpc -O raw`"
+        case .qcow2, .vmdk, .vdi, .vhd: return nil
         case .xz: return "xz-compressed input is not readable yet; decompress it first with `xz -dk`"
         case .bzip2: return "bzip2-compressed input is not readable yet; decompress it first with `bzip2 -dk`"
         case .zstd: return "zstd-compressed input is not readable yet; decompress it first with `zstd -d`"

@@ -32,7 +32,7 @@ public enum InputError: RehostError, Equatable {
         case let .tooSmall(path, size, needed):
             return "\(path): too small to hold a filesystem superblock: \(size) bytes, need at least \(needed)"
         case let .unsupportedFormat(path, format):
-            return "\(path): \(format.advice)"
+            return "\(path): \(format.advice ?? "\(format.rawValue) data where a disk was expected")"
         case let .nested(path, container, found):
             return "\(path): \(found) data inside \(container); unpack the outer layer first (`gzip -dk` or `qemu-img convert -O raw`) and give Rehost the inner image"
         case let .notExt(path, found, location):
