@@ -368,7 +368,7 @@ import TestSupport
                 bytes[offset] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
             }
             try? FileManager.default.removeItem(atPath: path)
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             do {
                 let reader = try VMDKReader(path: path)
                 var previousEnd: UInt64 = 0
@@ -462,7 +462,7 @@ func damaged(_ converted: Converted, _ change: (inout [UInt8]) -> Void) throws -
     var bytes = try fileBytes(converted.vmdkPath)
     change(&bytes)
     let path = converted.directory.file("damaged-\(UUID().uuidString).vmdk")
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }
 
@@ -480,7 +480,7 @@ func tableEntryOffset(_ path: String, grain: UInt64) throws -> Int {
 
 /// A raw file of random bytes (every other MiB left a hole when `holes`).
 func writeRandomRaw(_ path: String, size: UInt64, seed: UInt64, holes: Bool = false) throws {
-    FileManager.default.createFile(atPath: path, contents: nil)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
     let file = try RawFile(path: path, mode: .readWrite)
     var generator = FuzzRandom(seed: seed)
     var offset: UInt64 = 0
@@ -500,7 +500,7 @@ func writeRandomRaw(_ path: String, size: UInt64, seed: UInt64, holes: Bool = fa
 func writeDescriptor(_ path: String, createType: String, extents: [String], parent: String = "parentCID=ffffffff") throws {
     let lines = ["# Disk DescriptorFile", "version=1", "CID=12345678", parent, "createType=\"\(createType)\"", "# Extent description"]
         + extents + ["", "# The Disk Data Base", "#DDB", "ddb.adapterType = \"lsilogic\""]
-    FileManager.default.createFile(atPath: path, contents: Data((lines.joined(separator: "\n") + "\n").utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data((lines.joined(separator: "\n") + "\n").utf8))
 }
 
 /// qemu-img's virtual size for `path`.
