@@ -24,6 +24,7 @@ struct ConvertCommand: ParsableCommand {
               rehost convert centos5.img -o centos5.raw
               rehost convert centos5.img -o vm.qcow2 -o vm.ova -o vm.vdi
               rehost convert centos5.img.gz -o vm.raw --size 10G --target virtualbox
+              rehost convert old-esxi.vmdk -o vm.qcow2
               rehost convert centos5.img -o vm.raw --dry-run
               rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
             """)

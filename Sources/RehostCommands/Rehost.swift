@@ -6,13 +6,14 @@ public struct Rehost: ParsableCommand {
         commandName: "rehost",
         abstract: "Turn a Xen instance copy into a bootable KVM/VirtualBox disk, without root.",
         discussion: """
-            Rehost reads a copy of a Xen guest (a bare ext2/3/4 filesystem image, a partitioned raw disk, or a \
-            gzip of either), and builds a bootable partitioned raw disk: an MBR with GRUB 2, and an ext3 copy of \
+            Rehost reads a copy of a Xen guest (a bare ext2/3/4 filesystem image or a partitioned disk: raw, \
+            gzip-compressed, or in a qcow2, VMDK, VDI or VHD image), and builds a bootable partitioned raw disk: an MBR with GRUB 2, and an ext3 copy of \
             the guest whose Xen-specific settings (consoles, drivers, device names, boot configuration) are \
             repaired for the target hypervisor. It needs no root, loop device, mount, chroot or helper VM.
 
             Start with `rehost inspect IMAGE` to see what is inside and what would change, then \
-            `rehost convert IMAGE -o disk.raw`. `rehost help convert` lists every option and repair.
+            `rehost convert IMAGE -o disk.raw`. `rehost help convert` lists every option and repair; \
+            `rehost export` converts an existing disk image between formats, like qemu-img convert.
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self]

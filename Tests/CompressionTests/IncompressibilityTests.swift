@@ -1,17 +1,15 @@
 import Compression
 import Foundation
 import Testing
+import TestSupport
 
 /// The pre-check that lets writers skip the compressor: it must say "incompressible" only for
 /// data the compressors themselves cannot shrink, and never for ordered data whose byte
 /// histogram happens to be flat.
 struct IncompressibilityTests {
     func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed
-        return (0..<count).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return UInt8(truncatingIfNeeded: state >> 33)
-        }
+        var generator = SplitMix(seed: seed)
+        return generator.bytes(count)
     }
 
     func check(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { Incompressibility.check($0) } }

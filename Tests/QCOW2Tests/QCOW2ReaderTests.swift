@@ -143,17 +143,6 @@ private func loadU64(_ path: String, at offset: UInt64) throws -> UInt64 {
     try RawFile(path: path, mode: .readOnly).read(count: 8, at: offset).loadBE(UInt64.self, at: 0)
 }
 
-/// A small deterministic generator (SplitMix64) for the fuzz test.
-private struct Seeded {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
 
 // MARK: - Tests
@@ -255,7 +244,7 @@ private struct Seeded {
         let directory = try TemporaryDirectory(prefix: "rehost-qcow2-read")
         let raw = directory.file("source.raw")
         let clusters = 400
-        var generator = Seeded(state: 20)
+        var generator = SplitMix(seed: 20)
         var bytes = [UInt8](repeating: 0, count: clusters << 16)
         for cluster in 0..<clusters where cluster % 11 != 5 {
             let start = cluster << 16
@@ -547,7 +536,7 @@ private struct Seeded {
         options.qcow2Compression = .deflate
         _ = try convertToQCOW2(raw: raw, output: rehost, options: options)
 
-        var generator = Seeded(state: 0x5EED)
+        var generator = SplitMix(seed: 0x5EED)
         var outcomes = (read: 0, refused: 0)
         let target = directory.file("fuzzed.qcow2")
         for image in [plain, compressed, rehost] {

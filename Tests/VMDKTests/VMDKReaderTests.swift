@@ -353,7 +353,7 @@ import TestSupport
         // Rehost's stream keeps its tables at the end: the last 4 KiB hold a grain table, the
         // directory and the footer.
         let tailStart = kind == .rehostStreamOptimized ? original.count - 4096 : 0
-        var generator = FuzzRandom(seed: 41 + UInt64(FuzzedImage.allCases.firstIndex(of: kind)!))
+        var generator = SplitMix(seed: 41 + UInt64(FuzzedImage.allCases.firstIndex(of: kind)!))
         var outcomes = [String: Int]()
         let path = directory.file("fuzzed.vmdk")
         for _ in 0..<300 {
@@ -482,7 +482,7 @@ func tableEntryOffset(_ path: String, grain: UInt64) throws -> Int {
 func writeRandomRaw(_ path: String, size: UInt64, seed: UInt64, holes: Bool = false) throws {
     _ = FileManager.default.createFile(atPath: path, contents: nil)
     let file = try RawFile(path: path, mode: .readWrite)
-    var generator = FuzzRandom(seed: seed)
+    var generator = SplitMix(seed: seed)
     var offset: UInt64 = 0
     while offset < size {
         let count = Int(min(1 << 20, size - offset))
@@ -510,15 +510,3 @@ func qemuVirtualSize(_ path: String) throws -> UInt64 {
     return (json?["virtual-size"] as? NSNumber)?.uint64Value ?? 0
 }
 
-/// SplitMix64: the same bytes on every run.
-struct FuzzRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
