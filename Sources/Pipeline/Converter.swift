@@ -38,7 +38,8 @@ public final class Converter {
 
     public func run() throws -> ConvertReport {
         let startedWall = monotonicSeconds()
-        let source = try SourceGuest(path: options.input, partition: options.partition, scratchDirectory: options.scratchDirectory)
+        let source = try SourceGuest(path: options.input, partition: options.partition,
+                                     scratchDirectory: options.scratchDirectory, progress: progress)
         let fs = source.report.filesystem
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay)

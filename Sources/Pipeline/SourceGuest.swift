@@ -10,8 +10,8 @@ final class SourceGuest {
     let filesystem: Ext2Filesystem
     let report: InputReport
 
-    init(path: String, partition: Int?, scratchDirectory: String?) throws {
-        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition)
+    init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
+        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
         report = InputReport(
             path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,

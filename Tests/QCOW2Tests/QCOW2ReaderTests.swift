@@ -143,8 +143,6 @@ private func loadU64(_ path: String, at offset: UInt64) throws -> UInt64 {
     try RawFile(path: path, mode: .readOnly).read(count: 8, at: offset).loadBE(UInt64.self, at: 0)
 }
 
-}
-
 // MARK: - Tests
 
 @Suite struct QCOW2ReaderTests {

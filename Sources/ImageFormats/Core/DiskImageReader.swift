@@ -32,13 +32,16 @@ public enum DiskImageReaders {
     /// Writes the whole virtual disk into `file` as a sparse raw image: only 64 KiB blocks that
     /// hold a non-zero byte are written, the rest stay holes. The file ends up exactly
     /// `virtualSize` bytes long.
-    public static func copyToRaw(_ reader: any DiskImageReader, file: RawFile) throws {
+    public static func copyToRaw(_ reader: any DiskImageReader, file: RawFile,
+                                 progress: (UInt64) -> Void = { _ in }) throws {
         try reader.forEachDataPiece { offset, data in
             try ZeroDetection.forEachNonZeroRun(in: data, at: offset, granularity: 65536) { runOffset, run in
                 try file.write(run, at: runOffset)
             }
+            progress(offset + UInt64(data.count))
         }
         try file.truncate(to: reader.virtualSize)
+        progress(reader.virtualSize)
     }
 }
 

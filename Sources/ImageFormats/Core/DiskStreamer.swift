@@ -11,8 +11,8 @@ import Synchronization
 ///   the mapping, released once every writer has them.
 /// - Any other format is decoded by its `DiskImageReader` on the reader thread; the non-zero
 ///   runs of each piece are copied into a ring of `depth + 1` buffers. Slot `n % (depth + 1)`
-///   is free again when piece `n` is queued: the queue had room, so the consumer has taken piece
-///   `n - depth`, which means it has finished with piece `n - depth - 1`.
+///   is free again once the queue has room for piece `n`: the consumer has then taken piece
+///   `n - depth`, which means it has finished with piece `n - depth - 1`, the slot's last user.
 public enum DiskStreamer {
     /// Writers never get an all-zero block of this size aligned to it: the raw reader leaves
     /// them out, and so does the filter on decoded formats (allocated but zero clusters).
@@ -27,8 +27,8 @@ public enum DiskStreamer {
         return try run(depth: depth, writers: writers, virtualSize: reader.size, progress: progress,
                        produce: { queue in
                            try sharedReader.forEachDataRange(zeroGranularity: zeroGranularity) { range in
-                               guard queue.put(Piece(offset: range.lowerBound, count: Int(range.upperBound - range.lowerBound), slot: nil))
-                               else { throw CancellationError() }
+                               guard queue.reserve() else { throw CancellationError() }
+                               queue.put(Piece(offset: range.lowerBound, count: Int(range.upperBound - range.lowerBound), slot: nil))
                            }
                        },
                        bytes: { piece in reader.bytes(piece.range) },
@@ -53,13 +53,14 @@ public enum DiskStreamer {
                                try ZeroDetection.forEachNonZeroRun(in: data, at: offset, granularity: zeroGranularity) { runOffset, run in
                                    var done = 0
                                    while done < run.count {
+                                       // Room in the queue first: only then is the slot free.
+                                       guard queue.reserve() else { throw CancellationError() }
                                        let count = min(slotSize, run.count - done)
                                        let slot = sequence % slots
                                        sequence += 1
                                        let target = sharedRing.baseAddress! + slot * slotSize
                                        target.copyMemory(from: run.baseAddress! + done, byteCount: count)
-                                       guard queue.put(Piece(offset: runOffset + UInt64(done), count: count, slot: slot))
-                                       else { throw CancellationError() }
+                                       queue.put(Piece(offset: runOffset + UInt64(done), count: count, slot: slot))
                                        done += count
                                    }
                                }
@@ -139,16 +140,17 @@ final class PieceQueue: Sendable {
         for _ in 0..<depth { slots.signal() }
     }
 
-    /// Waits for room; false once the consumer has given up.
-    func put(_ piece: Piece) -> Bool {
+    /// Waits for room for one more piece; false once the consumer has given up. Room means the
+    /// consumer has taken the piece `depth` places back.
+    func reserve() -> Bool {
         slots.wait()
-        let accepted = state.withLock { state -> Bool in
-            guard !state.cancelled else { return false }
-            state.pieces.append(piece)
-            return true
-        }
-        if accepted { items.signal() }
-        return accepted
+        return state.withLock { !$0.cancelled }
+    }
+
+    /// Queues a piece in the room `reserve` made.
+    func put(_ piece: Piece) {
+        state.withLock { $0.pieces.append(piece) }
+        items.signal()
     }
 
     func finish(_ failure: (any Error)?) {

@@ -51,7 +51,8 @@ public final class InputImage {
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
     /// several). Gzip, qcow2, VMDK, VDI and VHD input is expanded into a sparse raw copy in
     /// `scratchDirectory` (default $TMPDIR or /tmp).
-    public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil) throws -> InputImage {
+    public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil,
+                            progress: ProgressSink = SilentProgress()) throws -> InputImage {
         let file = try openInput(path)
         let size = try inputSize(file)
         guard size > 0 else { throw InputError.empty(path: path) }
@@ -66,7 +67,9 @@ public final class InputImage {
                 throw InputError.unsupportedFormat(path: path, format: format)
             }
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
-            try DiskImageReaders.copyToRaw(reader, file: scratch.file)
+            progress.begin(stage: "reading the \(reader.format.displayName) image", totalBytes: reader.virtualSize)
+            try DiskImageReaders.copyToRaw(reader, file: scratch.file) { progress.advance(to: $0) }
+            progress.end()
             expanded = (scratch, "a \(reader.format.displayName) image", { [format = reader.format, variant = reader.variant] in
                 .diskImage(format: format, variant: variant, inner: $0)
             })
