@@ -87,7 +87,16 @@ public final class Converter {
         progress.begin(stage: "copying files", totalBytes: fs.usedBytes)
         let statistics: TreeCopier.Statistics
         do {
-            statistics = try TreeCopier(from: source.filesystem, to: destination) { [progress] in progress.advance(to: $0) }.copy()
+            // Writeback starts as the copy goes (libext2fs writes through its own descriptor, but
+            // the page cache is the file's), so the final fsync finds the disk almost clean.
+            var writebackAt: UInt64 = 0
+            statistics = try TreeCopier(from: source.filesystem, to: destination) { [progress, rawDisk] copied in
+                progress.advance(to: copied)
+                if copied >= writebackAt + OutputSink.writebackInterval {
+                    rawDisk.file.startWriteback(0..<plan.diskSize)
+                    writebackAt = copied
+                }
+            }.copy()
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }
@@ -101,7 +110,7 @@ public final class Converter {
         progress.end()
         try destination.close()
 
-        // A raw output is kept: its writeback runs while the other outputs are written.
+        // A raw output is kept: the rest of its writeback runs while the other outputs are written.
         if rawRequest != nil { rawDisk.file.startWriteback(0..<plan.diskSize) }
         try outputs.stream(from: rawDisk.temporaryPath, progress: progress)
         if let rawRequest {

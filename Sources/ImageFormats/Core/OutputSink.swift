@@ -11,12 +11,12 @@ public final class OutputSink {
     private var digest: Digest?
     private var digested: UInt64 = 0
     /// Bytes written since writeback was last started, and the span they lie in.
-    private var unflushedBytes = 0
+    private var unflushedBytes: UInt64 = 0
     private var unflushedSpan: Range<UInt64>? = nil
 
     /// Writeback starts after this many bytes: the final fsync then finds the file almost
     /// clean, which for a multi-GiB output saves as much wall time as the writing itself takes.
-    static let writebackInterval = 32 << 20
+    public static let writebackInterval: UInt64 = 32 << 20
 
     public init(file: RawFile, base: UInt64 = 0) {
         self.file = file
@@ -48,7 +48,7 @@ public final class OutputSink {
 
     private func noteWritten(_ range: Range<UInt64>) {
         let span = unflushedSpan.map { min($0.lowerBound, range.lowerBound)..<max($0.upperBound, range.upperBound) } ?? range
-        unflushedBytes += range.count
+        unflushedBytes += UInt64(range.count)
         if unflushedBytes >= Self.writebackInterval {
             file.startWriteback(span)
             unflushedBytes = 0
