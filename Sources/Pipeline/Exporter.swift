@@ -32,7 +32,9 @@ public final class Exporter {
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
         let reader = try DiskImageReaders.open(path: input)
-        for output in outputs where isSameFile(input, output.path) { throw ExportError.sameFile(path: output.path) }
+        for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
+            throw ExportError.sameFile(path: output.path)
+        }
         let set = try OutputSet(outputs, virtualSize: reader.virtualSize, options: options)
         try set.stream(from: reader, progress: progress)
         let reports = try set.commit(digests: digests)

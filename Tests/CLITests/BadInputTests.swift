@@ -35,7 +35,7 @@ struct BadInputTests {
     @Test func emptyFile() throws {
         let dir = try scratch()
         let input = dir.file("empty.img")
-        FileManager.default.createFile(atPath: input, contents: Data())
+        _ = FileManager.default.createFile(atPath: input, contents: Data())
         try makeWorldReadable(input)
         try expectRefusal(input: input, outputDirectory: dir.path, mentions: [input, "empty"])
     }

@@ -64,6 +64,23 @@ struct ExportTests {
         #expect(try Command.run("sha256sum", [input]).requireSuccess().stdout == before, "the input was modified")
     }
 
+    /// An output may not replace the input, nor a file a VMDK descriptor reads its data from.
+    @Test func refusesToOverwriteItsInput() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-same")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 16 << 20)
+        let descriptor = dir.file("disk.vmdk")
+        try Command.run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat", raw, descriptor]).requireSuccess()
+        let flat = dir.file("disk-flat.vmdk")
+        let before = try Command.run("sha256sum", [raw, descriptor, flat]).requireSuccess().stdout
+        for (input, output) in [(raw, raw), (descriptor, flat), (descriptor, descriptor)] {
+            let result = try Command.runRehost(["export", input, "-o", dir.file("fine.qcow2"), "-o", output, "--format", "raw"])
+            #expect(result.status == 1 && result.stderr.contains("\(output): the output would overwrite the input"), "\(result.stderr)")
+        }
+        #expect(try Command.run("sha256sum", [raw, descriptor, flat]).requireSuccess().stdout == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["disk-flat.vmdk", "disk.vmdk", "source.raw"])
+    }
+
     /// A disk carried through every format by rehost alone comes back byte for byte.
     @Test func aChainThroughEveryFormatComesBackIdentical() throws {
         let dir = try TemporaryDirectory(prefix: "rehost-export-chain")
@@ -143,7 +160,7 @@ struct ExportTests {
     @Test func refusesWhatIsNotARawDisk() throws {
         let dir = try TemporaryDirectory(prefix: "rehost-export-bad")
         let odd = dir.file("odd.raw")
-        FileManager.default.createFile(atPath: odd, contents: Data(count: 1000))
+        _ = FileManager.default.createFile(atPath: odd, contents: Data(count: 1000))
         let result = try Command.runRehost(["export", odd, "-o", dir.file("x.raw")])
         #expect(result.status == 1 && result.stderr.contains("not a whole number of 512-byte sectors"), "\(result.stderr)")
         let qcow2 = dir.file("in.qcow2")

@@ -13,7 +13,7 @@ struct CompressorTests {
     func zlibStreamsDecodeWithPython(_ compressor: Compressor) throws {
         let packed = try #require(Self.text.withUnsafeBytes { compressor.compress($0, level: 6, limit: 65536) })
         let dir = try TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("packed"), contents: Data(packed))
+        _ = FileManager.default.createFile(atPath: dir.file("packed"), contents: Data(packed))
         let decoded = try Command.run("python3", ["-c", "import sys,zlib; sys.stdout.buffer.write(zlib.decompress(open(sys.argv[1],'rb').read()))",
                                                   dir.file("packed")]).requireSuccess()
         #expect(decoded.stdoutBytes == Self.text)
@@ -22,7 +22,7 @@ struct CompressorTests {
     @Test func rawDeflateUsesAFourKilobyteWindow() throws {
         let packed = try #require(Self.text.withUnsafeBytes { Compressor.zlibRawDeflate4K.compress($0, level: 6, limit: 65536) })
         let dir = try TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("packed"), contents: Data(packed))
+        _ = FileManager.default.createFile(atPath: dir.file("packed"), contents: Data(packed))
         // wbits -12: what qemu inflates qcow2 clusters with; a wider window would fail here.
         let decoded = try Command.run("python3", ["-c", "import sys,zlib; sys.stdout.buffer.write(zlib.decompressobj(-12).decompress(open(sys.argv[1],'rb').read()))",
                                                   dir.file("packed")]).requireSuccess()
@@ -32,7 +32,7 @@ struct CompressorTests {
     @Test func zstdFramesDecodeWithTheZstdTool() throws {
         let packed = try #require(Self.text.withUnsafeBytes { Compressor.zstd.compress($0, level: 3, limit: 65536) })
         let dir = try TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("packed.zst"), contents: Data(packed))
+        _ = FileManager.default.createFile(atPath: dir.file("packed.zst"), contents: Data(packed))
         let decoded = try Command.run("python3", ["-c", """
             import subprocess, sys
             sys.stdout.buffer.write(subprocess.run(['zstd', '-dc', sys.argv[1]], capture_output=True, check=True).stdout)
@@ -56,7 +56,7 @@ struct CompressorTests {
     @Test(arguments: [(Digest.Algorithm.sha256, "sha256sum"), (.sha1, "sha1sum")])
     func digestsAgreeWithCoreutils(algorithm: Digest.Algorithm, tool: String) throws {
         let dir = try TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("data"), contents: Data(Self.text))
+        _ = FileManager.default.createFile(atPath: dir.file("data"), contents: Data(Self.text))
         let expected = try Command.run(tool, [dir.file("data")]).requireSuccess().stdout.split(separator: " ").first.map(String.init)
         #expect(try Digest.ofFile(dir.file("data"), algorithm) == expected)
         let streamed = Digest(algorithm)

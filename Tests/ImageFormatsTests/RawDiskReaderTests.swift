@@ -16,7 +16,7 @@ struct RawDiskReaderTests {
     @Test func twoDataRangesInOneBlockAreReadOnce() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("disk.raw")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let file = try RawFile(path: path, mode: .readWrite)
         try file.truncate(to: 4 << 20)
         // Two 4 KiB data ranges with a hole between them, inside the same 64 KiB block.

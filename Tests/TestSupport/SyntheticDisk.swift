@@ -11,7 +11,7 @@ public enum SyntheticDisk {
     @discardableResult
     public static func make(at path: String, size: UInt64, seed: UInt64 = 1) throws -> [Range<UInt64>] {
         precondition(size % 512 == 0 && size >= 8 << 20, "a synthetic disk is at least 8 MiB of whole sectors")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let file = try RawFile(path: path, mode: .readWrite)
         try file.truncate(to: size)
         var generator = SplitMix(seed: seed)

@@ -14,6 +14,9 @@ public protocol DiskImageReader: AnyObject {
     var virtualSize: UInt64 { get }
     /// A short description for reports: "qcow2 v3, 64 KiB clusters", "VMDK streamOptimized".
     var variant: String { get }
+    /// Every file the disk is read from: `path`, and for a VMDK descriptor its extent files.
+    /// No output may replace one of them.
+    var inputFiles: [String] { get }
 
     /// Calls `body` with the disk's allocated data in increasing order: offsets increase, pieces
     /// never overlap, each piece is at most `DiskImageReaders.maxPieceSize` bytes, offsets and
@@ -23,6 +26,10 @@ public protocol DiskImageReader: AnyObject {
     /// call. Corrupt data met on the way (a compressed cluster that does not inflate) throws
     /// `ImageReadError`.
     func forEachDataPiece(_ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws
+}
+
+extension DiskImageReader {
+    public var inputFiles: [String] { [path] }
 }
 
 public enum DiskImageReaders {

@@ -36,6 +36,7 @@ public final class VMDKReader: DiskImageReader {
     /// The files holding the disk's data, in disk order (the sparse file itself for a monolithic
     /// sparse or stream-optimized disk).
     public var extentPaths: [String] { extents.compactMap(\.path) }
+    public var inputFiles: [String] { [path] + extentPaths.filter { $0 != path } }
 
     /// The largest descriptor file (or embedded descriptor) read.
     public static let maximumDescriptorSize = 64 << 10
