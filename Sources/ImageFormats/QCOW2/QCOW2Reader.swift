@@ -115,7 +115,7 @@ public final class QCOW2Reader: DiskImageReader {
                 var name = "a backing file"
                 if end <= fileSize {
                     let bytes = try file.read(count: Int(header.backingFileSize), at: header.backingFileOffset)
-                    name = "a backing file (\"\(printable(bytes))\")"
+                    name = "a backing file (\"\(ReaderText.printable(bytes))\")"
                 }
                 throw failure.unsupported(name, advice: "flatten it first with `qemu-img convert -O qcow2 \(path) flat.qcow2`, which merges the backing chain into one image")
             }
@@ -143,14 +143,14 @@ public final class QCOW2Reader: DiskImageReader {
         let unknown = incompatible & ~Self.knownIncompatibleFeatures
         if unknown != 0 {
             let names = (0..<64).filter { unknown >> UInt64($0) & 1 != 0 }.map { bit in
-                QCOW2HeaderExtension.featureName(in: extensions, kind: 0, bit: bit).map { "\"\(printable(Array($0.utf8)))\" (bit \(bit))" } ?? "bit \(bit)"
+                QCOW2HeaderExtension.featureName(in: extensions, kind: 0, bit: bit).map { "\"\(ReaderText.printable($0.utf8))\" (bit \(bit))" } ?? "bit \(bit)"
             }
             throw failure.unsupported("incompatible feature \(names.joined(separator: ", ")), which this reader does not know",
                                       advice: "convert it with the qemu-img that wrote it: `qemu-img convert -O qcow2 \(path) plain.qcow2`")
         }
         if incompatible & Self.externalDataFileBit != 0 {
             let name = extensions.first { $0.type == QCOW2HeaderExtension.externalDataFile }
-                .map { " (\"\(printable($0.data))\")" } ?? ""
+                .map { " (\"\(ReaderText.printable($0.data))\")" } ?? ""
             throw failure.unsupported("an external data file\(name)",
                                       advice: "copy the data into one image first with `qemu-img convert -O qcow2 \(path) single.qcow2`")
         }
@@ -285,13 +285,6 @@ public final class QCOW2Reader: DiskImageReader {
         }
         try streamer.finish(body)
     }
-}
-
-/// Text from the file, made safe for a one-line message: control characters become "?", and
-/// at most 200 bytes are shown.
-private func printable(_ bytes: [UInt8]) -> String {
-    let text = String(decoding: bytes.prefix(200), as: UTF8.self)
-    return String(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
 }
 
 /// Builds the reader's errors, all naming the file.

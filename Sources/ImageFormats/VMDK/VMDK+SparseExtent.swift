@@ -245,7 +245,7 @@ final class VMDKSparseExtent {
         if compressed {
             try streamCompressed(file, base: base, scratch: scratch, body)
         } else {
-            var reads = VMDKContiguousReads(file: file, path: path, fileSize: fileSize, scratch: scratch)
+            let reads = try HostRunStreamer(file: file, format: .vmdk, diskSize: capacityBytes)
             for index in directory.indices {
                 guard let table = try grainTable(index, in: file) else { continue }
                 let firstGrain = UInt64(index) * UInt64(grainsPerTable)
@@ -381,24 +381,14 @@ final class VMDKSparseExtent {
     }
 }
 
-/// Buffers reused across a whole `forEachDataPiece`: the read buffer for uncompressed runs, and
-/// a compressed batch with the grains it inflates to.
+/// Buffers reused across a whole `forEachDataPiece`: a compressed batch and the grains it
+/// inflates to.
 final class VMDKScratch {
-    private var read: UnsafeMutableRawBufferPointer?
     private var inflated: UnsafeMutableRawBufferPointer?
     var compressed: [UInt8] = []
 
     deinit {
-        read?.deallocate()
         inflated?.deallocate()
-    }
-
-    /// The read buffer, `maxPieceSize` bytes.
-    var readBuffer: UnsafeMutableRawBufferPointer {
-        if let read { return read }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DiskImageReaders.maxPieceSize, alignment: 4096)
-        read = buffer
-        return buffer
     }
 
     /// A buffer of at least `count` bytes for inflated grains, grown as needed.
@@ -428,58 +418,5 @@ final class VMDKScratch {
             try body(offset + UInt64(done), UnsafeRawBufferPointer(rebasing: data[done..<(done + count)]))
             done += count
         }
-    }
-}
-
-/// Gathers data that is contiguous both in the disk and in one file, and reads it with one pread
-/// per `maxPieceSize` into the scratch read buffer.
-struct VMDKContiguousReads {
-    let file: RawFile
-    let path: String
-    let fileSize: UInt64
-    let scratch: VMDKScratch
-    private var virtual: UInt64 = 0
-    private var host: UInt64 = 0
-    private var length: UInt64 = 0
-
-    init(file: RawFile, path: String, fileSize: UInt64, scratch: VMDKScratch) {
-        self.file = file
-        self.path = path
-        self.fileSize = fileSize
-        self.scratch = scratch
-    }
-
-    mutating func add(virtual: UInt64, host: UInt64, length: UInt64,
-                      _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
-        if self.length > 0 && self.virtual + self.length == virtual && self.host + self.length == host {
-            self.length += length
-        } else {
-            try flush(body)
-            self.virtual = virtual
-            self.host = host
-            self.length = length
-        }
-        // Hand out whole pieces as soon as there are some, keeping the remainder gathering.
-        let piece = UInt64(DiskImageReaders.maxPieceSize)
-        while self.length >= piece {
-            try read(count: Int(piece), body)
-        }
-    }
-
-    mutating func flush(_ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
-        if length > 0 { try read(count: Int(length), body) }
-    }
-
-    private mutating func read(count: Int, _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
-        let buffer = UnsafeMutableRawBufferPointer(rebasing: scratch.readBuffer[0..<count])
-        let got = try file.read(into: buffer, at: host)
-        guard got == count else {
-            // The file shrank after it was checked.
-            throw ImageReadError.truncated(format: .vmdk, path: path, offset: host, needed: UInt64(count), fileSize: host + UInt64(got))
-        }
-        try body(virtual, UnsafeRawBufferPointer(buffer))
-        virtual += UInt64(count)
-        host += UInt64(count)
-        length -= UInt64(count)
     }
 }

@@ -233,21 +233,10 @@ public final class VMDKReader: DiskImageReader {
             case let .sparse(sparse):
                 try sparse.forEachDataPiece(base: extent.start, scratch: scratch, body)
             case let .flat(path, offset):
-                // Only the file's data ranges (holes read as zeros), widened to whole sectors.
-                let file = try RawFile(path: path, mode: .readOnly)
-                let fileSize = try file.size
-                let end = offset + extent.size
-                let sector = UInt64(VMDK.sectorSize)
-                var reads = VMDKContiguousReads(file: file, path: path, fileSize: fileSize, scratch: scratch)
-                var done = offset
-                for range in try file.dataRanges() where range.upperBound > done && range.lowerBound < end {
-                    let lower = max(done, offset + (max(range.lowerBound, offset) - offset) / sector * sector)
-                    let upper = min(end, offset + (min(end, range.upperBound) - offset + sector - 1) / sector * sector)
-                    guard upper > lower else { continue }
-                    try reads.add(virtual: extent.start + (lower - offset), host: lower, length: upper - lower, body)
-                    done = upper
-                }
-                try reads.flush(body)
+                // Holes in the file read as zeros: the run streamer reads only its data ranges.
+                let runs = try HostRunStreamer(file: RawFile(path: path, mode: .readOnly), format: .vmdk, diskSize: extent.size)
+                try runs.add(virtual: extent.start, host: offset, length: extent.size, body)
+                try runs.flush(body)
             }
         }
     }
