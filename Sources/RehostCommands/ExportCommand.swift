@@ -10,17 +10,18 @@ struct ExportCommand: ParsableCommand {
             The qemu-img convert job, without repairs: reads a disk image once (holes, unallocated clusters \
             and all-zero blocks cost nothing) and writes every output asked for. The input format is found \
             by its magic: raw, qcow2 (v2/v3, compressed or not), VMDK (monolithicSparse, streamOptimized, \
-            or a descriptor with flat or sparse extents), VDI, VHD (fixed or dynamic). Output formats come \
-            from the extensions or --format.
+            or a descriptor with flat or sparse extents), VDI, VHD (fixed or dynamic), OVA (its first disk, \
+            a VMDK copied to $TMPDIR while it is read). Output formats come from the extensions or --format.
 
             Examples:
               rehost export centos5.raw -o centos5.qcow2 -o centos5.ova
               rehost export centos5.raw -o azure.vhd --vhd-variant fixed
               rehost export vbox.vdi -o kvm.qcow2 --compress deflate --json
               rehost export esxi.vmdk -o disk.raw
+              rehost export vm.ova -o disk.qcow2
             """)
 
-    @Argument(help: ArgumentHelp("The disk image to read: raw, qcow2, VMDK, VDI or VHD.", valueName: "disk"))
+    @Argument(help: ArgumentHelp("The disk image to read: raw, qcow2, VMDK, VDI, VHD or OVA.", valueName: "disk"))
     var input: String
 
     @OptionGroup(title: "Outputs") var outputs: OutputOptions

@@ -7,7 +7,7 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Say what an instance copy is, what is inside, and what convert would do.",
         discussion: """
-            Reads the input without changing it: the container (bare filesystem, partitioned disk, gzip, qcow2, VMDK, VDI, VHD), the \
+            Reads the input without changing it: the container (bare filesystem, partitioned disk, gzip, qcow2, VMDK, VDI, VHD, OVA), the \
             filesystem (type, label, UUID, size, used space), the guest OS, the kernels and initrds in /boot \
             (and whether they are Xen-only), the Xen traits found (console gettys, xenblk/xennet aliases, Xen \
             device names in fstab, HWADDR lines, blkid caches), the bootloader configuration present, and the \

@@ -7,7 +7,7 @@ extension RootReferenceChoice: ExpressibleByArgument {}
 
 /// Options every command that reads a guest shares.
 struct GuestOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("The Xen instance copy: a bare ext2/3/4 image or a partitioned disk; raw, gzip, qcow2, VMDK, VDI or VHD.",
+    @Argument(help: ArgumentHelp("The Xen instance copy: a bare ext2/3/4 image or a partitioned disk; raw, gzip, qcow2, VMDK, VDI, VHD or OVA.",
                                  valueName: "input"))
     var input: String
 
@@ -25,7 +25,7 @@ struct GuestOptions: ParsableArguments {
     var rootReference: RootReferenceChoice = .auto
 
     @Option(name: .customLong("scratch-dir"),
-            help: ArgumentHelp("Where a gzip, qcow2, VMDK, VDI or VHD input is expanded to a sparse raw copy, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
+            help: ArgumentHelp("Where a gzip, qcow2, VMDK, VDI, VHD or OVA input is expanded to a sparse raw copy, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
     var scratchDirectory: String?
 
     @Flag(help: "Print a JSON report on standard output instead of text.")

@@ -36,6 +36,52 @@ struct ExportTests {
         #expect(ovf.contains("<rasd:VirtualQuantity>2</rasd:VirtualQuantity>") && ovf.contains("<rasd:VirtualQuantity>2048</rasd:VirtualQuantity>"))
     }
 
+    /// An OVA as GNU tar packs it around qemu-img's streamOptimized VMDK (with an OVF naming it,
+    /// after a first .vmdk it does not name) exports to qcow2 holding exactly the named disk.
+    @Test func anOVAInputExportsItsDisk() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-export-ova-in")
+        let decoy = dir.file("decoy.raw"), raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: decoy, size: 8 << 20, seed: 11)
+        try SyntheticDisk.make(at: raw, size: 24 << 20, seed: 12)
+        for (source, vmdk) in [(decoy, "decoy.vmdk"), (raw, "vm-disk1.vmdk")] {
+            try Command.run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                                         source, dir.file(vmdk)]).requireSuccess()
+        }
+        let ovf = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+              <References><File ovf:href="vm-disk1.vmdk" ovf:id="file1"/></References>
+              <DiskSection><Info>Virtual disk information</Info>
+                <Disk ovf:capacity="24" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1"/>
+              </DiskSection>
+            </Envelope>
+
+            """
+        try Data(ovf.utf8).write(to: URL(fileURLWithPath: dir.file("vm.ovf")))
+        let ova = dir.file("x.ova")
+        try Command.run("tar", ["--format=ustar", "-C", dir.path, "-cf", ova, "vm.ovf", "decoy.vmdk", "vm-disk1.vmdk"]).requireSuccess()
+        let before = try Command.run("sha256sum", [ova]).requireSuccess().stdout
+        let output = dir.file("y.qcow2")
+        let result = try Command.runRehost(["export", ova, "-o", output, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        #expect(report?["inputFormat"] as? String == "ova")
+        #expect(report?["inputVariant"] as? String == "OVA (vm-disk1.vmdk: VMDK streamOptimized)")
+        #expect(report?["virtualSize"] as? Int == 24 << 20)
+        let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", raw, output])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+        #expect(try Command.run("sha256sum", [ova]).requireSuccess().stdout == before)
+        // And the text report names the archive's disk; a broken archive fails on one line.
+        let text = try Command.runRehost(["export", ova, "-o", dir.file("z.raw"), "-q"])
+        #expect(text.status == 0 && text.stdout.contains("OVA (vm-disk1.vmdk"), "\(text.stdout)\(text.stderr)")
+        #expect(try Command.run("cmp", [raw, dir.file("z.raw")]).status == 0)
+        #expect(truncate(ova, 4096) == 0)
+        let broken = try Command.runRehost(["export", ova, "-o", dir.file("w.qcow2")])
+        #expect(broken.status != 0)
+        #expect(broken.stderr.contains("\(ova): truncated OVA image") && !FileManager.default.fileExists(atPath: dir.file("w.qcow2")),
+                "\(broken.stderr)")
+    }
+
     /// The qemu-img convert job from every input format: images qemu-img wrote, read by
     /// `rehost export` into raw and qcow2 in one pass, hold the source's bytes.
     @Test(arguments: [

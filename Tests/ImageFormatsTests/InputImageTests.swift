@@ -157,6 +157,39 @@ import Zlib
         #expect(try FileFingerprint(path) == before)
     }
 
+    /// `rehost convert vm.ova`: the OVA's disk (a streamOptimized VMDK of a bare ext3) is
+    /// expanded into one scratch raw copy; the VMDK's own scratch copy is gone by then, and
+    /// both are gone when the image is released.
+    @Test func ovaOfBareFilesystem() throws {
+        let dir = try TestDirectory()
+        let scratch = dir.file("scratch")
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+        let raw = dir.file("root.img")
+        try makeExt3(raw, sizeKiB: fsKiB, label: "root", uuid: uuid)
+        _ = try run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw, dir.file("root-disk1.vmdk")])
+        try writeAll(dir.file("vm.ovf"), Array("""
+            <Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"><References><File ovf:href="root-disk1.vmdk" ovf:id="f1"/></References>
+            <DiskSection><Disk ovf:diskId="d1" ovf:fileRef="f1"/></DiskSection></Envelope>
+
+            """.utf8))
+        let path = dir.file("vm.ova")
+        _ = try run("tar", ["--format=ustar", "-C", dir.path, "-cf", path, "vm.ovf", "root-disk1.vmdk"])
+        let before = try FileFingerprint(path)
+        var temporary = ""
+        do {
+            let image = try InputImage.open(path: path, scratchDirectory: scratch)
+            #expect(image.kind == .diskImage(format: .ova, variant: "OVA (root-disk1.vmdk: VMDK streamOptimized)", inner: .bareFilesystem))
+            temporary = try #require(image.temporaryPath)
+            #expect(temporary.hasPrefix(scratch + "/"))
+            #expect(image.probe.uuid == uuid && image.filesystemSize == fsKiB * 1024)
+            #expect(try readAll(temporary) == readAll(raw))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).count == 1)
+        }
+        #expect(!FileManager.default.fileExists(atPath: temporary))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
+        #expect(try FileFingerprint(path) == before)
+    }
+
     @Test func gzipOfDisk() throws {
         let dir = try TestDirectory()
         let raw = dir.file("disk.img")

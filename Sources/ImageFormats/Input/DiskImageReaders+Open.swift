@@ -2,9 +2,10 @@ import ImageCore
 
 extension DiskImageReaders {
     /// Opens `path` with the reader its magic calls for: qcow2, VMDK (a sparse extent or a text
-    /// descriptor), VDI, VHD, or else a raw disk. Compressed files (gzip, xz, bzip2, zstd) are
-    /// refused with advice: a disk image inside them has no random access.
-    public static func open(path: String) throws -> any DiskImageReader {
+    /// descriptor), VDI, VHD, OVA (its first disk, copied into `scratchDirectory`, nil: $TMPDIR
+    /// or /tmp), or else a raw disk. Compressed files (gzip, xz, bzip2, zstd) are refused with
+    /// advice: a disk image inside them has no random access.
+    public static func open(path: String, scratchDirectory: String? = nil) throws -> any DiskImageReader {
         let file = try RawFile(path: path, mode: .readOnly)
         let size = try file.size
         let head = try file.read(count: Int(min(size, 4096)), at: 0)
@@ -16,18 +17,19 @@ extension DiskImageReaders {
             guard size % 512 == 0 else { throw InputError.notWholeSectors(path: path, size: size) }
             return try RawDiskReader(path: path)
         case let format?:
-            if let reader = try open(path: path, as: format) { return reader }
+            if let reader = try open(path: path, as: format, scratchDirectory: scratchDirectory) { return reader }
             throw InputError.unsupportedFormat(path: path, format: format)
         }
     }
 
     /// The reader for a disk image format, nil for compression formats.
-    static func open(path: String, as format: ForeignFormat) throws -> (any DiskImageReader)? {
+    static func open(path: String, as format: ForeignFormat, scratchDirectory: String? = nil) throws -> (any DiskImageReader)? {
         switch format {
         case .qcow2: return try QCOW2Reader(path: path)
         case .vdi: return try VDIReader(path: path)
         case .vhd: return try VHDReader(path: path)
         case .vmdk: return try VMDKReader(path: path)
+        case .ova: return try OVAReader(path: path, scratchDirectory: scratchDirectory)
         case .xz, .bzip2, .zstd: return nil
         }
     }

@@ -3,13 +3,13 @@ import ImageCore
 /// Image and compression formats recognised by their magic: disk images go to their readers,
 /// compressed files are refused with advice rather than misread as a raw disk.
 public enum ForeignFormat: String, Sendable, Equatable {
-    case qcow2, vmdk, vdi, vhd, xz, bzip2, zstd
+    case qcow2, vmdk, vdi, vhd, ova, xz, bzip2, zstd
 
     /// One clause for the formats Rehost cannot read: what to run to get something it can.
     /// Disk image formats have readers and need none.
     public var advice: String? {
         switch self {
-        case .qcow2, .vmdk, .vdi, .vhd: return nil
+        case .qcow2, .vmdk, .vdi, .vhd, .ova: return nil
         case .xz: return "xz-compressed input is not readable yet; decompress it first with `xz -dk`"
         case .bzip2: return "bzip2-compressed input is not readable yet; decompress it first with `bzip2 -dk`"
         case .zstd: return "zstd-compressed input is not readable yet; decompress it first with `zstd -d`"
@@ -30,10 +30,25 @@ public enum ForeignFormat: String, Sendable, Equatable {
         let conectix = Array("conectix".utf8)
         // Dynamic VHDs start with a footer copy; fixed ones only end with it.
         if starts(with: conectix, in: head) || starts(with: conectix, in: tail) { return .vhd }
+        if isOVA(head) { return .ova }
         if starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], in: head) { return .xz }
         if starts(with: Array("BZh".utf8), in: head), head.count > 3, (0x31...0x39).contains(head[3]) { return .bzip2 }
         if starts(with: [0x28, 0xb5, 0x2f, 0xfd], in: head) { return .zstd }
         return nil
+    }
+
+    /// A ustar (or GNU) tar whose first member is an OVF descriptor, as every OVA starts. Any
+    /// other tar is left undetected (and read as raw data if it is whole sectors).
+    static func isOVA(_ head: [UInt8]) -> Bool {
+        guard head.count >= TarHeader.blockSize,
+              head[TarHeader.Field.magic].starts(with: Array("ustar".utf8)),
+              let block = try? TarHeader.decodeBlock(Array(head[0..<TarHeader.blockSize])) else { return false }
+        var name = block.name
+        // A GNU long name header holds the descriptor's name as its data, in the next block.
+        if block.typeflag == UInt8(ascii: "L"), head.count >= 2 * TarHeader.blockSize {
+            name = String(decoding: head[TarHeader.blockSize..<(2 * TarHeader.blockSize)].prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return name.lowercased().hasSuffix(".ovf")
     }
 
     static func isGzip(_ head: [UInt8]) -> Bool {

@@ -9,7 +9,7 @@ public indirect enum InputKind: Sendable, Equatable {
     case bareFilesystem
     case partitionedDisk(table: String, partitions: [PartitionProbe])
     case gzip(inner: InputKind)
-    /// A qcow2, VMDK, VDI or VHD image; `variant` as its reader describes it.
+    /// A qcow2, VMDK, VDI, VHD or OVA image; `variant` as its reader describes it.
     case diskImage(format: ImageFormat, variant: String, inner: InputKind)
 }
 
@@ -19,7 +19,7 @@ public struct RootPartitionChoice: Sendable, Equatable {
     public var reason: String
 }
 
-/// An input opened read-only and identified. For gzip, qcow2, VMDK, VDI or VHD input,
+/// An input opened read-only and identified. For gzip, qcow2, VMDK, VDI, VHD or OVA input,
 /// `filesystemPath` is a sparse raw scratch copy that lives as long as this object.
 public final class InputImage {
     public let path: String
@@ -33,7 +33,7 @@ public final class InputImage {
     public let rootPartition: RootPartitionChoice?
     private let scratch: ScratchFile?
 
-    /// The expanded copy for gzip, qcow2, VMDK, VDI or VHD input, nil otherwise.
+    /// The expanded copy for gzip, qcow2, VMDK, VDI, VHD or OVA input, nil otherwise.
     public var temporaryPath: String? { scratch?.path }
 
     private init(path: String, kind: InputKind, located: LocatedFilesystem, scratch: ScratchFile?) {
@@ -49,7 +49,7 @@ public final class InputImage {
 
     /// Identifies `path` (never writing to it). `partition` picks a partition number explicitly;
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
-    /// several). Gzip, qcow2, VMDK, VDI and VHD input is expanded into a sparse raw copy in
+    /// several). Gzip, qcow2, VMDK, VDI, VHD and OVA input (its first disk) is expanded into a sparse raw copy in
     /// `scratchDirectory` (default $TMPDIR or /tmp).
     public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil,
                             progress: ProgressSink = SilentProgress()) throws -> InputImage {
@@ -63,7 +63,7 @@ public final class InputImage {
             let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory)
             expanded = (scratch, "gzip data", { .gzip(inner: $0) })
         } else if let format = ForeignFormat.detect(head: head, tail: tail) {
-            guard let reader = try DiskImageReaders.open(path: path, as: format) else {
+            guard let reader = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory) else {
                 throw InputError.unsupportedFormat(path: path, format: format)
             }
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)

@@ -103,6 +103,77 @@ public struct TarHeader: Equatable, Sendable {
         return header
     }
 
+    /// Field offsets in a header block (see the layout above).
+    enum Field {
+        static let name = 0..<100
+        static let size = 124..<136
+        static let checksum = 148..<156
+        static let typeflag = 156
+        static let magic = 257..<265
+        /// POSIX ustar only: the directory part of a long name. GNU headers keep times here.
+        static let prefix = 345..<500
+    }
+
+    /// What a tar reader needs from any header block, of any type.
+    struct Block: Equatable, Sendable {
+        /// The member name: the ustar prefix, a slash, then the name field.
+        var name: String
+        /// The bytes of data that follow the header (before padding).
+        var size: UInt64
+        /// '0' or NUL regular file, '5' directory, 'x'/'g' PAX records, 'L' GNU long name, ...
+        var typeflag: UInt8
+    }
+
+    /// Why a block is not a tar header: the offset of the field within the block, and what
+    /// was expected there.
+    struct BlockProblem: Error, Equatable {
+        var fieldOffset: Int
+        var expected: String
+    }
+
+    /// Decodes any ustar or GNU header block for reading: the magic must start with "ustar"
+    /// (POSIX "ustar\0" "00" or GNU "ustar  \0"), the checksum must match (as an unsigned sum, or
+    /// as the signed sum some old writers stored), and the size is octal or, when byte 124 has
+    /// bit 7 set, GNU base-256 (refused if negative or above 2^64 - 1).
+    static func decodeBlock(_ block: [UInt8]) throws(BlockProblem) -> Block {
+        guard block.count == blockSize else {
+            throw BlockProblem(fieldOffset: 0, expected: "a 512-byte block, got \(block.count) bytes")
+        }
+        let magic = Array(block[Field.magic])
+        guard magic.starts(with: Array("ustar".utf8)) else {
+            throw BlockProblem(fieldOffset: Field.magic.lowerBound,
+                               expected: "the magic \"ustar\", found \(printable(magic))")
+        }
+        let stored = octal(block, at: Field.checksum.lowerBound, width: Field.checksum.count)
+        let unsigned = checksum(of: block)
+        guard let stored, stored == UInt64(unsigned) || Int(stored) == signedChecksum(of: block) else {
+            throw BlockProblem(fieldOffset: Field.checksum.lowerBound,
+                               expected: "the header checksum \(unsigned) (octal \(String(unsigned, radix: 8))), found \(stored.map { "octal " + String($0, radix: 8) } ?? printable(Array(block[Field.checksum])))")
+        }
+        let size: UInt64
+        if block[Field.size.lowerBound] & 0x80 != 0 {
+            // Base-256: bit 6 of the first byte is the sign; the value is big-endian in the rest.
+            let first = block[Field.size.lowerBound]
+            let rest = block[(Field.size.lowerBound + 1)..<Field.size.upperBound]
+            guard first & 0x40 == 0, first == 0x80, rest.prefix(rest.count - 8).allSatisfy({ $0 == 0 }) else {
+                throw BlockProblem(fieldOffset: Field.size.lowerBound, expected: "a base-256 size from 0 to 2^64 - 1")
+            }
+            size = rest.suffix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        } else if let octalSize = octal(block, at: Field.size.lowerBound, width: Field.size.count) {
+            size = octalSize
+        } else {
+            throw BlockProblem(fieldOffset: Field.size.lowerBound,
+                               expected: "an octal size, found \(printable(Array(block[Field.size])))")
+        }
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: block[range].prefix { $0 != 0 }, as: UTF8.self)
+        }
+        var name = text(Field.name)
+        let posix = magic.starts(with: Array("ustar\0".utf8))
+        if posix, block[Field.prefix.lowerBound] != 0 { name = text(Field.prefix) + "/" + name }
+        return Block(name: name, size: size, typeflag: block[Field.typeflag])
+    }
+
     /// Bytes of zero padding after a member of `size` bytes, up to the next 512-byte block.
     public static func padding(after size: UInt64) -> Int {
         Int((UInt64(blockSize) - size % UInt64(blockSize)) % UInt64(blockSize))
@@ -139,6 +210,18 @@ public struct TarHeader: Equatable, Sendable {
         }
         return seenDigit ? value : nil
     }
+
+    /// The checksum with every byte taken as a signed char, as some historic tars computed it.
+    static func signedChecksum(of block: [UInt8]) -> Int {
+        var sum = 0
+        for (index, byte) in block.enumerated() {
+            sum += Field.checksum.contains(index) ? Int(UInt8(ascii: " ")) : Int(Int8(bitPattern: byte))
+        }
+        return sum
+    }
+
+    /// Header bytes for a message, quoted.
+    static func printable(_ bytes: [UInt8]) -> String { "\"" + ReaderText.printable(bytes) + "\"" }
 
     /// The sum of the block's bytes with the checksum field (148..<156) taken as eight spaces.
     static func checksum(of block: [UInt8]) -> Int {
