@@ -18,20 +18,22 @@ public final class Exporter {
     let outputs: [OutputRequest]
     let options: WriterOptions
     let digests: Bool
+    let scratchDirectory: String?
     let progress: ProgressSink
 
     public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: Bool,
-                progress: ProgressSink = SilentProgress()) {
+                scratchDirectory: String? = nil, progress: ProgressSink = SilentProgress()) {
         self.input = input
         self.outputs = outputs
         self.options = options
         self.digests = digests
+        self.scratchDirectory = scratchDirectory
         self.progress = progress
     }
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        let reader = try DiskImageReaders.open(path: input)
+        let reader = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory)
         for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
             throw ExportError.sameFile(path: output.path)
         }

@@ -26,6 +26,10 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup(title: "Outputs") var outputs: OutputOptions
 
+    @Option(name: .customLong("scratch-dir"),
+            help: ArgumentHelp("Where the disk of an OVA input is copied out for reading, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
+    var scratchDirectory: String?
+
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
 
@@ -36,7 +40,7 @@ struct ExportCommand: ParsableCommand {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
-                                      digests: !outputs.noDigest, progress: progress).run()
+                                      digests: !outputs.noDigest, scratchDirectory: scratchDirectory, progress: progress).run()
             if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }
         }
     }

@@ -178,7 +178,7 @@ import Zlib
         var temporary = ""
         do {
             let image = try InputImage.open(path: path, scratchDirectory: scratch)
-            #expect(image.kind == .diskImage(format: .ova, variant: "OVA (root-disk1.vmdk: VMDK streamOptimized)", inner: .bareFilesystem))
+            #expect(image.kind == .diskImage(format: .ova, variant: "OVA member root-disk1.vmdk, VMDK streamOptimized", inner: .bareFilesystem))
             temporary = try #require(image.temporaryPath)
             #expect(temporary.hasPrefix(scratch + "/"))
             #expect(image.probe.uuid == uuid && image.filesystemSize == fsKiB * 1024)

@@ -95,7 +95,7 @@ import TestSupport
             #expect(ova.virtualSize == OVAWriterTests.oddSize)
             #expect(ova.inputFiles == [archive.ova])
             #expect(ova.diskMember == archive.writer.diskName)
-            #expect(ova.variant == "OVA (\(archive.writer.diskName): VMDK streamOptimized)")
+            #expect(ova.variant == "OVA member \(archive.writer.diskName), VMDK streamOptimized")
             let copies = try FileManager.default.contentsOfDirectory(atPath: scratch)
             #expect(copies.count == 1 && copies.allSatisfy { $0.hasPrefix(".rehost-") })
             try Self.expectSameDisk(reader, as: archive.raw, in: archive.directory.path)
@@ -133,7 +133,7 @@ import TestSupport
         let reader = try OVAReader(path: ova, scratchDirectory: space.scratch)
         #expect(reader.diskMember == "b.vmdk")
         #expect(reader.virtualSize == 12 << 20)
-        #expect(reader.variant == "OVA (b.vmdk: VMDK streamOptimized), disk 1 of 2")
+        #expect(reader.variant == "OVA member b.vmdk, VMDK streamOptimized, disk 1 of 2")
         try Self.expectSameDisk(reader, as: second, in: space.directory.path)
     }
 
@@ -147,7 +147,7 @@ import TestSupport
         let ova = try space.tar("vm.ova", ["vm.ovf", "vm.mf", "A.VMDK", "b.vmdk"])
         let reader = try OVAReader(path: ova, scratchDirectory: space.scratch)
         #expect(reader.diskMember == "A.VMDK")
-        #expect(reader.variant == "OVA (A.VMDK: VMDK streamOptimized), disk 1 of 2")
+        #expect(reader.variant == "OVA member A.VMDK, VMDK streamOptimized, disk 1 of 2")
         try Self.expectSameDisk(reader, as: first, in: space.directory.path)
     }
 

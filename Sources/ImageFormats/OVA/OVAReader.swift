@@ -95,7 +95,7 @@ public final class OVAReader: DiskImageReader {
         } catch let error as ImageReadError {
             throw Self.inArchive(error, path: path, member: member)
         }
-        variant = "OVA (\(member.name): \(disk.variant))" + (diskCount > 1 ? ", disk 1 of \(diskCount)" : "")
+        variant = "OVA member \(member.name), \(disk.variant)" + (diskCount > 1 ? ", disk 1 of \(diskCount)" : "")
     }
 
     public func forEachDataPiece(_ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
