@@ -133,12 +133,8 @@ public final class OVAReader: DiskImageReader {
                 throw ImageReadError.truncated(format: .ova, path: path, offset: member.dataOffset + done,
                                                needed: member.size - done, fileSize: try file.size)
             }
-            var start = 0
-            while start < got {
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[start..<min(start + chunkSize, got)])
-                if !ZeroDetection.isAllZero(chunk) { try output.write(chunk, at: done + UInt64(start)) }
-                start += chunk.count
-            }
+            try ZeroDetection.forEachNonZeroRun(in: UnsafeRawBufferPointer(rebasing: buffer[0..<got]), at: done,
+                                                granularity: chunkSize) { offset, run in try output.write(run, at: offset) }
             done += UInt64(got)
         }
         try output.truncate(to: member.size)
