@@ -170,6 +170,7 @@ def read_rows(args, rehost, work, disk, rows, failures):
         if os.path.exists(image):
             os.unlink(image)
         subprocess.run(["qemu-img", "convert", "-f", "raw"] + make + [disk, image], check=True)
+        os.sync()
         ours, theirs = os.path.join(work, "back-rehost.raw"), os.path.join(work, "back-qemu.raw")
         r = best_of(args.repeat, job("rehost", [rehost, "export", image, "-o", ours, "-q", "--no-digest"], ours))
         compare = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", disk, ours], capture_output=True, text=True)
@@ -188,6 +189,7 @@ def formats_suite(args, rehost, work, source):
     subprocess.run([rehost, "convert", source, "-o", disk, "--size", DISK_SIZE[args.size], "-q", "--no-digest",
                     "--skip", "bootloader"], check=True, stdout=subprocess.DEVNULL)
     disk_size = os.stat(disk).st_size
+    os.sync()  # the new disk's own writeback must not land on the first timed job
     rows, failures = [], []
     for label, options, ext, qemu, qemu_format in FORMATS:
         if args.only and label not in args.only:
