@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers, bottom to top: C system libraries -> ImageCore -> thin safe wrappers (Zlib, Blkid, Ext2)
-// -> domain modules (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats) -> Pipeline
-// -> RehostCommands -> the `rehost` executable.
+// Layers, bottom to top: C system libraries -> ImageCore -> thin safe wrappers (Zlib, Blkid, Ext2,
+// Compression, Digests) -> kernel knowledge (KernelModules: ELF, modinfo, depmod; Initrd: cpio and
+// initramfs members; KernelPackages: kernel images judged by their bytes) -> domain modules
+// (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats) -> Pipeline -> RehostCommands -> the
+// `rehost` executable.
 let package = Package(
     name: "Rehost",
     platforms: [.macOS(.v15)],
@@ -20,6 +22,10 @@ let package = Package(
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        .systemLibrary(name: "CLz4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        // libbz2 ships no pkg-config file.
+        .systemLibrary(name: "CBzip2", providers: [.apt(["libbz2-dev"])]),
 
         .systemLibrary(name: "CLinux"),
 
@@ -27,11 +33,15 @@ let package = Package(
         .target(name: "Zlib", dependencies: ["CZlib", "ImageCore"]),
         .target(name: "Blkid", dependencies: ["CBlkid", "ImageCore"]),
         .target(name: "Ext2", dependencies: ["CExt2fs", "ImageCore"]),
-        .target(name: "Compression", dependencies: ["CDeflate", "CZstd", "Zlib", "ImageCore"]),
+        .target(name: "Compression", dependencies: ["CDeflate", "CZstd", "CLzma", "CLz4", "CBzip2", "Zlib", "ImageCore"]),
         .target(name: "Digests", dependencies: ["CCrypto", "ImageCore"]),
 
+        .target(name: "KernelModules", dependencies: ["ImageCore", "Compression"]),
+        .target(name: "Initrd", dependencies: ["ImageCore", "Compression", "KernelModules"]),
+        .target(name: "KernelPackages", dependencies: ["ImageCore", "Compression", "KernelModules"]),
+
         .target(name: "DiskLayout", dependencies: ["ImageCore"]),
-        .target(name: "GuestFixups", dependencies: ["ImageCore"]),
+        .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages"]),
         .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
         .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib", "Blkid", "Compression", "Digests"]),
         .target(name: "Pipeline", dependencies: [
@@ -53,6 +63,9 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Digests", "TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "FilesystemBuilderTests", dependencies: ["FilesystemBuilder", "Ext2", "TestSupport"]),
+        .testTarget(name: "KernelModulesTests", dependencies: ["KernelModules", "Compression", "TestSupport"]),
+        .testTarget(name: "InitrdTests", dependencies: ["Initrd", "Compression", "KernelModules", "TestSupport"]),
+        .testTarget(name: "KernelPackagesTests", dependencies: ["KernelPackages", "KernelModules", "Compression", "TestSupport"]),
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
         .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),

@@ -1,0 +1,2 @@
+/// Kernel images judged by their bytes; kernel packages (RPM, DEB) read without running them.
+public enum KernelPackages {}
