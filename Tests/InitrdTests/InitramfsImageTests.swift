@@ -66,6 +66,19 @@ struct MemberTool: Sendable, CustomTestStringConvertible {
         InitrdFixtures.expectFixtureTree(image.members[1].entries)
     }
 
+    /// One compressed member may hold several archives, zero-padded between them (GNU cpio
+    /// pads each to 512 bytes), as `cat a.cpio b.cpio | gzip` makes.
+    @Test func severalArchivesInOneCompressedMember() throws {
+        let first = try InitrdFixtures.gnuArchive()
+        let second = CpioNewc.write([.file("etc/added", [1, 2, 3])])
+        let image = try InitrdFixtures.image(InitrdFixtures.compress(first + second, ["zstd", "-q", "-c"]))
+        try #require(image.members.count == 1)
+        let member = image.members[0]
+        #expect(member.archives.count == 2)
+        #expect(member.archives.last.map { member.entries[$0].map(\.path) } == ["etc/added"])
+        #expect(image.unpackedTree()["etc/added"]?.data == [1, 2, 3])
+    }
+
     /// raw + gzip + zstd, each appended after `paddingBeforeAppending`; the sizes are made odd
     /// so the padding matters.
     @Test func threeMembersAppendedAfterPadding() throws {
@@ -130,8 +143,7 @@ struct MemberTool: Sendable, CustomTestStringConvertible {
             .file("etc/keymap", Array(repeating: 0x62, count: 59)),
             // A directory over an existing directory keeps it and takes the new mode.
             .directory("etc", mode: 0o700),
-            // A directory over a non-empty directory's file: the file is replaced by nothing
-            // (rmdir of a non-empty directory fails, so a file over "sbin" is skipped).
+            // A file over a non-empty directory: rmdir fails, so the file is skipped.
             .file("sbin", [7]),
             // Parents are not created: skipped.
             .file("missing/dir/file", [1]),
@@ -159,30 +171,22 @@ struct MemberTool: Sendable, CustomTestStringConvertible {
     }
 
     @Test func hardLinksShareDataWithinAnArchive() throws {
-        // GNU cpio's layout: the data travels with the last name of the group.
-        var firstName = CpioEntry.file("bin/a", [])
-        firstName.nlink = 2
-        firstName.ino = 77
-        var secondName = CpioEntry.file("bin/b", Array("busybox".utf8))
-        secondName.nlink = 2
-        secondName.ino = 77
-        var archive: [UInt8] = []
-        for entry in [CpioEntry.directory("bin"), firstName, secondName] {
-            // write() drops nlink to 1 by design; build the entries one archive each would lose
-            // the link, so splice the headers by hand: write each, strip each trailer.
-            let one = CpioNewc.write([entry])
-            archive += one.prefix(one.count - 124)
-        }
-        archive += CpioNewc.write([]).suffix(124)
-        // Our writer forced nlink 1: patch it back to 2 in both file headers.
+        // GNU cpio's layout for a hard-link group: every name has nlink 2 and the same inode,
+        // and the data travels with the last name. Our writer never makes links (it writes
+        // nlink 1), so the two file headers are patched here.
+        var archive = CpioNewc.write([.directory("bin"), .file("bin/a", []), .file("bin/b", Array("busybox".utf8))])
         for name in ["bin/a", "bin/b"] {
-            let at = try #require(archive.firstRange(of: Array((name + "\u{0}").utf8))).lowerBound - 110
-            archive.replaceSubrange((at + 38)..<(at + 46), with: Array("00000002".utf8))
-            archive.replaceSubrange((at + 6)..<(at + 14), with: Array("0000004D".utf8))
+            let header = try #require(archive.firstRange(of: Array((name + "\u{0}").utf8))).lowerBound - 110
+            archive.replaceSubrange((header + 6)..<(header + 14), with: Array("0000004D".utf8))   // ino
+            archive.replaceSubrange((header + 38)..<(header + 46), with: Array("00000002".utf8))  // nlink
         }
         let tree = try InitrdFixtures.image(archive).unpackedTree()
         #expect(tree["bin/a"]?.data == Array("busybox".utf8))
         #expect(tree["bin/b"]?.data == Array("busybox".utf8))
+        // Without the link (distinct inodes) the first name stays empty.
+        let unlinked = try InitrdFixtures.image(CpioNewc.write([.directory("bin"), .file("bin/a", []),
+                                                                .file("bin/b", Array("busybox".utf8))])).unpackedTree()
+        #expect(unlinked["bin/a"]?.data == [])
     }
 
     @Test func paddingBeforeAppending() throws {
