@@ -1,6 +1,7 @@
 /// One entry of a cpio newc archive, with its fields as stored.
 public struct CpioEntry: Sendable, Equatable {
-    /// As stored (e.g. "usr/lib/modules/6.1.0/kernel/x.ko", ".", "init").
+    /// As stored (e.g. "usr/lib/modules/6.1.0/kernel/x.ko", ".", "init"), up to its first NUL as
+    /// the kernel reads it; bytes that are not UTF-8 read as U+FFFD.
     public var name: String
     public var mode: UInt32
     public var uid: UInt32
