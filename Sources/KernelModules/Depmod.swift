@@ -286,10 +286,12 @@ struct DependencyGraph {
     }
 
     func modulesDep() -> ModulesDep {
-        ModulesDep(entries: modules.indices.map { i in
+        var dep = ModulesDep(entries: modules.indices.map { i in
             ModulesDep.Entry(path: modules[i].path, dependencies: sortedDependencies(of: i).map { modules[$0].path })
         }, softdepPre: Dictionary(modules.compactMap { m in m.info.softdepPre.isEmpty ? nil : (m.name, m.info.softdepPre) },
                                   uniquingKeysWith: { a, _ in a }))
+        dep.aliases = modules.flatMap { m in m.info.aliases.compactMap { a in Depmod.normalizedAlias(a).map { ($0, m.name) } } }
+        return dep
     }
 
     /// (symbol, owner) in the iteration order of depmod's 2048-bucket symbol table.

@@ -70,6 +70,7 @@ import TestSupport
         try Command.run("depmod", ["-b", tree.base, tree.version]).requireSuccess()
         var dep = try ModulesDep.parse(try tree.text("modules.dep"))
         dep.addSoftdeps(try tree.text("modules.softdep"))
+        dep.addAliases(try tree.text("modules.alias"))
         let config = try TemporaryDirectory(prefix: "rehost-modprobe-conf")
         for name in ["virtio_blk", "virtio_pci", "ext4", "ahci", "ata_piix", "sd_mod", "xen_blkfront", "virtio_scsi"] {
             let result = try Command.run("modprobe", ["-C", config.path, "-d", tree.base, "-S", tree.version, "--show-depends", name])
@@ -77,7 +78,7 @@ import TestSupport
             let insmods = result.stdout.split(separator: "\n").filter { $0.hasPrefix("insmod ") }.map {
                 String($0.dropFirst("insmod ".count).trimmingCharacters(in: .whitespaces).dropFirst(tree.modulesDirectory.count + 1))
             }
-            let closure = dep.closure(of: [name])
+            let closure = dep.closure(of: [name], softdeps: true)
             #expect(closure.missing.isEmpty)
             #expect(Set(closure.paths) == Set(insmods), "\(name)")
             #expect(closure.paths.last.map(ModuleName.fromPath) == name)
