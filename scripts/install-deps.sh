@@ -18,6 +18,9 @@ packages=(
   liblzma-dev liblz4-dev libbz2-dev
   # tests: the compressors initrd tools use, to make test initrds
   lz4 bzip2
+  # tests: readelf, the oracle for the ELF reader (KernelModulesTests); dpkg-deb and apt-get download
+  # unpack Debian's kernel there (kmod above gives depmod, modinfo and modprobe)
+  binutils
 )
 
 sudo=""

@@ -7,9 +7,7 @@ import ImageCore
 ///   priorities in the .bin files): depmod gathers modules in a hash table keyed by name (kmod
 ///   `shared/hash.c`: 512 buckets, Paul Hsieh's SuperFastHash, each bucket sorted by strcmp) and
 ///   takes them in bucket order; then modules named in modules.order move to the front in that
-///   file's order (a stable sort: glibc's qsort is a merge sort). A modules.order line matches
-///   the module's directory + its *normalized* name + ".ko", so a file with '-' in its name never
-///   matches and stays in hash order, as in kmod 30.
+///   file's order (a stable sort: glibc's qsort is a merge sort); the rest stay in hash order.
 /// - **Dependencies** come from each module's `depends=` (modpost computed them at build time).
 ///   depmod finds the same set by resolving undefined symbols; the order of a module's direct
 ///   dependencies follows the first undefined symbol each one exports, which is what we use to
@@ -207,10 +205,14 @@ struct DependencyGraph {
 
         if let order {
             // sort_idx: modules in modules.order get (line - lines - 1) < 0, the rest keep 1.
+            // depmod's uncrelpath: the path cut after its directory, one byte per name byte, and
+            // ".ko" (so "dm-mod.ko.xz" matches the line "…/dm-mod.ko").
             var uncompressedPath: [String: Int] = [:]
             for (i, m) in ordered.enumerated() {
-                let directory = m.path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-                uncompressedPath[(directory.isEmpty ? "" : directory + "/") + m.name + ".ko"] = i
+                let bytes = Array(m.path.utf8)
+                let directoryLength = bytes.lastIndex(of: UInt8(ascii: "/")) ?? -1
+                let length = min(bytes.count, directoryLength + 1 + m.name.utf8.count + 3)
+                uncompressedPath[String(decoding: bytes[..<length], as: UTF8.self)] = i
             }
             var sortKey = [Int](repeating: 1, count: ordered.count)
             for (line, text) in order.enumerated() {
@@ -284,10 +286,12 @@ struct DependencyGraph {
     }
 
     func modulesDep() -> ModulesDep {
-        ModulesDep(entries: modules.indices.map { i in
+        var dep = ModulesDep(entries: modules.indices.map { i in
             ModulesDep.Entry(path: modules[i].path, dependencies: sortedDependencies(of: i).map { modules[$0].path })
         }, softdepPre: Dictionary(modules.compactMap { m in m.info.softdepPre.isEmpty ? nil : (m.name, m.info.softdepPre) },
                                   uniquingKeysWith: { a, _ in a }))
+        dep.aliases = modules.flatMap { m in m.info.aliases.compactMap { a in Depmod.normalizedAlias(a).map { ($0, m.name) } } }
+        return dep
     }
 
     /// (symbol, owner) in the iteration order of depmod's 2048-bucket symbol table.

@@ -31,7 +31,8 @@ public enum KmodIndex {
     /// too); values are ordered by priority, and among equal priorities the one given later comes
     /// first (depmod inserts each new value before the first with a priority not below its own).
     /// Keys and values end at a NUL if they contain one. Bytes above 0x7F are written as they are
-    /// (kmod refuses such keys; module names and aliases are ASCII).
+    /// (kmod refuses such keys; module names and aliases are ASCII). Node offsets have 28 bits, so
+    /// an index must stay below 256 MiB; a whole kernel's alias index is about 1 MiB.
     public static func write(_ entries: [(key: String, value: String, priority: UInt32)]) -> [UInt8] {
         var valuesByKey: [[UInt8]: [(priority: UInt32, value: [UInt8])]] = [:]
         for entry in entries {

@@ -42,8 +42,9 @@ public struct ModuleInfo: Sendable, Equatable {
             case "name" where !field.value.isEmpty: info.name = ModuleName.normalized(field.value)
             case "depends": info.depends += field.value.split(separator: ",").map(String.init)
             case "alias": info.aliases.append(field.value)
-            case "vermagic": info.vermagic = field.value
-            case "license": info.license = field.value
+            // The first of a repeated field, as the kernel's get_modinfo finds it.
+            case "vermagic" where info.vermagic == nil: info.vermagic = field.value
+            case "license" where info.license == nil: info.license = field.value
             case "softdep":
                 info.softdeps.append(field.value)
                 let (pre, post) = parseSoftdep(field.value)

@@ -1,4 +1,7 @@
 import ImageCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The text `modules.dep` in /lib/modules/<version>: one line per module,
 ///
@@ -29,6 +32,8 @@ public struct ModulesDep: Sendable, Equatable {
     public var entries: [Entry]
     /// From modules.softdep (or the modules' own `softdep=`): name -> modules to load before it.
     public var softdepPre: [String: [String]] = [:]
+    /// From modules.alias: (pattern normalized as kmod keys it, module name), in file order.
+    public var aliases: [(pattern: String, module: String)] = []
     private var byName: [String: Int] = [:]
     private var byPath: [String: Int] = [:]
 
@@ -42,7 +47,32 @@ public struct ModulesDep: Sendable, Equatable {
         }
     }
 
-    public static func == (a: ModulesDep, b: ModulesDep) -> Bool { a.entries == b.entries && a.softdepPre == b.softdepPre }
+    public static func == (a: ModulesDep, b: ModulesDep) -> Bool {
+        a.entries == b.entries && a.softdepPre == b.softdepPre
+            && a.aliases.map(\.pattern) == b.aliases.map(\.pattern) && a.aliases.map(\.module) == b.aliases.map(\.module)
+    }
+
+    /// Reads `alias PATTERN MODULE` lines of modules.alias, so `closure` can resolve names such as
+    /// "crypto-crc32c" (a softdep of ext4) or "fs-ext4" to modules, as modprobe does.
+    public mutating func addAliases(_ text: String) {
+        for rawLine in text.split(separator: "\n") {
+            let words = rawLine.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count == 3, words[0] == "alias", let pattern = Depmod.normalizedAlias(String(words[1])) else { continue }
+            aliases.append((pattern, ModuleName.normalized(String(words[2]))))
+        }
+    }
+
+    /// The entries a module name or an alias stands for: the module of that name, else every
+    /// module with a matching alias (fnmatch patterns, as modprobe matches modules.alias).
+    func resolve(_ name: String) -> [Int] {
+        if let index = byName[ModuleName.fromPath(name)] { return [index] }
+        guard let key = Depmod.normalizedAlias(name) else { return [] }
+        var found: [Int] = []
+        for alias in aliases where fnmatch(alias.pattern, key, 0) == 0 {
+            if let index = byName[alias.module], !found.contains(index) { found.append(index) }
+        }
+        return found
+    }
 
     /// Parses modules.dep text. Blank lines and `#` comments are skipped; a line without a colon
     /// is an error naming its line number. `name` names the file in errors.
@@ -94,7 +124,8 @@ public struct ModulesDep: Sendable, Equatable {
     /// needs. Deterministic: requests are taken in the order given, a module's needs in reverse
     /// line order (the order modprobe loads them). With `softdeps`, each module's `pre:` soft
     /// dependencies (and their needs) come before it; soft dependencies that are not in the file
-    /// are skipped silently, since modprobe treats them as optional. Names in `builtIn` need no
+    /// are skipped silently, since modprobe treats them as optional. Names may be aliases (see
+    /// `addAliases`). Names in `builtIn` need no
     /// file and are neither listed nor missing. A dependency loop cannot recurse forever: a module
     /// already on the path is skipped.
     public func closure(of names: [String], softdeps: Bool = false, builtIn: Set<String> = []) -> Closure {
@@ -125,7 +156,8 @@ public struct ModulesDep: Sendable, Equatable {
                     }
                 }
                 if softdeps {
-                    for name in softdepPre[entry.name] ?? [] { if let d = byName[name] { needs.insert(d, at: 0) } }
+                    // Loaded before the module and before its hard dependencies, as modprobe does.
+                    needs = (softdepPre[entry.name] ?? []).flatMap(resolve) + needs
                 }
                 // Pushed in reverse, so the first need is expanded (and loaded) first.
                 for d in needs.reversed() where !done.contains(d) && !onPath.contains(d) { stack.append((d, false)) }
@@ -133,8 +165,9 @@ public struct ModulesDep: Sendable, Equatable {
         }
         for name in names {
             let normalized = ModuleName.fromPath(name)
-            if let index = byName[normalized] {
-                visit(index)
+            let found = resolve(name)
+            if !found.isEmpty {
+                found.forEach(visit)
             } else if !builtIn.contains(normalized) && !missing.contains(normalized) {
                 missing.append(normalized)
             }
