@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "InitrdTests", dependencies: ["Initrd", "Compression", "KernelModules", "TestSupport"]),
         .testTarget(name: "KernelPackagesTests", dependencies: ["KernelPackages", "KernelModules", "Compression", "TestSupport"]),
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
-        .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "TestSupport"]),
+        .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "Compression", "ImageCore", "KernelPackages", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]

@@ -38,8 +38,10 @@ INSTALL_STAMP=20140612093000
 
 # ---------------------------------------------------------------- kernel ---
 # Debian's generic kernel boots on Xen and KVM; keep only the modules that an
-# ext3 root over IDE or virtio needs, plus xen-blkfront.
-KERNEL_MODULE_ROOTS="ata_piix sd_mod virtio_pci virtio_blk ext4 xen-blkfront crc32c_generic crct10dif_generic crc64_rocksoft_generic"
+# ext3 root over virtio, virtio-scsi, IDE or AHCI needs, plus xen-blkfront.
+KERNEL_MODULE_ROOTS="ata_piix ahci sd_mod virtio_pci virtio_blk virtio_scsi ext4 xen-blkfront crc32c_generic crct10dif_generic crc64_rocksoft_generic"
+# What the Xen-only initrd loads, in order (as mkinitrd writes it on a Xen PV guest).
+INITRD_MODULES="crc16 mbcache jbd2 crc32c_generic ext4 xen-blkfront"
 
 kernel_package=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }') || true
 if [ -z "$kernel_package" ]; then
@@ -52,7 +54,8 @@ else
 fi
 KDIR=$CACHE/kernel/$KVER
 
-if [ ! -f "$KDIR/.complete" ]; then
+# The cache holds what this recipe takes from the package; a different recipe rebuilds it.
+if [ "$(cat "$KDIR/.complete" 2>/dev/null)" != "$KVER $KERNEL_MODULE_ROOTS xen-pv" ]; then
     note "fetching $kernel_package"
     mkdir -p "$CACHE/debs"
     (cd "$CACHE/debs" && apt-get download "$kernel_package" >&2) \
@@ -74,6 +77,16 @@ if [ ! -f "$KDIR/.complete" ]; then
     rm -rf "$KDIR"
     mkdir -p "$KDIR/lib/modules/$KVER"
     cp "$unpacked/boot/vmlinuz-$KVER" "$KDIR/vmlinuz"
+    # A Xen PV image the way classic Xen kernels ship it: gzip(vmlinux), an ELF with Xen notes
+    # and no x86 boot header. The vmlinux is the bzImage's own payload (xz), so it is real.
+    setup_sects=$(od -An -tu1 -j $((0x1F1)) -N1 "$KDIR/vmlinuz" | tr -d ' ')
+    [ "$setup_sects" -ne 0 ] || setup_sects=4
+    payload_offset=$(od -An -tu4 -j $((0x248)) -N4 "$KDIR/vmlinuz" | tr -d ' ')
+    payload_length=$(od -An -tu4 -j $((0x24C)) -N4 "$KDIR/vmlinuz" | tr -d ' ')
+    dd if="$KDIR/vmlinuz" iflag=skip_bytes,count_bytes skip=$(( (setup_sects + 1) * 512 + payload_offset )) \
+        count="$payload_length" status=none | xz -dc --single-stream > "$unpacked/vmlinux"
+    [ "$(head -c 4 "$unpacked/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] || die "the kernel's payload is not an ELF vmlinux"
+    gzip -9n < "$unpacked/vmlinux" > "$KDIR/vmlinuz-xen-pv"
     cp "$unpacked/boot/config-$KVER" "$KDIR/config"
     cp "$full/modules.order" "$full/modules.builtin" "$full/modules.builtin.modinfo" "$KDIR/lib/modules/$KVER/"
     for module in $needed; do
@@ -82,7 +95,7 @@ if [ ! -f "$KDIR/.complete" ]; then
     done
     depmod -b "$KDIR" "$KVER"
     rm -rf "$unpacked" "$deb"
-    echo "$KVER" > "$KDIR/.complete"
+    echo "$KVER $KERNEL_MODULE_ROOTS xen-pv" > "$KDIR/.complete"
 fi
 
 # --------------------------------------------------------------- busybox ---
@@ -113,19 +126,25 @@ newc_node() { # name mode(octal) rdev-major rdev-minor inode
     head -c $(( (4 - (110 + namesize) % 4) % 4 )) /dev/zero
 }
 
-initrd_key=$( { cat "$HERE/initrd/init"; echo "$KVER $KERNEL_MODULE_ROOTS"; sha256sum "$BUSYBOX"; declare -f newc_node; } | sha256sum | cut -c1-16)
+initrd_key=$( { cat "$HERE/initrd/init" "$HERE/initrd/nash"; echo "$KVER $INITRD_MODULES"; sha256sum "$BUSYBOX"; declare -f newc_node; } | sha256sum | cut -c1-16)
 INITRD_CACHED=$CACHE/initrd-$KVER-$initrd_key.img
 if [ ! -f "$INITRD_CACHED" ]; then
     note "building initrd for $KVER"
     rm -f "$CACHE"/initrd-*.img   # older recipes
     staging=$(mktemp -d "$CACHE/initrd-staging.XXXXXX")
-    mkdir -p "$staging"/{bin,dev,proc,sys,newroot,lib/modules}
+    mkdir -p "$staging"/{bin,dev,proc,sys,sysroot,lib}
     cp "$BUSYBOX" "$staging/bin/busybox"
     for applet in $("$BUSYBOX" --list); do
         [ "$applet" = busybox ] || ln -s busybox "$staging/bin/$applet"
     done
     ln -s bin "$staging/sbin"
-    cp -r "$KDIR/lib/modules/$KVER" "$staging/lib/modules/"
+    # mkinitrd's layout: the modules flat in /lib, loaded by path.
+    for module in $INITRD_MODULES; do
+        found=$(find "$KDIR/lib/modules/$KVER" -name "$module.ko" | head -n 1)
+        [ -n "$found" ] || die "module $module not found for the initrd"
+        cp "$found" "$staging/lib/$module.ko"
+    done
+    install -m 0755 "$HERE/initrd/nash" "$staging/bin/nash"
     install -m 0755 "$HERE/initrd/init" "$staging/init"
     find "$staging" -exec touch -h -d "@$INSTALL_EPOCH" {} +
     # /dev/console goes in a second archive so no mknod is needed; the kernel
@@ -159,15 +178,24 @@ cp "$BUSYBOX" "$ROOT/bin/busybox"
 ln -s busybox "$ROOT/bin/sh"
 install -m 0755 "$HERE/guest/init" "$ROOT/sbin/init"
 
-# Kernel the converter should pick, and a Xen-only pair it must not pick.
-cp "$KDIR/vmlinuz" "$ROOT/boot/vmlinuz-$KVER"
+# The kernel the converter should pick: a bzImage whose file name says "xen" (judged by its
+# bytes, it boots on hardware; its release, in the image, names /lib/modules/$KVER), with a
+# Xen-only initrd. Its modules are compressed as other distributions ship them (.ko.xz,
+# .ko.zst), so the repair has to decompress what it adds.
+KFILE=$KVER-xen
+cp "$KDIR/vmlinuz" "$ROOT/boot/vmlinuz-$KFILE"
 cp "$KDIR/config" "$ROOT/boot/config-$KVER"
-cp "$INITRD_CACHED" "$ROOT/boot/initrd-$KVER.img"
+cp "$INITRD_CACHED" "$ROOT/boot/initrd-$KFILE.img"
 cp -r "$KDIR/lib/modules/$KVER" "$ROOT/lib/modules/"
+rm -f "$ROOT/lib/modules/$KVER"/modules.*.bin "$ROOT/lib/modules/$KVER"/modules.{dep,alias,symbols,softdep,devname}
+find "$ROOT/lib/modules/$KVER" -name 'virtio*.ko' -exec xz --check=crc32 {} +
+find "$ROOT/lib/modules/$KVER" \( -name '*ahci.ko' -o -name 'ata_piix.ko' -o -name 'libata.ko' \) -exec zstd -q --rm {} +
+depmod -b "$ROOT" "$KVER"
+# A Xen PV-only kernel it must not pick: gzip'd ELF with Xen notes, no boot header.
+cp "$KDIR/vmlinuz-xen-pv" "$ROOT/boot/vmlinuz-$XEN_KVER"
 seeded() { # bytes key-hex: reproducible incompressible data
     openssl enc -aes-256-ctr -nosalt -K "$2" -iv 00000000000000000000000000000000 -in <(head -c "$1" /dev/zero)
 }
-seeded 1400000 "$(printf '%064x' 1)" > "$ROOT/boot/vmlinuz-$XEN_KVER"
 seeded 2600000 "$(printf '%064x' 2)" > "$ROOT/boot/initrd-$XEN_KVER.img"
 printf 'kernel/drivers/xen/netfront/xennet.ko:\nkernel/drivers/xen/blkfront/xenblk.ko:\n' > "$ROOT/lib/modules/$XEN_KVER/modules.dep"
 
@@ -365,8 +393,10 @@ FS_UUID=$FS_UUID
 FS_BLOCK_SIZE=$FS_BLOCK_SIZE
 FS_INODE_SIZE=$FS_INODE_SIZE
 KERNEL_VERSION=$KVER
-KERNEL_PATH=/boot/vmlinuz-$KVER
-INITRD_PATH=/boot/initrd-$KVER.img
+KERNEL_PATH=/boot/vmlinuz-$KFILE
+INITRD_PATH=/boot/initrd-$KFILE.img
+INITRD_FAMILY=nash
+INITRD_MODULES='$INITRD_MODULES'
 XEN_KERNEL_VERSION=$XEN_KVER
 XEN_KERNEL_PATH=/boot/vmlinuz-$XEN_KVER
 XEN_INITRD_PATH=/boot/initrd-$XEN_KVER.img

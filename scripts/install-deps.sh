@@ -21,6 +21,8 @@ packages=(
   # tests: readelf, the oracle for the ELF reader (KernelModulesTests); dpkg-deb and apt-get download
   # unpack Debian's kernel there (kmod above gives depmod, modinfo and modprobe)
   binutils
+  # tests: the independent initramfs walker (Tests/Tools/initramfs-walk.py) reads zstd and lz4 members
+  python3-zstandard python3-lz4
 )
 
 sudo=""

@@ -35,15 +35,14 @@ public struct GuestChange: Codable, Sendable, Equatable {
 }
 
 public enum RepairError: RehostError, Equatable {
-    case onlyXenKernels(versions: [String])
+    case noBootableKernel(target: String, reasons: [String])
     case noKernels
     case unknownRepair(name: String, known: [String])
 
     public var description: String {
         switch self {
-        case let .onlyXenKernels(versions):
-            return "only Xen PV kernels found in /boot: \(versions.joined(separator: ", ")); "
-                + "install a non-Xen kernel in the guest first"
+        case let .noBootableKernel(target, reasons):
+            return "no kernel in /boot boots on \(target): \(reasons.joined(separator: "; "))"
         case .noKernels:
             return "/boot: no /boot/vmlinuz-* kernel in the guest (was /boot a separate Xen partition?); "
                 + "expected at least one non-Xen kernel"

@@ -1,20 +1,26 @@
 /// Reads a guest without changing it: which distribution, which kernels, what ties it to Xen.
 public enum GuestInspector {
-    public static func inspect(_ fs: any GuestFilesystem) throws -> GuestReport {
-        let kernels = try findKernels(fs)
-        let bootable = kernels.first { !$0.xenOnly }
+    /// `target` and `rootFilesystemType` are what the verdicts on each kernel are made for.
+    public static func inspect(_ fs: any GuestFilesystem, target: Target = .kvm,
+                               rootFilesystemType: String = "ext3") throws -> GuestReport {
+        let kernels = try findKernels(fs).map { try $0.report(rootFilesystemType: rootFilesystemType) }
+        let bootable = kernels.first { $0.verdict(for: target)?.boots == true }
         return GuestReport(
             os: try detectOperatingSystem(fs),
             kernels: kernels,
+            target: target,
             bootableKernel: bootable,
-            kernelProblem: bootable == nil ? kernelProblem(kernels).description : nil,
+            kernelProblem: bootable == nil ? kernelProblem(kernels, target: target).description : nil,
             xenTraits: try findXenTraits(fs),
             bootloaderConfigs: try GuestPaths.bootloaderConfigs.filter { try fs.exists($0) },
             initSystem: try detectInitSystem(fs))
     }
 
-    static func kernelProblem(_ kernels: [Kernel]) -> RepairError {
-        kernels.isEmpty ? .noKernels : .onlyXenKernels(versions: kernels.map(\.version))
+    static func kernelProblem(_ kernels: [Kernel], target: Target) -> RepairError {
+        guard !kernels.isEmpty else { return .noKernels }
+        return .noBootableKernel(target: target.rawValue, reasons: kernels.map { kernel in
+            "\(kernel.path): \(kernel.verdict(for: target)?.because ?? kernel.image.detail)"
+        })
     }
 
     // MARK: Distribution
@@ -128,10 +134,11 @@ public enum GuestInspector {
 
     // MARK: Kernels
 
-    /// Every /boot/vmlinuz-V, newest first.
-    static func findKernels(_ fs: any GuestFilesystem) throws -> [Kernel] {
-        var kernels: [Kernel] = []
-        for name in try fs.listDirectory("/boot") where name.hasPrefix("vmlinuz-") && !name.hasSuffix(".hmac") {
+    /// Every /boot/vmlinuz-V, newest first, each judged by its bytes.
+    static func findKernels(_ fs: any GuestFilesystem) throws -> [KernelAnalysis] {
+        var kernels: [KernelAnalysis] = []
+        for name in try fs.listDirectory("/boot") where name.hasPrefix("vmlinuz-") && !name.hasSuffix(".hmac")
+            && !name.hasSuffix(".pre-rehost") {
             let path = "/boot/\(name)"
             let size: UInt64
             switch try fs.entry(at: path) {
@@ -142,8 +149,8 @@ public enum GuestInspector {
             default: continue
             }
             let version = String(name.dropFirst("vmlinuz-".count))
-            kernels.append(Kernel(version: version, path: path, initrd: try findInitrd(fs, version: version),
-                                  size: size, xenOnly: isXenOnly(version)))
+            kernels.append(try KernelAnalysis(fs: fs, version: version, path: path, size: size,
+                                              initrdPath: try findInitrd(fs, version: version)))
         }
         return kernels.sorted { KernelVersion.isOlder($1.version, than: $0.version) }
     }
@@ -158,12 +165,6 @@ public enum GuestInspector {
             }
         }
         return nil
-    }
-
-    /// Paravirtual-only kernels: RHEL 5's `...el5xen`, Debian's `-xen-amd64`, `-xenU`, old AWS `-ec2`.
-    static func isXenOnly(_ version: String) -> Bool {
-        let lowered = version.lowercased()
-        return lowered.contains("xen") || lowered.hasSuffix("-ec2") || lowered.contains("-ec2-")
     }
 
     // MARK: Xen traits

@@ -21,6 +21,8 @@ public enum GuestRepairs {
                run: BlkidCacheRepair.run),
         Repair(name: "network", summary: "drop HWADDR/MACADDR pins in ifcfg files and udev persistent-net rules",
                run: NetworkRepair.run),
+        Repair(name: "initrd", summary: "add the target's disk drivers from the guest's own modules to the initrd of the kernel that boots",
+               run: InitrdRepair.run),
         Repair(name: "bootloader", summary: "write grub.conf (GRUB legacy) and a native grub.cfg for the non-Xen kernels",
                run: BootloaderRepair.run),
     ]
@@ -29,24 +31,35 @@ public enum GuestRepairs {
     /// they run (for --help).
     public static let names: [(name: String, description: String)] = all.map { ($0.name, $0.summary) }
 
+    /// What the repairs did.
+    public struct Outcome: Sendable, Equatable {
+        public var changes: [GuestChange]
+        /// Things the user should know that did not stop the repairs ("no virtio-scsi driver").
+        public var warnings: [String]
+    }
+
     /// Runs every repair not in `options.skip`, in order, and returns what changed. Checks up front
-    /// that the guest has a bootable kernel (unless `bootloader` is skipped), so a guest that cannot
-    /// boot is refused before anything is written.
-    public static func apply(to fs: any GuestFilesystem, options: RepairOptions) throws -> [GuestChange] {
+    /// that the guest has a kernel that boots on the target (unless `bootloader` is skipped), so a
+    /// guest that cannot boot is refused before anything is written.
+    public static func apply(to fs: any GuestFilesystem, options: RepairOptions) throws -> Outcome {
         let known = all.map(\.name)
         if let unknown = options.skip.sorted().first(where: { !known.contains($0) }) {
             throw RepairError.unknownRepair(name: unknown, known: known)
         }
-        let report = try GuestInspector.inspect(fs)
+        let report = try GuestInspector.inspect(fs, target: options.target, rootFilesystemType: options.rootFilesystemType)
         if !options.skip.contains("bootloader"), report.bootableKernel == nil {
-            throw GuestInspector.kernelProblem(report.kernels)
+            throw GuestInspector.kernelProblem(report.kernels, target: options.target)
         }
         var context = RepairContext(fs: fs, options: options, report: report, repair: "")
+        if options.skip.contains("initrd"), let kernel = report.bootableKernel,
+           kernel.verdict(for: options.target)?.outcome == .bootsAfterRepair {
+            context.warnings.append("--skip initrd: \(kernel.path) boots on \(options.target.rawValue) only once its initrd has the target's drivers")
+        }
         for repair in all where !options.skip.contains(repair.name) {
             context.repair = repair.name
             try repair.run(&context)
         }
-        return context.changes
+        return Outcome(changes: context.changes, warnings: context.warnings)
     }
 }
 
@@ -57,6 +70,7 @@ struct RepairContext {
     let report: GuestReport
     var repair: String
     var changes: [GuestChange] = []
+    var warnings: [String] = []
 
     /// Applies `edit` to the lines of an existing file and writes the file only if its bytes change.
     mutating func edit(_ path: String, _ edit: (inout TextLines) throws -> Void) throws {

@@ -1,21 +1,26 @@
+import KernelPackages
+
 /// What `GuestInspector` found in a guest; printed by `rehost inspect` (as JSON on request).
 public struct GuestReport: Codable, Sendable, Equatable {
     public var os: OperatingSystem
     /// Every /boot/vmlinuz-*, sorted newest first.
     public var kernels: [Kernel]
-    /// The newest kernel that is not Xen-only; nil if there is none.
+    /// The target the verdicts below were made for.
+    public var target: Target
+    /// The newest kernel that boots on the target (now, or after the initrd repair); nil if none does.
     public var bootableKernel: Kernel?
-    /// Why the guest cannot boot off Xen as it stands (only Xen kernels, or none); nil if it can.
+    /// Why no kernel boots on the target; nil if one does.
     public var kernelProblem: String?
     public var xenTraits: [XenTrait]
     /// Bootloader configurations present: /boot/grub/grub.conf, menu.lst, grub.cfg, /boot/grub2/grub.cfg, /etc/grub.conf.
     public var bootloaderConfigs: [String]
     public var initSystem: InitSystem
 
-    public init(os: OperatingSystem, kernels: [Kernel], bootableKernel: Kernel?, kernelProblem: String?,
+    public init(os: OperatingSystem, kernels: [Kernel], target: Target, bootableKernel: Kernel?, kernelProblem: String?,
                 xenTraits: [XenTrait], bootloaderConfigs: [String], initSystem: InitSystem) {
         self.os = os
         self.kernels = kernels
+        self.target = target
         self.bootableKernel = bootableKernel
         self.kernelProblem = kernelProblem
         self.xenTraits = xenTraits
@@ -50,21 +55,40 @@ public struct OperatingSystem: Codable, Sendable, Equatable {
 }
 
 public struct Kernel: Codable, Sendable, Equatable {
-    /// The part after "vmlinuz-": "2.6.18-398.el5".
+    /// The part after "vmlinuz-": "2.6.18-398.el5". A name is a hint only; `image` says what it is.
     public var version: String
     public var path: String
     /// The matching initrd's path, if any.
     public var initrd: String?
     public var size: UInt64
-    /// A paravirtual-only Xen kernel (`...xen`, `-xenU`, old AWS `-ec2`): it cannot boot on hardware.
-    public var xenOnly: Bool
+    /// The image judged by its bytes: a bzImage boots under GRUB, a Xen PV ELF does not.
+    public var image: KernelImage
+    /// `uname -r` once it runs (from the image's version string), naming its modules directory.
+    public var release: String
+    /// `/lib/modules/<release>` when the guest has it.
+    public var modulesDirectory: String?
+    public var initrdDetails: InitrdSummary?
+    /// Whether it boots on each target, and why.
+    public var verdicts: [TargetVerdict]
 
-    public init(version: String, path: String, initrd: String?, size: UInt64, xenOnly: Bool) {
+    /// A Xen PV image: it boots only as a Xen paravirtual guest.
+    public var xenOnly: Bool { image.format == .xenPV }
+
+    public func verdict(for target: Target) -> TargetVerdict? {
+        verdicts.first { $0.target == target }
+    }
+
+    public init(version: String, path: String, initrd: String?, size: UInt64, image: KernelImage, release: String,
+                modulesDirectory: String?, initrdDetails: InitrdSummary?, verdicts: [TargetVerdict]) {
         self.version = version
         self.path = path
         self.initrd = initrd
         self.size = size
-        self.xenOnly = xenOnly
+        self.image = image
+        self.release = release
+        self.modulesDirectory = modulesDirectory
+        self.initrdDetails = initrdDetails
+        self.verdicts = verdicts
     }
 }
 

@@ -42,7 +42,7 @@ public final class Converter {
                                      scratchDirectory: options.scratchDirectory, progress: progress)
         let fs = source.report.filesystem
         let overlay = source.overlay()
-        let guest = try GuestInspector.inspect(overlay)
+        let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue)
         let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
@@ -52,14 +52,14 @@ public final class Converter {
         let repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip)
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
-        let plannedChanges = try GuestRepairs.apply(to: overlay, options: repairOptions)
-        var warnings: [String] = []
+        let planned = try GuestRepairs.apply(to: overlay, options: repairOptions)
+        var warnings = planned.warnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
         }
         var report = ConvertReport(input: source.report, outputs: [], dryRun: options.dryRun,
                                    target: options.target.rawValue, rootReference: rootReference, disk: plan,
-                                   newFilesystem: nil, copy: nil, changes: plannedChanges, bootloader: nil,
+                                   newFilesystem: nil, copy: nil, changes: planned.changes, bootloader: nil,
                                    warnings: warnings, seconds: 0)
         if options.dryRun {
             report.seconds = monotonicSeconds() - startedWall
@@ -106,7 +106,7 @@ public final class Converter {
         }
 
         progress.begin(stage: "repairing the guest", totalBytes: nil)
-        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions)
+        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions).changes
         progress.end()
         try destination.close()
 

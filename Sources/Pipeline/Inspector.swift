@@ -8,11 +8,11 @@ public enum Inspector {
                                partition: Int? = nil, scratchDirectory: String? = nil) throws -> InspectReport {
         let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory)
         let overlay = source.overlay()
-        let guest = try GuestInspector.inspect(overlay)
+        let guest = try GuestInspector.inspect(overlay, target: target)
         let fs = source.report.filesystem
         let root = RootReference.resolve(choice: rootReference, label: fs.label, uuid: fs.uuid, target: target, report: guest)
         var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,
-                                   plannedDisk: nil, plannedDiskProblem: nil, plannedChanges: [], plannedChangesProblem: nil)
+                                   plannedDisk: nil, plannedDiskProblem: nil, plannedChanges: [], plannedWarnings: [], plannedChangesProblem: nil)
         do {
             report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
         } catch let error as RehostError {
@@ -20,7 +20,9 @@ public enum Inspector {
         }
         do {
             let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [])
-            report.plannedChanges = try GuestRepairs.apply(to: overlay, options: options)
+            let outcome = try GuestRepairs.apply(to: overlay, options: options)
+            report.plannedChanges = outcome.changes
+            report.plannedWarnings = outcome.warnings
         } catch let error as RehostError {
             report.plannedChangesProblem = error.description
         }

@@ -39,6 +39,7 @@ public struct InspectReport: Codable, Sendable {
     public var plannedDiskProblem: String?
     /// The repairs `convert` would make, as computed on an overlay (nothing is written).
     public var plannedChanges: [GuestChange]
+    public var plannedWarnings: [String]
     public var plannedChangesProblem: String?
 }
 

@@ -12,11 +12,8 @@ enum TextReport {
         out += "  OS:           \(g.os.name)\(g.os.version.map { " \($0)" } ?? "") (\(g.os.family.rawValue))\n"
         out += "  init:         \(g.initSystem.rawValue)\n"
         out += "  kernels:      \(g.kernels.isEmpty ? "none in /boot" : "")\n"
-        for k in g.kernels {
-            let initrd = k.initrd ?? "no initrd"
-            out += "    \(k.path)  \(ByteCount.format(k.size))  initrd: \(initrd)\(k.xenOnly ? "  [Xen PV only]" : "")\n"
-        }
-        if let k = g.bootableKernel { out += "  will boot:    \(k.path)\n" }
+        for k in g.kernels { out += kernel(k, target: g.target) }
+        if let k = g.bootableKernel { out += "  will boot:    \(k.path) on \(g.target.rawValue)\n" }
         if let problem = g.kernelProblem { out += "  problem:      \(problem)\n" }
         out += "  bootloader:   \(g.bootloaderConfigs.isEmpty ? "no configuration" : g.bootloaderConfigs.joined(separator: ", "))\n"
         out += "  Xen traits:   \(g.xenTraits.isEmpty ? "none found" : "")\n"
@@ -32,7 +29,35 @@ enum TextReport {
         if let p = r.plannedDiskProblem { out += "  disk problem: \(p)\n" }
         out += "  root:         \(r.rootReference)\n"
         if let p = r.plannedChangesProblem { out += "  problem:      \(p)\n" }
+        for w in r.plannedWarnings { out += "  warning:      \(w)\n" }
         out += changes(r.plannedChanges)
+        return out
+    }
+
+    /// A kernel, what its bytes say, and for each target whether it boots and why; the drivers
+    /// of each bus only for the target asked about.
+    static func kernel(_ k: Kernel, target: Target) -> String {
+        var out = "    \(k.path)  \(ByteCount.format(k.size))\n"
+        var image = "\(k.image.format.rawValue): \(k.image.detail)"
+        if let release = k.image.release { image += " (release \(release))" }
+        out += "      image:        \(image)\n"
+        out += "      modules:      \(k.modulesDirectory ?? "none (/lib/modules/\(k.release) is missing)")\n"
+        if let i = k.initrdDetails {
+            var what = i.family.map { "\($0.rawValue), \(i.layout ?? "?"), \(i.moduleCount) modules" } ?? "unreadable"
+            if let problem = i.problem { what += ": \(problem)" }
+            out += "      initrd:       \(i.path) (\(what))\n"
+        } else {
+            out += "      initrd:       none\n"
+        }
+        for v in k.verdicts {
+            let label = v.target.rawValue + ":"
+            out += "      \(label.padding(toLength: 13, withPad: " ", startingAt: 0)) \(v.outcome.rawValue): \(v.because)\n"
+            guard v.target == target else { continue }
+            for bus in v.buses + [v.filesystem].compactMap({ $0 }) {
+                let drivers = bus.drivers.map { "\($0.name) (\($0.state.rawValue))" }.joined(separator: ", ")
+                out += "        \(bus.bus): \(drivers.isEmpty ? "nothing needed" : drivers)\n"
+            }
+        }
         return out
     }
 

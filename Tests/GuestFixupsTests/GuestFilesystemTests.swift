@@ -85,7 +85,7 @@ import Testing
         let base = GuestFixtures.centos5()
         let before = base.nodes
         let overlay = OverlayGuestFilesystem(base: base)
-        let changes = try GuestRepairs.apply(to: overlay, options: GuestFixtures.kvmOptions)
+        let changes = try GuestRepairs.apply(to: overlay, options: GuestFixtures.kvmOptions).changes
         #expect(!changes.isEmpty)
         #expect(base.mutationCount == 0)
         let baseUnchanged = base.nodes == before
@@ -102,9 +102,9 @@ import Testing
 
     @Test func replayGivesTheSameGuestAsRepairingDirectly() throws {
         let direct = GuestFixtures.centos5()
-        let directChanges = try GuestRepairs.apply(to: direct, options: GuestFixtures.kvmOptions)
+        let directChanges = try GuestRepairs.apply(to: direct, options: GuestFixtures.kvmOptions).changes
         let overlay = OverlayGuestFilesystem(base: GuestFixtures.centos5())
-        let plannedChanges = try GuestRepairs.apply(to: overlay, options: GuestFixtures.kvmOptions)
+        let plannedChanges = try GuestRepairs.apply(to: overlay, options: GuestFixtures.kvmOptions).changes
         let replayed = GuestFixtures.centos5()
         try overlay.replay(onto: replayed)
         #expect(plannedChanges == directChanges)

@@ -102,8 +102,7 @@ enum GuestFixtures {
         fs.addFile("/sbin/agetty", "ELF")
         fs.addFile("/sbin/mingetty", "ELF")
         for version in ["2.6.18-398.el5xen", "2.6.18-398.el5", "2.6.18-8.el5"] {
-            fs.addFile("/boot/vmlinuz-\(version)", "kernel \(version)")
-            fs.addFile("/boot/initrd-\(version).img", "initrd \(version)")
+            SyntheticKernels.install(version, in: fs, xenPV: version.hasSuffix("xen"), initrd: "initrd-\(version).img")
         }
         fs.addFile("/boot/grub/grub.conf", centos5GrubConf, mode: 0o600)
         fs.addSymlink("/boot/grub/menu.lst", target: "./grub.conf")
@@ -126,10 +125,8 @@ enum GuestFixtures {
         fs.addFile("/usr/share/shared-modprobe.conf", "alias eth9 xen-netfront\n")
         fs.addFile("/etc/securetty", "console\ntty1\nhvc0\nttyS0\n")
         fs.addFile("/etc/sysconfig/network-scripts/ifcfg-eth0", "DEVICE=\"eth0\"\nHWADDR=\"12:31:39:0A:1B:2C\"\nONBOOT=\"yes\"")
-        fs.addFile("/boot/vmlinuz-2.6.32-754.el6.x86_64", "kernel")
-        fs.addFile("/boot/initramfs-2.6.32-754.el6.x86_64.img", "initramfs")
-        fs.addFile("/boot/vmlinuz-2.6.32-71.el6.x86_64", "kernel")
-        fs.addFile("/boot/initramfs-2.6.32-71.el6.x86_64.img", "initramfs")
+        SyntheticKernels.install("2.6.32-754.el6.x86_64", in: fs, initrd: "initramfs-2.6.32-754.el6.x86_64.img")
+        SyntheticKernels.install("2.6.32-71.el6.x86_64", in: fs, initrd: "initramfs-2.6.32-71.el6.x86_64.img")
         fs.addFile("/boot/.vmlinuz-2.6.32-754.el6.x86_64.hmac", "hmac")
         fs.addFile("/boot/grub/grub.conf", """
             default=1
@@ -161,10 +158,9 @@ enum GuestFixtures {
             """)
         fs.addFile("/sbin/getty", "ELF")
         fs.addFile("/etc/fstab", "proc /proc proc defaults 0 0\n/dev/xvda2 / ext3 errors=remount-ro 0 1\n/dev/xvda1 none swap sw 0 0")
-        fs.addFile("/boot/vmlinuz-2.6.32-5-xen-amd64", "kernel")
-        fs.addFile("/boot/initrd.img-2.6.32-5-xen-amd64", "initrd")
-        fs.addFile("/boot/vmlinuz-2.6.32-5-amd64", "kernel")
-        fs.addFile("/boot/initrd.img-2.6.32-5-amd64", "initrd")
+        // The Xen flavour as a PV-only image here (Debian's real one is a pvops bzImage).
+        SyntheticKernels.install("2.6.32-5-xen-amd64", in: fs, xenPV: true, initrd: "initrd.img-2.6.32-5-xen-amd64")
+        SyntheticKernels.install("2.6.32-5-amd64", in: fs, initrd: "initrd.img-2.6.32-5-amd64")
         fs.addFile("/boot/grub/menu.lst", """
             default 0
             timeout 2

@@ -28,14 +28,31 @@ import Testing
         #expect(report.xenTraits[0].text == "co:2345:respawn:/sbin/agetty xvc0 9600 vt100-nav")
     }
 
-    @Test func kernelsAreSortedAndXenOnlyOnesAreMarked() throws {
+    @Test func kernelsAreSortedAndJudgedByTheirBytes() throws {
         let report = try GuestInspector.inspect(GuestFixtures.centos5())
         #expect(report.kernels.map(\.version) == ["2.6.18-398.el5xen", "2.6.18-398.el5", "2.6.18-8.el5"])
+        #expect(report.kernels.map(\.image.format) == [.xenPV, .bzImage, .bzImage])
         #expect(report.kernels.map(\.xenOnly) == [true, false, false])
-        #expect(report.bootableKernel == Kernel(version: "2.6.18-398.el5", path: "/boot/vmlinuz-2.6.18-398.el5",
-                                                initrd: "/boot/initrd-2.6.18-398.el5.img",
-                                                size: UInt64("kernel 2.6.18-398.el5".utf8.count), xenOnly: false))
+        let chosen = try #require(report.bootableKernel)
+        #expect(chosen.path == "/boot/vmlinuz-2.6.18-398.el5")
+        #expect(chosen.initrd == "/boot/initrd-2.6.18-398.el5.img")
+        #expect(chosen.release == "2.6.18-398.el5")
+        #expect(chosen.image.bootProtocol == "2.15")
+        #expect(chosen.verdict(for: .kvm)?.outcome == .boots)
+        #expect(report.kernels[0].verdicts.allSatisfy { $0.outcome == .doesNotBoot && $0.because.hasPrefix("Xen PV image") })
         #expect(report.kernelProblem == nil)
+    }
+
+    @Test func aNameIsOnlyAHint() throws {
+        let fs = MemoryGuestFilesystem()
+        // A pvops bzImage named like RHEL 5's Xen kernel boots; a PV image with a plain name does not.
+        fs.addFile("/boot/vmlinuz-2.6.18-400.el5xen", bytes: SyntheticKernels.bzImage(release: "2.6.18-400.el5xen"))
+        fs.addFile("/lib/modules/2.6.18-400.el5xen/modules.builtin", SyntheticKernels.builtinDrivers.joined(separator: "\n"))
+        fs.addFile("/boot/vmlinuz-9.9.9", bytes: SyntheticKernels.xenPV())
+        fs.addFile("/boot/vmlinuz-1.0", "not a kernel at all")
+        let report = try GuestInspector.inspect(fs)
+        #expect(report.kernels.map(\.image.format) == [.xenPV, .bzImage, .unknown])
+        #expect(report.bootableKernel?.path == "/boot/vmlinuz-2.6.18-400.el5xen")
     }
 
     @Test func initrdNamingSchemes() throws {
@@ -53,15 +70,14 @@ import Testing
 
     @Test func onlyXenKernelsIsReported() throws {
         let fs = MemoryGuestFilesystem()
-        fs.addFile("/boot/vmlinuz-2.6.18-398.el5xen", "k")
-        fs.addFile("/boot/vmlinuz-2.6.21.7-2.fc8xen", "k")
-        fs.addFile("/boot/vmlinuz-2.6.16-xenU", "k")
-        fs.addFile("/boot/vmlinuz-2.6.32-312-ec2", "k")
+        for version in ["2.6.18-398.el5xen", "2.6.21.7-2.fc8xen", "2.6.16-xenU", "2.6.32-312-ec2"] {
+            SyntheticKernels.install(version, in: fs, xenPV: true)
+        }
         let report = try GuestInspector.inspect(fs)
         #expect(report.kernels.allSatisfy { $0.xenOnly })
         #expect(report.bootableKernel == nil)
-        #expect(report.kernelProblem?.hasPrefix("only Xen PV kernels found in /boot: ") == true)
-        #expect(report.kernelProblem?.contains("2.6.32-312-ec2") == true)
+        #expect(report.kernelProblem?.hasPrefix("no kernel in /boot boots on kvm: /boot/vmlinuz-2.6.32-312-ec2: Xen PV image") == true)
+        #expect(report.kernelProblem?.contains("2.6.18-398.el5xen") == true)
         #expect(try GuestInspector.inspect(MemoryGuestFilesystem()).kernelProblem == RepairError.noKernels.description)
     }
 

@@ -14,7 +14,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 @Suite struct InittabRepairTests {
     @Test func centos5XenConsoleCommentedOutAndSerialGettyAdded() throws {
         let fs = GuestFixtures.centos5()
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes
         var expected = replacingOnce(GuestFixtures.centos5Inittab,
                                      "co:2345:respawn:/sbin/agetty xvc0 9600 vt100-nav\n",
                                      "# rehost: co:2345:respawn:/sbin/agetty xvc0 9600 vt100-nav\n")
@@ -32,7 +32,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
         let fs = GuestFixtures.debian6()
         _ = try GuestRepairs.apply(to: fs, options: RepairOptions(
             target: .kvm, rootReference: "UUID=1", rootFilesystemType: "ext3",
-            skip: ["securetty", "modprobe", "fstab", "blkid-cache", "network", "bootloader"], serialSpeed: 38400))
+            skip: ["securetty", "modprobe", "fstab", "blkid-cache", "network", "initrd", "bootloader"], serialSpeed: 38400)).changes
         #expect(fs.text("/etc/inittab") == """
             id:2:initdefault:
             si::sysinit:/etc/init.d/rcS
@@ -49,7 +49,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
         let fs = MemoryGuestFilesystem()
         let inittab = "1:2345:respawn:/sbin/mingetty tty1\nT1:2345:respawn:/usr/sbin/agetty -L ttyS0 9600 vt100"
         fs.addFile("/etc/inittab", inittab)
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes
         #expect(changes == [])
         #expect(fs.mutationCount == 0)
         #expect(fs.text("/etc/inittab") == inittab)
@@ -57,14 +57,14 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 
     @Test func upstartInittabWithoutGettysIsLeftAlone() throws {
         let fs = GuestFixtures.rhel6()
-        #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")) == [])
+        #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes == [])
         #expect(fs.mutationCount == 0)
     }
 
     @Test func noFinalNewlineStaysThatWay() throws {
         let fs = MemoryGuestFilesystem()
         fs.addFile("/etc/inittab", "1:2345:respawn:/sbin/mingetty tty1\nco:2345:respawn:/sbin/agetty /dev/hvc0 9600")
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab"))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes
         #expect(fs.text("/etc/inittab") == "1:2345:respawn:/sbin/mingetty tty1\n"
             + "# rehost: co:2345:respawn:/sbin/agetty /dev/hvc0 9600\nS0:2345:respawn:/sbin/agetty ttyS0 115200 vt100-nav")
     }
@@ -72,7 +72,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
     @Test func crlfDoesNotCrashAndKeepsTheCarriageReturns() throws {
         let fs = MemoryGuestFilesystem()
         fs.addFile("/etc/inittab", "1:2345:respawn:/sbin/mingetty tty1\r\nco:2345:respawn:/sbin/agetty xvc0 9600\r\n")
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab"))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes
         #expect(fs.text("/etc/inittab") == "1:2345:respawn:/sbin/mingetty tty1\r\n"
             + "# rehost: co:2345:respawn:/sbin/agetty xvc0 9600\r\nS0:2345:respawn:/sbin/agetty ttyS0 115200 vt100-nav\n")
     }
@@ -81,7 +81,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 @Suite struct SecurettyRepairTests {
     @Test func ttyS0IsAppendedAndModeKept() throws {
         let fs = GuestFixtures.centos5()
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("securetty"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("securetty")).changes
         #expect(fs.text("/etc/securetty") == "console\nvc/1\nvc/2\ntty1\ntty2\nxvc0\nttyS0\n")
         guard case .file(_, let mode, _, _)? = fs.node(at: "/etc/securetty") else { Issue.record("not a file"); return }
         #expect(mode == 0o600)
@@ -91,17 +91,17 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 
     @Test func alreadyListedOrMissingChangesNothing() throws {
         let rhel = GuestFixtures.rhel6()
-        #expect(try GuestRepairs.apply(to: rhel, options: GuestFixtures.only("securetty")) == [])
+        #expect(try GuestRepairs.apply(to: rhel, options: GuestFixtures.only("securetty")).changes == [])
         #expect(rhel.mutationCount == 0)
         let debian = GuestFixtures.debian6()
-        #expect(try GuestRepairs.apply(to: debian, options: GuestFixtures.only("securetty")) == [])
+        #expect(try GuestRepairs.apply(to: debian, options: GuestFixtures.only("securetty")).changes == [])
         #expect(try debian.entry(at: "/etc/securetty") == nil)
     }
 
     @Test func noFinalNewline() throws {
         let fs = MemoryGuestFilesystem()
         fs.addFile("/etc/securetty", "console\ntty1")
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("securetty"))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("securetty")).changes
         #expect(fs.text("/etc/securetty") == "console\ntty1\nttyS0")
     }
 }
@@ -110,7 +110,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
     @Test(arguments: Target.allCases)
     func centos5AliasesNameTheTargetsDrivers(target: Target) throws {
         let fs = GuestFixtures.centos5()
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("modprobe", target: target))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("modprobe", target: target)).changes
         let net = target.netDriver, block = target.blockDriver
         #expect(fs.text("/etc/modprobe.conf") == """
             alias eth0 \(net)
@@ -137,7 +137,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 
     @Test func rhel6ModprobeDFilesButNotSymlinks() throws {
         let fs = GuestFixtures.rhel6()
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("modprobe", target: .virtualbox))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("modprobe", target: .virtualbox)).changes
         #expect(fs.text("/etc/modprobe.d/anaconda.conf") == "alias scsi_hostadapter ahci\nalias eth0 e1000\n")
         #expect(fs.text("/etc/modprobe.d/blacklist.conf") == "# watchdog drivers\nblacklist i8xx_tco\n")
         #expect(fs.text("/usr/share/shared-modprobe.conf") == "alias eth9 xen-netfront\n")
@@ -154,7 +154,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
             alias eth5 e100
             alias usb-controller ehci-hcd
             """)
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("modprobe", target: .generic))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("modprobe", target: .generic)).changes
         #expect(fs.text("/etc/modprobe.conf.local") == """
             alias scsi_hostadapter1 ata_piix
             alias scsi_hostadapter2 ata_piix
@@ -169,7 +169,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 @Suite struct FstabRepairTests {
     @Test func centos5RootByReferenceAndXenDisksCommentedOut() throws {
         let fs = GuestFixtures.centos5()
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab")).changes
         var expected = replacingOnce(GuestFixtures.centos5Fstab, "/dev/sda1               /", "LABEL=/               /")
         expected = replacingOnce(expected, "/dev/sda2 ", "# rehost: /dev/sda2 ")
         expected = replacingOnce(expected, "/dev/sdb\t", "# rehost: /dev/sdb\t")
@@ -186,14 +186,14 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
 
     @Test func rootFilesystemTypeFollowsTheNewFilesystem() throws {
         let fs = GuestFixtures.rhel6()
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab", rootReference: "UUID=5d1c"))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab", rootReference: "UUID=5d1c")).changes
         #expect(fs.text("/etc/fstab") == "UUID=5d1c\t/\text3\tdefaults\t1 1\n# rehost: /dev/xvde3 swap swap defaults 0 0\n"
             + "UUID=0a1b proc /proc proc defaults 0 0\n")
     }
 
     @Test func debianNoFinalNewlineAndDeviceRoot() throws {
         let fs = GuestFixtures.debian6()
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab", rootReference: "/dev/vda1"))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab", rootReference: "/dev/vda1")).changes
         #expect(fs.text("/etc/fstab") == "proc /proc proc defaults 0 0\n/dev/vda1 / ext3 errors=remount-ro 0 1\n"
             + "# rehost: /dev/xvda1 none swap sw 0 0")
     }
@@ -203,7 +203,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
     @Test func blkidCachesAreRemoved() throws {
         let fs = GuestFixtures.centos5()
         fs.addFile("/etc/blkid.tab", "x")
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("blkid-cache"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("blkid-cache")).changes
         #expect(changes == ["/etc/blkid/blkid.tab", "/etc/blkid/blkid.tab.old", "/etc/blkid.tab"].map {
             GuestChange(repair: "blkid-cache", path: $0, action: .removed)
         })
@@ -214,7 +214,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
     @Test func networkPinsAreDropped() throws {
         let fs = GuestFixtures.centos5()
         fs.addFile("/etc/udev/rules.d/75-persistent-net-generator.rules", "")
-        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("network"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("network")).changes
         #expect(fs.text("/etc/sysconfig/network-scripts/ifcfg-eth0")
             == "# Xen Virtual Ethernet\nDEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n")
         #expect(fs.text("/etc/sysconfig/network-scripts/ifcfg-lo") == "DEVICE=lo\nIPADDR=127.0.0.1\n")
@@ -231,7 +231,7 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
     @Test func suseIfcfgAndQuotedValuesWithoutFinalNewline() throws {
         let fs = GuestFixtures.rhel6()
         fs.addFile("/etc/sysconfig/network/ifcfg-eth0", "BOOTPROTO='dhcp'\nMACADDR='00:16:3e:00:00:01'\n")
-        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("network"))
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("network")).changes
         #expect(fs.text("/etc/sysconfig/network-scripts/ifcfg-eth0") == "DEVICE=\"eth0\"\nONBOOT=\"yes\"")
         #expect(fs.text("/etc/sysconfig/network/ifcfg-eth0") == "BOOTPROTO='dhcp'\n")
     }

@@ -8,9 +8,11 @@
 enum BootloaderRepair {
     static func run(_ context: inout RepairContext) throws {
         let report = context.report
-        let kernels = report.kernels.filter { !$0.xenOnly }
-        guard !kernels.isEmpty else { throw GuestInspector.kernelProblem(report.kernels) }
         let options = context.options
+        // The kernel chosen to boot first (the default entry), then the others that boot there.
+        let kernels = report.kernels.filter { $0.path == report.bootableKernel?.path }
+            + report.kernels.filter { $0.path != report.bootableKernel?.path && $0.verdict(for: options.target)?.boots == true }
+        guard !kernels.isEmpty else { throw GuestInspector.kernelProblem(report.kernels, target: options.target) }
         let extra = try keptKernelArguments(context.fs)
         let command = ["ro", "root=\(options.rootReference)"] + extra
             + ["console=tty0", "console=ttyS0,\(options.serialSpeed)"]
