@@ -52,7 +52,7 @@ enum TextReport {
         for v in k.verdicts {
             let label = v.target.rawValue + ":"
             out += "      \(label.padding(toLength: 13, withPad: " ", startingAt: 0)) \(v.outcome.rawValue): \(v.because)\n"
-            guard v.target == target else { continue }
+            guard v.target == target, k.image.bootsOnBIOS else { continue }
             for bus in v.buses + [v.filesystem].compactMap({ $0 }) {
                 let drivers = bus.drivers.map { "\($0.name) (\($0.state.rawValue))" }.joined(separator: ", ")
                 out += "        \(bus.bus): \(drivers.isEmpty ? "nothing needed" : drivers)\n"

@@ -115,7 +115,7 @@ struct ConvertFixtureTests {
         #expect(!(try Self.debugfs("cat /etc/sysconfig/network-scripts/ifcfg-eth0", c.partition)).contains("HWADDR"))
         #expect(try Self.debugfs("stat /etc/blkid/blkid.tab", c.partition).isEmpty)
         let grubCfg = try Self.debugfs("cat /boot/grub/grub.cfg", c.partition)
-        #expect(grubCfg.contains("linux /boot/vmlinuz-\(c.fixture["KERNEL_VERSION"] ?? "?") ro root=LABEL=/"))
+        #expect(grubCfg.contains("linux \(c.fixture["KERNEL_PATH"] ?? "?") ro root=LABEL=/"))
         #expect(grubCfg.contains("console=ttyS0"))
         #expect(!grubCfg.contains("el5xen"), "the Xen-only kernel must not be offered")
         let grubConf = try Self.debugfs("cat /boot/grub/grub.conf", c.partition)

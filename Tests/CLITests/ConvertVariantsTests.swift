@@ -29,7 +29,7 @@ struct ConvertVariantsTests {
         let guest = report["guest"] as? [String: Any]
         #expect((guest?["os"] as? [String: Any])?["family"] as? String == "redhat")
         let kernels = guest?["kernels"] as? [[String: Any]] ?? []
-        #expect(kernels.contains { $0["path"] as? String == fixture["XEN_KERNEL_PATH"] && $0["xenOnly"] as? Bool == true })
+        #expect(kernels.contains { $0["path"] as? String == fixture["XEN_KERNEL_PATH"] && ($0["image"] as? [String: Any])?["format"] as? String == "xenPV" })
         #expect((guest?["bootableKernel"] as? [String: Any])?["path"] as? String == fixture["KERNEL_PATH"])
         let traits = (guest?["xenTraits"] as? [[String: Any]] ?? []).compactMap { $0["file"] as? String }
         for file in ["/etc/inittab", "/etc/modprobe.conf", "/etc/fstab", "/etc/securetty", "/etc/blkid/blkid.tab"] {

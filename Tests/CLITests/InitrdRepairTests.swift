@@ -93,7 +93,7 @@ struct InitrdRepairTests {
         let insmods = lines.filter { $0.hasPrefix("insmod ") }.map { String($0.dropFirst("insmod /lib/".count).dropLast(3)) }
         func position(_ name: String) -> Int { insmods.firstIndex(of: name) ?? -1 }
         #expect(position("xen-blkfront") >= 0 && position("xen-blkfront") < position("virtio_blk"), "\(insmods)")
-        for (dependency, module) in [("virtio", "virtio_ring"), ("virtio_ring", "virtio_blk"), ("virtio_pci", "virtio_blk"),
+        for (dependency, module) in [("virtio", "virtio_blk"), ("virtio_ring", "virtio_blk"), ("virtio_pci", "virtio_blk"),
                                      ("scsi_mod", "sd_mod"), ("libata", "ata_piix"), ("libahci", "ahci")] {
             #expect(position(dependency) >= 0 && position(dependency) < position(module), "\(dependency) must load before \(module): \(insmods)")
         }

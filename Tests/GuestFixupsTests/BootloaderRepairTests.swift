@@ -102,6 +102,23 @@ import Testing
         #expect(try fs.entry(at: "/etc/grub.conf") == .symlink(target: "../boot/grub/grub.conf"))
     }
 
+    /// systemd names the new NIC ens3; a configuration that names eth0 needs the classic names.
+    @Test(arguments: [("/etc/network/interfaces", "auto eth0\niface eth0 inet dhcp\n", true),
+                      ("/etc/network/interfaces", "# eth0 is gone\nauto ens3\n", false),
+                      ("/etc/sysconfig/network-scripts/ifcfg-eth0", "DEVICE=eth0\nBOOTPROTO=dhcp\n", true),
+                      ("/etc/netplan/50-cloud-init.yaml", "network:\n  ethernets:\n    eth0:\n      dhcp4: true\n", true)])
+    func classicInterfaceNamesForSystemdGuestsConfiguringEth0(file: String, text: String, expected: Bool) throws {
+        for systemd in [true, false] {
+            let fs = MemoryGuestFilesystem()
+            SyntheticKernels.install("5.10.0-9-amd64", in: fs)
+            fs.addFile(file, text)
+            if systemd { fs.addSymlink("/sbin/init", target: "/lib/systemd/systemd") }
+            _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("bootloader"))
+            let grubCfg = fs.text("/boot/grub/grub.cfg") ?? ""
+            #expect(grubCfg.contains(" net.ifnames=0 biosdevname=0 ") == (expected && systemd), "\(file) systemd=\(systemd): \(grubCfg)")
+        }
+    }
+
     @Test func symlinkedGrubCfgIsReplacedByARealFile() throws {
         let fs = GuestFixtures.centos5()
         fs.addSymlink("/boot/grub/grub.cfg", target: "grub.conf")

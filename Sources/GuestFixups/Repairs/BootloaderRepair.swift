@@ -13,7 +13,11 @@ enum BootloaderRepair {
         let kernels = report.kernels.filter { $0.path == report.bootableKernel?.path }
             + report.kernels.filter { $0.path != report.bootableKernel?.path && $0.verdict(for: options.target)?.boots == true }
         guard !kernels.isEmpty else { throw GuestInspector.kernelProblem(report.kernels, target: options.target) }
-        let extra = try keptKernelArguments(context.fs)
+        var extra = try keptKernelArguments(context.fs)
+        if try NetworkNames.configurationNamesEth0(context.fs, initSystem: report.initSystem) {
+            // systemd would name the new NIC ens3/enp0s3 and never configure eth0.
+            for argument in ["net.ifnames=0", "biosdevname=0"] where !extra.contains(argument) { extra.append(argument) }
+        }
         let command = ["ro", "root=\(options.rootReference)"] + extra
             + ["console=tty0", "console=ttyS0,\(options.serialSpeed)"]
         let entries = kernels.map { kernel in
@@ -125,5 +129,25 @@ enum BootloaderRepair {
             if !dropped, !kept.contains(argument) { kept.append(argument) }
         }
         return kept
+    }
+}
+
+/// Whether the guest's network configuration names `eth0` while its udev (systemd's) would give
+/// the NIC a predictable name instead, so the network would not come up after the move.
+enum NetworkNames {
+    static func configurationNamesEth0(_ fs: any GuestFilesystem, initSystem: InitSystem) throws -> Bool {
+        guard initSystem == .systemd else { return false }
+        var files = ["/etc/network/interfaces", "/etc/sysconfig/network-scripts/ifcfg-eth0"]
+        files += try fs.listDirectory("/etc/network/interfaces.d").map { "/etc/network/interfaces.d/\($0)" }
+        files += try fs.listDirectory("/etc/netplan").filter { $0.hasSuffix(".yaml") }.map { "/etc/netplan/\($0)" }
+        files += try fs.listDirectory("/etc/systemd/network").filter { $0.hasSuffix(".network") }.map { "/etc/systemd/network/\($0)" }
+        for path in files {
+            guard let lines = try fs.readLines(path) else { continue }
+            let mentions = lines.texts.contains { line in
+                !line.isCommentOrBlank && line.split(whereSeparator: { " \t:=\"".contains($0) }).contains("eth0")
+            }
+            if mentions { return true }
+        }
+        return false
     }
 }
