@@ -38,6 +38,8 @@ public enum RepairError: RehostError, Equatable {
     case noBootableKernel(target: String, reasons: [String])
     case noKernels
     case unknownRepair(name: String, known: [String])
+    case noSuchKernel(String, available: [String])
+    case kernelDoesNotBoot(String, target: String, because: String)
 
     public var description: String {
         switch self {
@@ -46,6 +48,10 @@ public enum RepairError: RehostError, Equatable {
         case .noKernels:
             return "/boot: no /boot/vmlinuz-* kernel in the guest (was /boot a separate Xen partition?); "
                 + "expected at least one non-Xen kernel"
+        case let .noSuchKernel(kernel, available):
+            return "--kernel \(kernel): no such kernel in /boot; expected one of \(available.isEmpty ? "(none)" : available.joined(separator: ", "))"
+        case let .kernelDoesNotBoot(kernel, target, because):
+            return "--kernel \(kernel): it does not boot on \(target): \(because)"
         case let .unknownRepair(name, known):
             return "--skip \(name): no such repair; expected one of \(known.joined(separator: ", "))"
         }

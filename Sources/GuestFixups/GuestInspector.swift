@@ -1,10 +1,22 @@
 /// Reads a guest without changing it: which distribution, which kernels, what ties it to Xen.
 public enum GuestInspector {
     /// `target` and `rootFilesystemType` are what the verdicts on each kernel are made for.
+    /// `kernel` (a file-name version or a release) picks the kernel to boot instead of the newest
+    /// that boots; it must exist and boot on the target.
     public static func inspect(_ fs: any GuestFilesystem, target: Target = .kvm,
-                               rootFilesystemType: String = "ext3") throws -> GuestReport {
+                               rootFilesystemType: String = "ext3", kernel: String? = nil) throws -> GuestReport {
         let kernels = try findKernels(fs).map { try $0.report(rootFilesystemType: rootFilesystemType) }
-        let bootable = kernels.first { $0.verdict(for: target)?.boots == true }
+        var bootable = kernels.first { $0.verdict(for: target)?.boots == true }
+        if let kernel {
+            guard let asked = kernels.first(where: { $0.version == kernel || $0.release == kernel || $0.path == kernel }) else {
+                throw RepairError.noSuchKernel(kernel, available: kernels.map(\.version))
+            }
+            guard let verdict = asked.verdict(for: target), verdict.boots else {
+                throw RepairError.kernelDoesNotBoot(kernel, target: target.rawValue,
+                                                    because: asked.verdict(for: target)?.because ?? asked.image.detail)
+            }
+            bootable = asked
+        }
         return GuestReport(
             os: try detectOperatingSystem(fs),
             kernels: kernels,

@@ -46,7 +46,8 @@ public enum GuestRepairs {
         if let unknown = options.skip.sorted().first(where: { !known.contains($0) }) {
             throw RepairError.unknownRepair(name: unknown, known: known)
         }
-        let report = try GuestInspector.inspect(fs, target: options.target, rootFilesystemType: options.rootFilesystemType)
+        let report = try GuestInspector.inspect(fs, target: options.target, rootFilesystemType: options.rootFilesystemType,
+                                                kernel: options.kernel)
         if !options.skip.contains("bootloader"), report.bootableKernel == nil {
             throw GuestInspector.kernelProblem(report.kernels, target: options.target)
         }

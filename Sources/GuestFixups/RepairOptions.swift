@@ -43,9 +43,12 @@ public struct RepairOptions: Sendable, Equatable {
     /// Repair names not to run (see `GuestRepairs.names`).
     public var skip: Set<String>
     public var serialSpeed: Int
+    /// The kernel to boot, by file-name version or release; nil: the newest that boots on the target.
+    public var kernel: String?
 
     public init(target: Target, rootReference: String, rootFilesystemType: String,
-                skip: Set<String> = [], serialSpeed: Int = 115200) {
+                skip: Set<String> = [], serialSpeed: Int = 115200, kernel: String? = nil) {
+        self.kernel = kernel
         self.target = target
         self.rootReference = rootReference
         self.rootFilesystemType = rootFilesystemType

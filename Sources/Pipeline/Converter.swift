@@ -42,7 +42,8 @@ public final class Converter {
                                      scratchDirectory: options.scratchDirectory, progress: progress)
         let fs = source.report.filesystem
         let overlay = source.overlay()
-        let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue)
+        let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue,
+                                               kernel: options.kernel)
         let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
@@ -50,7 +51,8 @@ public final class Converter {
         let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
                                                   uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest)
         let repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
-                                          rootFilesystemType: options.format.flavor.rawValue, skip: options.skip)
+                                          rootFilesystemType: options.format.flavor.rawValue, skip: options.skip,
+                                          kernel: options.kernel)
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions)
         var warnings = planned.warnings

@@ -5,10 +5,10 @@ import ImageCore
 /// `rehost inspect`: what the input is, what is inside, and what `convert` would do with it.
 public enum Inspector {
     public static func inspect(path: String, target: Target = .kvm, rootReference: RootReferenceChoice = .auto,
-                               partition: Int? = nil, scratchDirectory: String? = nil) throws -> InspectReport {
+                               partition: Int? = nil, scratchDirectory: String? = nil, kernel: String? = nil) throws -> InspectReport {
         let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory)
         let overlay = source.overlay()
-        let guest = try GuestInspector.inspect(overlay, target: target)
+        let guest = try GuestInspector.inspect(overlay, target: target, kernel: kernel)
         let fs = source.report.filesystem
         let root = RootReference.resolve(choice: rootReference, label: fs.label, uuid: fs.uuid, target: target, report: guest)
         var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,
@@ -19,7 +19,7 @@ public enum Inspector {
             report.plannedDiskProblem = error.description
         }
         do {
-            let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [])
+            let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
             let outcome = try GuestRepairs.apply(to: overlay, options: options)
             report.plannedChanges = outcome.changes
             report.plannedWarnings = outcome.warnings

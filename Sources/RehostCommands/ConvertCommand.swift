@@ -83,6 +83,7 @@ struct ConvertCommand: ParsableCommand {
             options.target = guest.target
             options.rootReference = guest.rootReference
             options.skip = Set(skip)
+            options.kernel = guest.kernel
             options.dryRun = dryRun
             options.partition = guest.partition
             options.scratchDirectory = guest.scratchDirectory

@@ -23,7 +23,8 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let report = try Inspector.inspect(path: guest.input, target: guest.target, rootReference: guest.rootReference,
-                                               partition: guest.partition, scratchDirectory: guest.scratchDirectory)
+                                               partition: guest.partition, scratchDirectory: guest.scratchDirectory,
+                                               kernel: guest.kernel)
             if guest.json { try printJSON(report) } else { print(TextReport.inspect(report), terminator: "") }
         }
     }

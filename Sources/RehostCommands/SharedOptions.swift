@@ -24,6 +24,10 @@ struct GuestOptions: ParsableArguments {
                                valueName: "auto|label|uuid|device"))
     var rootReference: RootReferenceChoice = .auto
 
+    @Option(help: ArgumentHelp("The kernel to boot, by the version in its file name (/boot/vmlinuz-VERSION) or its release (uname -r); it must boot on the target. Default: the newest kernel that does.",
+                               valueName: "version"))
+    var kernel: String?
+
     @Option(name: .customLong("scratch-dir"),
             help: ArgumentHelp("Where a gzip, qcow2, VMDK, VDI, VHD or OVA input is expanded to a sparse raw copy, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
     var scratchDirectory: String?

@@ -50,7 +50,8 @@ import Testing
         // The existing menu.lst (./grub.conf) and /etc/grub.conf links already point at grub.conf.
         #expect(fs.node(at: "/boot/grub/menu.lst") == .symlink(target: "./grub.conf"))
         #expect(fs.node(at: "/etc/grub.conf") == .symlink(target: "../boot/grub/grub.conf"))
-        #expect(changes.map { "\($0.action.rawValue) \($0.path)" } == ["edited /boot/grub/grub.conf", "created /boot/grub/grub.cfg"])
+        #expect(changes.map { "\($0.action.rawValue) \($0.path)" } == ["edited /boot/grub/grub.conf", "created /boot/grub/grub.cfg",
+                                                                      "edited /etc/sysconfig/kernel"])
     }
 
     @Test func debianMenuLstBecomesALinkAndArgumentsAreKept() throws {
@@ -61,7 +62,7 @@ import Testing
         let changes = try GuestRepairs.apply(to: fs, options: options).changes
         #expect(changes.map { "\($0.action.rawValue) \($0.path)" } == [
             "created /boot/grub/grub.conf", "symlinked /boot/grub/menu.lst", "symlinked /etc/grub.conf",
-            "created /boot/grub/grub.cfg",
+            "created /boot/grub/grub.cfg", "edited /etc/default/grub",
         ])
         let grubConf = try #require(fs.text("/boot/grub/grub.conf"))
         #expect(grubConf.contains("serial --unit=0 --speed=9600\n"))
@@ -117,6 +118,31 @@ import Testing
             let grubCfg = fs.text("/boot/grub/grub.cfg") ?? ""
             #expect(grubCfg.contains(" net.ifnames=0 biosdevname=0 ") == (expected && systemd), "\(file) systemd=\(systemd): \(grubCfg)")
         }
+    }
+
+    @Test func defaultsAreWrittenWhereTheGuestsToolsLook() throws {
+        let centos = GuestFixtures.centos5()
+        _ = try GuestRepairs.apply(to: centos, options: GuestFixtures.only("bootloader"))
+        #expect(centos.text("/etc/sysconfig/kernel")?.contains("\nDEFAULTKERNEL=kernel\n") == true)
+        let debian = GuestFixtures.debian6()
+        _ = try GuestRepairs.apply(to: debian, options: GuestFixtures.only("bootloader"))
+        #expect(debian.text("/etc/default/grub") == "GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"
+            + "GRUB_CMDLINE_LINUX=\"elevator=noop console=tty0 console=ttyS0,115200\"\nGRUB_TERMINAL=\"serial console\"\n"
+            + "GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\n")
+    }
+
+    @Test func theKernelAskedForBootsFirst() throws {
+        let fs = GuestFixtures.centos5()
+        var options = GuestFixtures.only("bootloader")
+        options.kernel = "2.6.18-8.el5"
+        _ = try GuestRepairs.apply(to: fs, options: options)
+        let titles = (fs.text("/boot/grub/grub.cfg") ?? "").split(separator: "\n").filter { $0.hasPrefix("menuentry") }
+        #expect(titles.first?.contains("2.6.18-8.el5") == true && titles.count == 2, "\(titles)")
+        options.kernel = "2.6.18-398.el5xen"
+        #expect(throws: RepairError.self) { try GuestRepairs.apply(to: fs, options: options) }
+        options.kernel = "4.0"
+        let error = #expect(throws: RepairError.self) { try GuestRepairs.apply(to: fs, options: options) }
+        #expect(error?.description == "--kernel 4.0: no such kernel in /boot; expected one of 2.6.18-398.el5xen, 2.6.18-398.el5, 2.6.18-8.el5")
     }
 
     @Test func symlinkedGrubCfgIsReplacedByARealFile() throws {

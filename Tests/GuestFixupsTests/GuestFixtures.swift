@@ -104,6 +104,7 @@ enum GuestFixtures {
         for version in ["2.6.18-398.el5xen", "2.6.18-398.el5", "2.6.18-8.el5"] {
             SyntheticKernels.install(version, in: fs, xenPV: version.hasSuffix("xen"), initrd: "initrd-\(version).img")
         }
+        fs.addFile("/etc/sysconfig/kernel", "# UPDATEDEFAULT specifies if new-kernel-pkg should make\nUPDATEDEFAULT=yes\n\n# DEFAULTKERNEL specifies the default kernel package type\nDEFAULTKERNEL=kernel-xen\n")
         fs.addFile("/boot/grub/grub.conf", centos5GrubConf, mode: 0o600)
         fs.addSymlink("/boot/grub/menu.lst", target: "./grub.conf")
         fs.addSymlink("/etc/grub.conf", target: "../boot/grub/grub.conf")
@@ -157,6 +158,7 @@ enum GuestFixtures {
 
             """)
         fs.addFile("/sbin/getty", "ELF")
+        fs.addFile("/etc/default/grub", "GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=hvc0 xencons=tty elevator=noop\"\n")
         fs.addFile("/etc/fstab", "proc /proc proc defaults 0 0\n/dev/xvda2 / ext3 errors=remount-ro 0 1\n/dev/xvda1 none swap sw 0 0")
         // The Xen flavour as a PV-only image here (Debian's real one is a pvops bzImage).
         SyntheticKernels.install("2.6.32-5-xen-amd64", in: fs, xenPV: true, initrd: "initrd.img-2.6.32-5-xen-amd64")

@@ -32,6 +32,46 @@ enum BootloaderRepair {
             try context.symlink(GuestPaths.etcGrubConf, to: "../boot/grub/grub.conf", equivalentTargets: [GuestPaths.grubConf])
         }
         try context.writeWholeFile(GuestPaths.grubCfg, lines: grub2Config(entries, options: options), newFileMode: 0o644)
+        try makeDefaultsLast(&context, classicNames: extra.contains("net.ifnames=0"))
+    }
+
+    /// Writes the boot choices where the guest's own tools look when they next install a kernel or
+    /// regenerate the menu: RHEL's new-kernel-pkg makes the next `kernel-xen` the default unless
+    /// /etc/sysconfig/kernel says `kernel`, and update-grub builds every entry from /etc/default/grub.
+    static func makeDefaultsLast(_ context: inout RepairContext, classicNames: Bool) throws {
+        try context.edit("/etc/sysconfig/kernel") { lines in
+            for (index, text) in lines.texts.enumerated() {
+                let trimmed = text.trimmingCharacters(in: " \t")
+                guard trimmed.hasPrefix("DEFAULTKERNEL="), trimmed.lowercased().contains("xen") else { continue }
+                lines.replace(index, with: "DEFAULTKERNEL=kernel")
+            }
+        }
+        let speed = context.options.serialSpeed
+        let serial = "console=ttyS0,\(speed)"
+        try context.edit("/etc/default/grub") { lines in
+            var sawSerialCommand = false, sawTerminal = false
+            for (index, text) in lines.texts.enumerated() {
+                let trimmed = text.trimmingCharacters(in: " \t")
+                if trimmed.hasPrefix("GRUB_SERIAL_COMMAND=") { sawSerialCommand = true }
+                if trimmed.hasPrefix("GRUB_TERMINAL=") || trimmed.hasPrefix("GRUB_TERMINAL_OUTPUT=") { sawTerminal = true }
+                for key in ["GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT"] where trimmed.hasPrefix(key + "=") {
+                    var value = String(trimmed.dropFirst(key.count + 1))
+                    if value.count >= 2, value.first == "\"", value.last == "\"" { value = String(value.dropFirst().dropLast()) }
+                    var arguments = value.split(separator: " ").map(String.init).filter { argument in
+                        let lowered = argument.lowercased()
+                        return !lowered.hasPrefix("console=") && !lowered.contains("xen")
+                            && !(classicNames && (lowered.hasPrefix("net.ifnames=") || lowered.hasPrefix("biosdevname=")))
+                    }
+                    if key == "GRUB_CMDLINE_LINUX" {
+                        arguments += ["console=tty0", serial]
+                        if classicNames { arguments += ["net.ifnames=0", "biosdevname=0"] }
+                    }
+                    lines.replace(index, with: "\(key)=\"\(arguments.joined(separator: " "))\"")
+                }
+            }
+            if !sawTerminal { lines.append("GRUB_TERMINAL=\"serial console\"") }
+            if !sawSerialCommand { lines.append("GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=\(speed)\"") }
+        }
     }
 
     struct MenuEntry {
