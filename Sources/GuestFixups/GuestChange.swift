@@ -3,7 +3,7 @@ import ImageCore
 /// One change a repair made to the guest, for the CLI to show as "path: - old / + new".
 public struct GuestChange: Codable, Sendable, Equatable {
     public enum Action: String, Codable, Sendable {
-        case edited, created, removed, symlinked
+        case edited, created, removed, symlinked, labelled
     }
 
     /// A changed line: `before` nil for an added line, `after` nil for a removed one.

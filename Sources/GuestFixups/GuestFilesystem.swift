@@ -28,6 +28,13 @@ public protocol GuestFilesystem: AnyObject {
     /// Creates one directory owned by root (following symlinks in the parent); does nothing if a
     /// directory is already there. The parent directory must exist.
     func createDirectory(_ path: String, mode: UInt16) throws
+
+    /// One extended attribute of the entry at `path` itself (a final symlink is not followed);
+    /// nil if the entry or the attribute is missing.
+    func extendedAttribute(_ path: String, name: String) throws -> [UInt8]?
+
+    /// Sets one extended attribute on the entry at `path` itself, keeping its others.
+    func setExtendedAttribute(_ path: String, name: String, value: [UInt8]) throws
 }
 
 public enum GuestEntry: Equatable, Sendable {

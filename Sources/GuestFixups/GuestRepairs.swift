@@ -25,6 +25,8 @@ public enum GuestRepairs {
                run: InitrdRepair.run),
         Repair(name: "bootloader", summary: "write grub.conf (GRUB legacy) and a native grub.cfg for the non-Xen kernels",
                run: BootloaderRepair.run),
+        Repair(name: "selinux", summary: "give the files the repairs created their SELinux labels (or, with --selinux relabel, touch /.autorelabel)",
+               run: SELinuxRepair.run),
     ]
 
     /// Every repair's name (the values `--skip` accepts) with a one-line description, in the order

@@ -14,6 +14,8 @@ public final class MemoryGuestFilesystem: GuestFilesystem {
     public private(set) var nodes: [String: Node] = ["/": .directory(mode: 0o755, uid: 0, gid: 0)]
     /// Calls to writeFile, createSymlink, remove and createDirectory, whether or not they changed anything.
     public private(set) var mutationCount = 0
+    /// Extended attributes by canonical path and name.
+    public private(set) var attributes: [String: [String: [UInt8]]] = [:]
 
     public init() {}
 
@@ -32,6 +34,11 @@ public final class MemoryGuestFilesystem: GuestFilesystem {
     public func addDirectory(_ path: String, mode: UInt16 = 0o755) {
         addParents(of: path)
         nodes[normalized(path)] = .directory(mode: mode, uid: 0, gid: 0)
+    }
+
+    /// Sets an extended attribute on an existing node (test set-up; not counted).
+    public func addAttribute(_ path: String, name: String, value: [UInt8]) {
+        attributes[normalized(path), default: [:]][name] = value
     }
 
     public func addSymlink(_ path: String, target: String) {
@@ -120,6 +127,20 @@ public final class MemoryGuestFilesystem: GuestFilesystem {
         guard let canonical = try resolver.resolve(path, followLast: false) else { return }
         if case .directory? = nodes[canonical] { throw GuestFilesystemError.isADirectory(path: path) }
         nodes[canonical] = nil
+        attributes[canonical] = nil
+    }
+
+    public func extendedAttribute(_ path: String, name: String) throws -> [UInt8]? {
+        guard let canonical = try resolver.resolve(path, followLast: false), nodes[canonical] != nil else { return nil }
+        return attributes[canonical]?[name]
+    }
+
+    public func setExtendedAttribute(_ path: String, name: String, value: [UInt8]) throws {
+        mutationCount += 1
+        guard let canonical = try resolver.resolve(path, followLast: false), nodes[canonical] != nil else {
+            throw GuestFilesystemError.parentMissing(path: path)
+        }
+        attributes[canonical, default: [:]][name] = value
     }
 
     public func createDirectory(_ path: String, mode: UInt16) throws {

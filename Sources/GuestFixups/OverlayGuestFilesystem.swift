@@ -11,6 +11,7 @@ public final class OverlayGuestFilesystem: GuestFilesystem {
         case createSymlink(path: String, target: String)
         case remove(path: String)
         case createDirectory(path: String, mode: UInt16)
+        case setExtendedAttribute(path: String, name: String, value: [UInt8])
     }
 
     private enum Upper {
@@ -23,6 +24,8 @@ public final class OverlayGuestFilesystem: GuestFilesystem {
     public let base: any GuestFilesystem
     /// Keyed by canonical path.
     private var upper: [String: Upper] = [:]
+    /// Attributes set through the overlay, by canonical path and name.
+    private var upperAttributes: [String: [String: [UInt8]]] = [:]
     public private(set) var operations: [Operation] = []
 
     public init(base: any GuestFilesystem) {
@@ -37,6 +40,7 @@ public final class OverlayGuestFilesystem: GuestFilesystem {
             case let .createSymlink(path, linkTarget): try target.createSymlink(path, target: linkTarget)
             case let .remove(path): try target.remove(path)
             case let .createDirectory(path, mode): try target.createDirectory(path, mode: mode)
+            case let .setExtendedAttribute(path, name, value): try target.setExtendedAttribute(path, name: name, value: value)
             }
         }
     }
@@ -124,6 +128,22 @@ public final class OverlayGuestFilesystem: GuestFilesystem {
         }
         upper[canonical] = .directory
         operations.append(.createDirectory(path: path, mode: mode))
+    }
+
+    public func extendedAttribute(_ path: String, name: String) throws -> [UInt8]? {
+        guard let canonical = try resolver.resolve(path, followLast: false), try lookup(canonical) != nil else { return nil }
+        if let value = upperAttributes[canonical]?[name] { return value }
+        // An entry the overlay made has only the attributes set through it.
+        if upper[canonical] != nil, try base.entry(at: canonical) == nil { return nil }
+        return try base.extendedAttribute(canonical, name: name)
+    }
+
+    public func setExtendedAttribute(_ path: String, name: String, value: [UInt8]) throws {
+        guard let canonical = try resolver.resolve(path, followLast: false), try lookup(canonical) != nil else {
+            throw GuestFilesystemError.parentMissing(path: path)
+        }
+        upperAttributes[canonical, default: [:]][name] = value
+        operations.append(.setExtendedAttribute(path: path, name: name, value: value))
     }
 
     private func existingParent(_ path: String, followLast: Bool) throws -> String {

@@ -34,6 +34,15 @@ public enum Target: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// How files Rehost creates in an SELinux guest get their labels.
+public enum SELinuxMode: String, Codable, Sendable, CaseIterable {
+    /// From the guest's file_contexts, else from their neighbours, as Rehost writes them.
+    case label
+    /// Touch /.autorelabel: the guest relabels its whole filesystem at first boot (slow, but it
+    /// is the policy's own answer).
+    case relabel
+}
+
 public struct RepairOptions: Sendable, Equatable {
     public var target: Target
     /// The root= value, already resolved: `LABEL=/`, `UUID=...`, `/dev/vda1`.
@@ -45,6 +54,7 @@ public struct RepairOptions: Sendable, Equatable {
     public var serialSpeed: Int
     /// The kernel to boot, by file-name version or release; nil: the newest that boots on the target.
     public var kernel: String?
+    public var selinux: SELinuxMode = .label
 
     public init(target: Target, rootReference: String, rootFilesystemType: String,
                 skip: Set<String> = [], serialSpeed: Int = 115200, kernel: String? = nil) {

@@ -19,6 +19,7 @@ public struct ConvertOptions: Sendable {
     public var skip: Set<String> = []
     /// The kernel to boot (a version or release); nil picks the newest that boots on the target.
     public var kernel: String?
+    public var selinux: SELinuxMode = .label
     public var dryRun = false
     /// For a partitioned input disk: which partition holds the root filesystem.
     public var partition: Int?

@@ -50,9 +50,10 @@ public final class Converter {
         let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
         let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
                                                   uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest)
-        let repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
+        var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip,
                                           kernel: options.kernel)
+        repairOptions.selinux = options.selinux
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions)
         var warnings = planned.warnings

@@ -77,6 +77,18 @@ final class Ext2GuestFilesystem: GuestFilesystem {
         try touch(ino)
     }
 
+    func extendedAttribute(_ path: String, name: String) throws -> [UInt8]? {
+        guard let ino = try filesystem.lookup(path, followLast: false) else { return nil }
+        return try filesystem.extendedAttributes(ino).first { $0.name == name }?.value
+    }
+
+    func setExtendedAttribute(_ path: String, name: String, value: [UInt8]) throws {
+        guard let ino = try filesystem.lookup(path, followLast: false) else {
+            throw Ext2FormatError.notFound(image: filesystem.image, path: path)
+        }
+        try filesystem.setExtendedAttributes(ino, [(name, value)])
+    }
+
     private func touch(_ ino: InodeNumber) throws {
         var inode = try filesystem.readInode(ino)
         inode.times = Ext2Inode.Times(all: now)

@@ -54,6 +54,10 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("skip"), help: ArgumentHelp("Do not make this repair (repeatable).", valueName: "name"))
     var skip: [String] = []
 
+    @Option(help: ArgumentHelp("In a guest that uses SELinux, how files Rehost creates get their labels: label (from the guest's file_contexts, else their neighbours) or relabel (touch /.autorelabel so the guest relabels itself at first boot).",
+                               valueName: "label|relabel"))
+    var selinux: SELinuxMode = .label
+
     @Flag(name: .customLong("dry-run"), help: "Show the plan and every change, and write nothing.")
     var dryRun = false
 
@@ -84,6 +88,7 @@ struct ConvertCommand: ParsableCommand {
             options.rootReference = guest.rootReference
             options.skip = Set(skip)
             options.kernel = guest.kernel
+            options.selinux = selinux
             options.dryRun = dryRun
             options.partition = guest.partition
             options.scratchDirectory = guest.scratchDirectory

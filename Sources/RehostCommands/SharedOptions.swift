@@ -4,6 +4,7 @@ import GuestFixups
 
 extension Target: ExpressibleByArgument {}
 extension RootReferenceChoice: ExpressibleByArgument {}
+extension SELinuxMode: ExpressibleByArgument {}
 
 /// Options every command that reads a guest shares.
 struct GuestOptions: ParsableArguments {

@@ -123,6 +123,10 @@ struct ConvertFixtureTests {
         #expect(try Self.debugfs("stat /boot/grub/menu.lst", c.partition).contains("Fast link dest: \"grub.conf\""))
         #expect(try Self.debugfs("stat /etc/grub.conf", c.partition).contains("Fast link dest: \"../boot/grub/grub.conf\""))
         #expect(try Self.debugfs("stat /boot/grub/grub.cfg", c.partition).contains("Type: regular"))
+        // The fixture is an SELinux guest: the files Rehost created carry their neighbours' labels.
+        #expect(try Self.debugfs("ea_get /boot/grub/grub.cfg security.selinux", c.partition).contains("system_u:object_r:boot_t:s0"))
+        #expect(try Self.debugfs("ea_get \(c.fixture["INITRD_PATH"] ?? "?").pre-rehost security.selinux", c.partition)
+            .contains("system_u:object_r:boot_t:s0"))
     }
 
     @Test func treeDiffersFromTheSourceOnlyByTheDeclaredRepairs() throws {

@@ -37,7 +37,7 @@ struct ConvertVariantsTests {
         }
         #expect(report["rootReference"] as? String == "LABEL=/")
         let planned = (report["plannedChanges"] as? [[String: Any]] ?? []).compactMap { $0["repair"] as? String }
-        #expect(Set(planned) == ["inittab", "securetty", "modprobe", "fstab", "blkid-cache", "network", "initrd", "bootloader"])
+        #expect(Set(planned) == ["inittab", "securetty", "modprobe", "fstab", "blkid-cache", "network", "initrd", "bootloader", "selinux"])
     }
 
     @Test func gzipInputConvertsLikeTheBareImage() throws {
