@@ -190,6 +190,9 @@ public enum GuestInspector {
             }
         }
         try scan(GuestPaths.inittab, .consoleGetty) { InittabEntry($0)?.isXenConsoleGetty ?? false }
+        for path in try GuestPaths.xenSerialGettyUnits(fs) {
+            traits.append(XenTrait(kind: .consoleGetty, file: path, line: nil, text: nil))
+        }
         try scan(GuestPaths.securetty, .secureTTY) { line in
             let name = line.trimmingCharacters(in: " \t")
             return GuestPaths.isXenConsole(Substring(name))

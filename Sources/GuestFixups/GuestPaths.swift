@@ -29,6 +29,23 @@ enum GuestPaths {
         return files
     }
 
+    /// systemd getty units enabled on a Xen console: `serial-getty@hvc0.service` links in the
+    /// `*.wants` directories under /etc/systemd/system.
+    static func xenSerialGettyUnits(_ fs: any GuestFilesystem) throws -> [String] {
+        var units: [String] = []
+        let root = "/etc/systemd/system"
+        for directory in try fs.listDirectory(root) where directory.hasSuffix(".wants") {
+            for name in try fs.listDirectory("\(root)/\(directory)") {
+                guard name.hasSuffix(".service"), let at = name.firstIndex(of: "@") else { continue }
+                let instance = name[name.index(after: at)...].dropLast(".service".count)
+                if name.hasPrefix("serial-getty@") || name.hasPrefix("getty@"), isXenConsole(instance) {
+                    units.append("\(root)/\(directory)/\(name)")
+                }
+            }
+        }
+        return units
+    }
+
     static func ifcfgFiles(_ fs: any GuestFilesystem) throws -> [String] {
         var files: [String] = []
         for directory in ifcfgDirectories {

@@ -9,7 +9,7 @@ public enum GuestRepairs {
     }
 
     static let all: [Repair] = [
-        Repair(name: "inittab", summary: "comment out Xen console gettys (xvc0, hvc0) and add a ttyS0 getty in /etc/inittab",
+        Repair(name: "inittab", summary: "comment out Xen console gettys (xvc0, hvc0) and add a ttyS0 getty in /etc/inittab; disable systemd gettys on the Xen console",
                run: InittabRepair.run),
         Repair(name: "securetty", summary: "allow root logins on ttyS0 in /etc/securetty",
                run: SecurettyRepair.run),

@@ -236,3 +236,24 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
         #expect(fs.text("/etc/sysconfig/network/ifcfg-eth0") == "BOOTPROTO='dhcp'\n")
     }
 }
+
+@Suite struct SystemdConsoleTests {
+    @Test func gettyUnitsOnTheXenConsoleAreDisabled() throws {
+        let fs = MemoryGuestFilesystem()
+        SyntheticKernels.install("6.1.0-50-amd64", in: fs)
+        fs.addSymlink("/sbin/init", target: "/lib/systemd/systemd")
+        let wants = "/etc/systemd/system/getty.target.wants"
+        fs.addSymlink("\(wants)/serial-getty@hvc0.service", target: "/lib/systemd/system/serial-getty@.service")
+        fs.addSymlink("\(wants)/getty@tty1.service", target: "/lib/systemd/system/getty@.service")
+        fs.addSymlink("/etc/systemd/system/multi-user.target.wants/serial-getty@xvc0.service", target: "/lib/systemd/system/serial-getty@.service")
+        let traits = try GuestInspector.inspect(fs).xenTraits.map(\.file)
+        #expect(traits.contains("\(wants)/serial-getty@hvc0.service"))
+        let changes = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes
+        #expect(changes.map { "\($0.action.rawValue) \($0.path)" } == [
+            "removed \(wants)/serial-getty@hvc0.service",
+            "removed /etc/systemd/system/multi-user.target.wants/serial-getty@xvc0.service",
+        ])
+        #expect(try fs.entry(at: "\(wants)/getty@tty1.service") != nil)
+        #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes.isEmpty)
+    }
+}

@@ -23,6 +23,11 @@ enum InittabRepair {
             let lastGetty = entries.lastIndex { $0?.getty != nil } ?? lines.lines.count - 1
             lines.lines.insert(Array(line.utf8), at: lastGetty + 1)
         }
+        // systemd guests: a getty enabled on the Xen console waits 90 s for a device that never
+        // appears, then fails. systemd starts the ttyS0 getty itself from console=ttyS0.
+        for path in try GuestPaths.xenSerialGettyUnits(fs) {
+            try context.removeIfPresent(path)
+        }
     }
 
     /// The guest's own agetty (only agetty drives serial lines; mingetty does not): the one the file
