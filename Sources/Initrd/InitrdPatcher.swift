@@ -143,8 +143,9 @@ public enum InitrdPatcher {
         if contents.family == .initramfsTools, !forceLoad.isEmpty {
             // /init runs `modprobe` for every line of conf/modules before it waits for root.
             let existing = tree["conf/modules"].map { lines($0.data) } ?? []
-            let listed = Set(existing.map(ModuleName.normalized))
-            let added = forceLoad.filter { !listed.contains(ModuleName.normalized($0)) }
+            // Each name once, however it is spelled (virtio-pci and virtio_pci are one module).
+            var listed = Set(existing.map(ModuleName.normalized))
+            let added = forceLoad.filter { listed.insert(ModuleName.normalized($0)).inserted }
             if !added.isEmpty {
                 try ensureDirectories(for: "conf/modules")
                 let text = (existing + added).map { $0 + "\n" }.joined()
