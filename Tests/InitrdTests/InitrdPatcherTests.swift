@@ -54,7 +54,6 @@ import TestSupport
         if let last = before.last, last.compression == "lz4" {
             // unlz4 reads chunk sizes until one is 0: the gzip magic must not be taken for one.
             #expect(appended.offset - (last.offset + last.length) >= 4, "≥4 zero bytes after an lz4 member")
-            #expect(built.bytes.count % 4 != 0 || appended.offset > built.bytes.count)
         }
         #expect(appended.names == patch.entries, "the walker sees what the patcher says it wrote")
 
@@ -83,34 +82,7 @@ import TestSupport
         // The unpacked tree keeps its links, and kmod finds everything through the image's index.
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(tree)/lib")) == "usr/lib")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(tree)/bin")) == "usr/bin")
-        let kmod = try Kmod(tree: tree, version: version)
-        let imageDep = try ModulesDep.parse(try readText("\(kmod.modulesDirectory)/modules.dep"))
-        for driver in DebianModules.targetDrivers + DebianModules.guestDrivers {
-            let insmods = try kmod.showDepends(driver)
-            #expect(insmods.last.map(ModuleName.fromPath) == driver, "\(driver): \(insmods)")
-            for (index, path) in insmods.enumerated() {
-                #expect(path.hasPrefix("\(tree)/lib/modules/\(version)/") || path.hasPrefix("\(tree)/usr/lib/modules/\(version)/"), "\(path)")
-                #expect(path.hasSuffix(".ko") && FileManager.default.fileExists(atPath: path), "\(path)")
-                let needs = imageDep.entry(named: ModuleName.fromPath(path))?.dependencies.map(ModuleName.fromPath) ?? ["?"]
-                let loadedBefore = Set(insmods[..<index].map(ModuleName.fromPath))
-                #expect(loadedBefore.isSuperset(of: needs), "\(driver): \(path) loads before \(needs)")
-            }
-        }
-        #expect(try kmod.resolve("virtio:d00000002v00001AF4") == ["virtio_blk"])
-        #expect(try kmod.resolve("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00") == ["virtio_pci"])
-        #expect(try kmod.resolve("pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80") == ["ata_piix"])
-        #expect(try kmod.resolve("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01") == ["ahci"])
-        #expect(try kmod.resolve("scsi:t-0x00") == ["sd_mod"])
-        #expect(try kmod.resolve("xen:vbd") == ["xen_blkfront"])
-        #expect(try kmod.resolve("fs-ext4") == ["ext4"])
-
-        // The image's index is what depmod writes for the merged tree, byte for byte.
-        var indexes: [String: [UInt8]] = [:]
-        for file in Depmod.fileNames { indexes[file] = try readFile("\(kmod.modulesDirectory)/\(file)") }
-        try Command.run("depmod", ["-b", tree, version]).requireSuccess()
-        for file in Depmod.fileNames {
-            #expect(indexes[file] == (try readFile("\(kmod.modulesDirectory)/\(file)")), "\(file) differs from depmod's")
-        }
+        try expectKmodAgrees(tree: tree, version: version)
 
         // conf/modules: old lines kept, each forced driver once; dracut has no such list.
         if layout.family == .initramfsTools {
@@ -129,6 +101,72 @@ import TestSupport
         let second = try InitrdPatcher.addModules(added, forceLoad: forceLoad, to: again, original: patch.bytes,
                                                   kernelRelease: version, name: name, mtime: 0)
         #expect(second.entries.isEmpty, "\(second.entries)")
+    }
+
+    /// The host's kmod on the unpacked tree, with only the index files the image carries: every
+    /// driver resolves to plain .ko files under the modules directory, each after what it needs;
+    /// the device aliases give the drivers; and depmod, run on the same tree, writes exactly the
+    /// index the image has.
+    func expectKmodAgrees(tree: String, version: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let kmod = try Kmod(tree: tree, version: version)
+        let imageDep = try ModulesDep.parse(try readText("\(kmod.modulesDirectory)/modules.dep"))
+        for driver in DebianModules.targetDrivers + DebianModules.guestDrivers {
+            let insmods = try kmod.showDepends(driver)
+            #expect(insmods.last.map(ModuleName.fromPath) == driver, "\(driver): \(insmods)", sourceLocation: sourceLocation)
+            for (index, path) in insmods.enumerated() {
+                #expect(path.hasPrefix("\(tree)/lib/modules/\(version)/") || path.hasPrefix("\(tree)/usr/lib/modules/\(version)/"),
+                        "\(path)", sourceLocation: sourceLocation)
+                #expect(path.hasSuffix(".ko") && FileManager.default.fileExists(atPath: path), "\(path)", sourceLocation: sourceLocation)
+                let needs = imageDep.entry(named: ModuleName.fromPath(path))?.dependencies.map(ModuleName.fromPath) ?? ["?"]
+                let loadedBefore = Set(insmods[..<index].map(ModuleName.fromPath))
+                #expect(loadedBefore.isSuperset(of: needs), "\(driver): \(path) loads before \(needs)", sourceLocation: sourceLocation)
+            }
+        }
+        let aliases = [
+            "virtio:d00000002v00001AF4": "virtio_blk", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00": "virtio_pci",
+            "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80": "ata_piix",
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01": "ahci", "scsi:t-0x00": "sd_mod",
+            "xen:vbd": "xen_blkfront", "fs-ext4": "ext4",
+        ]
+        for (alias, module) in aliases.sorted(by: { $0.key < $1.key }) {
+            #expect(try kmod.resolve(alias) == [module], "\(alias)", sourceLocation: sourceLocation)
+        }
+
+        var indexes: [String: [UInt8]] = [:]
+        for file in Depmod.fileNames { indexes[file] = try readFile("\(kmod.modulesDirectory)/\(file)") }
+        try Command.run("depmod", ["-b", tree, version]).requireSuccess()
+        for file in Depmod.fileNames {
+            #expect(indexes[file] == (try readFile("\(kmod.modulesDirectory)/\(file)")), "\(file) differs from depmod's",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Two repairs in turn (virtio, then IDE/AHCI): the second archive's index covers the
+    /// original modules and both additions, and the kernel-order unpack of all three members
+    /// is what kmod and depmod agree with.
+    @Test func aSecondPatchIndexesEveryAddition() throws {
+        let modules = try DebianModules.shared()
+        let version = modules.version
+        let scratch = try TemporaryDirectory(prefix: "rehost-initrd-twice")
+        let built = try BuiltInitrd.make(.initramfsToolsZstd, modules: modules, scratch: scratch)
+        let contents = try InitrdContents(bytes: built.bytes, name: "twice")
+        let virtio = try modules.initrdModules(try modules.closure(["virtio_blk", "virtio_pci"]))
+        let first = try InitrdPatcher.addModules(virtio, forceLoad: ["virtio_blk"], to: contents, original: built.bytes,
+                                                 kernelRelease: version, name: "twice", mtime: 0)
+        let middle = try InitrdContents(bytes: first.bytes, name: "twice")
+        let ata = try modules.initrdModules(try modules.closure(["ata_piix", "ahci", "sd_mod"]))
+        #expect(!ata.allSatisfy { middle.loads($0.name) })
+        let second = try InitrdPatcher.addModules(ata, forceLoad: ["ata_piix", "virtio_blk"], to: middle, original: first.bytes,
+                                                  kernelRelease: version, name: "twice", mtime: 0)
+        #expect(second.bytes.starts(with: first.bytes))
+        #expect(!second.entries.contains { $0.hasSuffix("virtio_blk.ko") }, "virtio is in the image already")
+        let path = scratch.file("twice.img"), tree = scratch.file("tree")
+        try writeFile(second.bytes, to: path)
+        let members = try Walker.walk(path, extractTo: tree)
+        #expect(members.map(\.compression) == ["zstd", "gzip", "gzip"])
+        try expectKmodAgrees(tree: tree, version: version)
+        let lines = try readText("\(tree)/conf/modules").split(separator: "\n").map(String.init)
+        #expect(lines == ["xen-blkfront", "ext4", "virtio_blk", "ata_piix"])
     }
 
     /// The path as the kernel looks it up: no "./", no trailing "/".
