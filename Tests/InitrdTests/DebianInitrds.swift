@@ -64,11 +64,18 @@ struct DebianModules: Sendable {
         return closure.paths
     }
 
+    /// Parsed modules by path; the package tree never changes, and parsing ext4.ko in a debug
+    /// build is a noticeable part of each test.
+    private static let parsed = Mutex<[String: InitrdModule]>([:])
+
     /// The modules at `paths`, as InitrdPatcher takes them.
     func initrdModules(_ paths: [String]) throws -> [InitrdModule] {
         try paths.map { path in
+            if let known = Self.parsed.withLock({ $0[path] }) { return known }
             let elf = try readFile("\(kernel.modulesDirectory)/\(path)")
-            return InitrdModule(info: try ModuleInfo.read(elf: elf, path: path), relativePath: path, elf: elf)
+            let module = InitrdModule(info: try ModuleInfo.read(elf: elf, path: path), relativePath: path, elf: elf)
+            Self.parsed.withLock { $0[path] = module }
+            return module
         }
     }
 
@@ -88,13 +95,15 @@ enum InitrdLayout: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case initramfsToolsLz4
     /// dracut: an early-microcode cpio (with `early_cpio`), then the gzip'd main archive.
     case dracutMicrocodeGzip
-    /// dracut with zstd and no early cpio.
-    case dracutZstd
+    /// initramfs-tools keeping the modules zstd-compressed (`x.ko.zst`), as Ubuntu 24.04 does;
+    /// the modules Rehost adds are plain .ko beside them.
+    case initramfsToolsZstdModules
 
     var testDescription: String { rawValue }
 
     var family: InitrdFamily { rawValue.hasPrefix("dracut") ? .dracut : .initramfsTools }
     var hasMicrocode: Bool { rawValue.contains("Microcode") }
+    var compressedModules: Bool { rawValue.hasSuffix("Modules") }
     var compressor: [String] {
         if rawValue.hasSuffix("Lz4") { return ["lz4", "-9", "-l", "-c", "-q"] }
         if rawValue.hasSuffix("Gzip") { return ["gzip", "-9", "-n", "-c"] }
@@ -141,8 +150,12 @@ struct BuiltInitrd {
         }
         let version = modules.version
         let root = "\(stage)/usr/lib/modules/\(version)"
-        let paths = try modules.closure(DebianModules.guestDrivers)
+        var paths = try modules.closure(DebianModules.guestDrivers)
         for path in paths { try copyFile("\(modules.kernel.modulesDirectory)/\(path)", "\(root)/\(path)") }
+        if layout.compressedModules {
+            try Command.run("zstd", ["-q", "--rm"] + paths.map { "\(root)/\($0)" }).requireSuccess()
+            paths = paths.map { $0 + ".zst" }
+        }
         for name in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
             try copyFile("\(modules.kernel.modulesDirectory)/\(name)", "\(root)/\(name)")
         }

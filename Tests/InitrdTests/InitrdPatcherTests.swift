@@ -23,7 +23,8 @@ import TestSupport
         #expect(contents.modulesRoot == "usr/lib/modules/\(version)", "the archive's own spelling, never lib/...")
         #expect(contents.kernelRelease == version)
         #expect(Set(contents.modules.keys) == Set(built.modulePaths.map(ModuleName.fromPath)))
-        #expect(contents.modules["xen_blkfront"] == "usr/lib/modules/\(version)/kernel/drivers/block/xen-blkfront.ko")
+        #expect(contents.modules["xen_blkfront"] == "usr/lib/modules/\(version)/kernel/drivers/block/xen-blkfront.ko"
+            + (layout.compressedModules ? ".zst" : ""))
 
         // The target's drivers with their closure, in modprobe's load order (some, such as
         // crc32c or crc16, are in the image already and must not be added twice).
@@ -82,7 +83,7 @@ import TestSupport
         // The unpacked tree keeps its links, and kmod finds everything through the image's index.
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(tree)/lib")) == "usr/lib")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(tree)/bin")) == "usr/bin")
-        try expectKmodAgrees(tree: tree, version: version)
+        try expectKmodAgrees(tree: tree, version: version, oldModulesCompressed: layout.compressedModules)
 
         // conf/modules: old lines kept, each forced driver once; dracut has no such list.
         if layout.family == .initramfsTools {
@@ -107,7 +108,10 @@ import TestSupport
     /// driver resolves to plain .ko files under the modules directory, each after what it needs;
     /// the device aliases give the drivers; and depmod, run on the same tree, writes exactly the
     /// index the image has.
-    func expectKmodAgrees(tree: String, version: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// With `oldModulesCompressed`, the modules the image had may be .ko.zst; the added ones are
+    /// plain .ko, checked by the caller.
+    func expectKmodAgrees(tree: String, version: String, oldModulesCompressed: Bool = false,
+                          sourceLocation: SourceLocation = #_sourceLocation) throws {
         let kmod = try Kmod(tree: tree, version: version)
         let imageDep = try ModulesDep.parse(try readText("\(kmod.modulesDirectory)/modules.dep"))
         for driver in DebianModules.targetDrivers + DebianModules.guestDrivers {
@@ -116,7 +120,8 @@ import TestSupport
             for (index, path) in insmods.enumerated() {
                 #expect(path.hasPrefix("\(tree)/lib/modules/\(version)/") || path.hasPrefix("\(tree)/usr/lib/modules/\(version)/"),
                         "\(path)", sourceLocation: sourceLocation)
-                #expect(path.hasSuffix(".ko") && FileManager.default.fileExists(atPath: path), "\(path)", sourceLocation: sourceLocation)
+                #expect((oldModulesCompressed ? ModuleName.isModulePath(path) : path.hasSuffix(".ko"))
+                        && FileManager.default.fileExists(atPath: path), "\(path)", sourceLocation: sourceLocation)
                 let needs = imageDep.entry(named: ModuleName.fromPath(path))?.dependencies.map(ModuleName.fromPath) ?? ["?"]
                 let loadedBefore = Set(insmods[..<index].map(ModuleName.fromPath))
                 #expect(loadedBefore.isSuperset(of: needs), "\(driver): \(path) loads before \(needs)", sourceLocation: sourceLocation)
