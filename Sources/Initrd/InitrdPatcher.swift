@@ -42,7 +42,8 @@ public enum InitrdPatchError: RehostError, Equatable {
 
 /// The result of a patch: the complete new initrd and what its appended archive holds.
 public struct InitrdPatch: Sendable {
-    /// The original bytes, zero padding, then one gzip-compressed newc archive.
+    /// The original bytes, zero padding, then one gzip-compressed newc archive; the original
+    /// bytes alone when there was nothing to add (`entries` is then empty).
     public var bytes: [UInt8]
     /// The appended archive's entries, by path (directories, modules, index files, edited scripts).
     public var entries: [String]
@@ -73,6 +74,9 @@ public enum InitrdPatcher {
         case .unknown:
             throw InitrdPatchError.unknownFamily(name: name)
         }
+        // Nothing to add (every module is there, the index and conf/modules already say so):
+        // the image stays as it is, rather than growing by an empty archive on every run.
+        guard !entries.isEmpty else { return InitrdPatch(bytes: original, entries: []) }
         let archive = StreamCompression.gzip(CpioNewc.write(entries))
         var bytes = original
         bytes.append(contentsOf: [UInt8](repeating: 0, count: InitramfsImage.paddingBeforeAppending(to: contents.image)))

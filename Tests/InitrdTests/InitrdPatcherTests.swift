@@ -102,6 +102,7 @@ import TestSupport
         let second = try InitrdPatcher.addModules(added, forceLoad: forceLoad, to: again, original: patch.bytes,
                                                   kernelRelease: version, name: name, mtime: 0)
         #expect(second.entries.isEmpty, "\(second.entries)")
+        #expect(second.bytes == patch.bytes, "nothing appended, not even an empty archive")
     }
 
     /// The host's kmod on the unpacked tree, with only the index files the image carries: every
