@@ -42,7 +42,8 @@ public enum InitrdPatchError: RehostError, Equatable {
 
 /// The result of a patch: the complete new initrd and what its appended archive holds.
 public struct InitrdPatch: Sendable {
-    /// The original bytes, zero padding, then one gzip-compressed newc archive.
+    /// The original bytes, zero padding, then one gzip-compressed newc archive; the original
+    /// bytes alone when there was nothing to add (`entries` is then empty).
     public var bytes: [UInt8]
     /// The appended archive's entries, by path (directories, modules, index files, edited scripts).
     public var entries: [String]
@@ -73,6 +74,9 @@ public enum InitrdPatcher {
         case .unknown:
             throw InitrdPatchError.unknownFamily(name: name)
         }
+        // Nothing to add (every module is there, the index and conf/modules already say so):
+        // the image stays as it is, rather than growing by an empty archive on every run.
+        guard !entries.isEmpty else { return InitrdPatch(bytes: original, entries: []) }
         let archive = StreamCompression.gzip(CpioNewc.write(entries))
         var bytes = original
         bytes.append(contentsOf: [UInt8](repeating: 0, count: InitramfsImage.paddingBeforeAppending(to: contents.image)))
@@ -143,8 +147,9 @@ public enum InitrdPatcher {
         if contents.family == .initramfsTools, !forceLoad.isEmpty {
             // /init runs `modprobe` for every line of conf/modules before it waits for root.
             let existing = tree["conf/modules"].map { lines($0.data) } ?? []
-            let listed = Set(existing.map(ModuleName.normalized))
-            let added = forceLoad.filter { !listed.contains(ModuleName.normalized($0)) }
+            // Each name once, however it is spelled (virtio-pci and virtio_pci are one module).
+            var listed = Set(existing.map(ModuleName.normalized))
+            let added = forceLoad.filter { listed.insert(ModuleName.normalized($0)).inserted }
             if !added.isEmpty {
                 try ensureDirectories(for: "conf/modules")
                 let text = (existing + added).map { $0 + "\n" }.joined()

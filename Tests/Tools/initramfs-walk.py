@@ -6,6 +6,21 @@ unmkinitramfs stop at the first TRAILER!!! and so never see an appended archive.
     initramfs-walk.py IMAGE           JSON on stdout: {"members": [{"offset", "length",
                                       "compression", "entries": [{"name", "mode", "size",
                                       "sha256", "target"}]}]}
+    initramfs-walk.py --extract DIR IMAGE
+                                      also unpacks every member, in order, into DIR (created if
+                                      missing), as the kernel's do_name/do_copy/do_symlink do:
+      - a later entry wins; an existing entry of another type is removed first (a directory
+        only if empty), so a directory entry over a symlink deletes the symlink;
+      - a regular file is rewritten with O_TRUNC (no old tail survives); a directory over a
+        directory keeps its contents and takes the new mode;
+      - parents are not created: an entry whose parent directory is missing is skipped, as the
+        kernel skips it (reported on stderr);
+      - unlike the kernel, an entry whose parent path goes through a symlink is refused (exit 1):
+        the extraction never follows a link, so it cannot write outside DIR, and such an entry
+        is what this repository's tests require never to be written;
+      - hard links (nlink >= 2, same ino/dev/mode within one archive) are linked to the first
+        name, their data written without truncation; a TRAILER!!! forgets them;
+      - devices, FIFOs and sockets are skipped (no root needed); owners and mtimes are not set.
 
 Zero bytes between members are skipped; an uncompressed newc archive ("0707") is recognised only
 at a 4-aligned offset; anything else must start with a compression magic. Exit 1 with one line
@@ -16,6 +31,7 @@ import gzip
 import hashlib
 import json
 import lzma
+import os
 import struct
 import sys
 import zlib
@@ -52,7 +68,8 @@ def parse_cpio(data, start, limit):
         if name == "TRAILER!!!":
             return entries, position
         kind = mode & 0o170000
-        entry = {"name": name, "mode": mode, "size": filesize}
+        entry = {"name": name, "mode": mode, "size": filesize,
+                 "_raw": (body, fields[0], fields[4], fields[7], fields[8])}
         if kind == 0o100000:
             entry["sha256"] = hashlib.sha256(body).hexdigest()
         elif kind == 0o120000:
@@ -121,25 +138,126 @@ def walk(data):
             if offset & 3:
                 fail(f"uncompressed cpio at byte {offset}, which is not 4-aligned: the kernel refuses it")
             entries, end = parse_cpio(data, offset, len(data))
-            members.append({"offset": offset, "length": end - offset, "compression": "none", "entries": entries})
+            members.append({"offset": offset, "length": end - offset, "compression": "none", "entries": entries,
+                            "_archives": [entries]})
             offset = end
             continue
         content, length, name = decompress_member(data, offset)
-        entries, position = [], 0
+        entries, archives, position = [], [], 0
         while position < len(content):
             if content[position] == 0:
                 position += 1
                 continue
             more, position = parse_cpio(content, position, len(content))
             entries += more
-        members.append({"offset": offset, "length": length, "compression": name, "entries": entries})
+            archives.append(more)
+        members.append({"offset": offset, "length": length, "compression": name, "entries": entries,
+                        "_archives": archives})
         offset += length
     return members
 
 
+def clean_name(name):
+    """The path relative to the root, as the kernel's name lookup sees it ("" for the root)."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        fail(f"entry {name!r} has a '..' component")
+    return "/".join(parts)
+
+
+def extract(members, root):
+    """Unpacks the members into root by the rules in this file's docstring."""
+    os.makedirs(root, exist_ok=True)
+    for member in members:
+        for archive in member["_archives"]:
+            links = {}
+            for entry in archive:
+                extract_entry(entry, root, links)
+
+
+def extract_entry(entry, root, links):
+    path = clean_name(entry["name"])
+    mode = entry["mode"]
+    kind = mode & 0o170000
+    body, ino, nlink, major, minor = entry["_raw"]
+    if path == "":
+        if kind == 0o040000:
+            os.chmod(root, mode & 0o7777)
+        return
+    parent = os.path.dirname(path)
+    probe = root
+    for part in parent.split("/") if parent else []:
+        probe = os.path.join(probe, part)
+        if os.path.islink(probe):
+            fail(f"entry {entry['name']!r} lies under {os.path.relpath(probe, root)!r}, a symlink")
+        if not os.path.isdir(probe):
+            print(f"initramfs-walk: skipped {entry['name']!r}: no directory {parent!r}", file=sys.stderr)
+            return
+    full = os.path.join(root, path)
+    existing = os.lstat(full).st_mode & 0o170000 if os.path.lexists(full) else None
+
+    def clean(unless):
+        # clean_path(): remove what is there when its type differs (rmdir fails on a full directory).
+        if existing is None or existing == unless:
+            return
+        if existing == 0o040000:
+            try:
+                os.rmdir(full)
+            except OSError:
+                pass
+        else:
+            os.unlink(full)
+
+    if kind == 0o100000:
+        clean(kind)
+        key = (ino, major, minor, mode)
+        if nlink >= 2 and key in links:
+            if os.path.lexists(full):
+                os.unlink(full)
+            os.link(links[key], full)
+            flags = os.O_WRONLY
+        else:
+            if nlink >= 2:
+                links[key] = full
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        descriptor = os.open(full, flags | os.O_NOFOLLOW, mode & 0o7777)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(body)
+        os.chmod(full, mode & 0o7777)
+    elif kind == 0o040000:
+        clean(kind)
+        if not os.path.isdir(full) or os.path.islink(full):
+            os.mkdir(full)
+        os.chmod(full, mode & 0o7777)
+    elif kind == 0o120000:
+        # do_symlink(): clean_path(name, 0) removes whatever is there.
+        if existing == 0o040000:
+            try:
+                os.rmdir(full)
+            except OSError:
+                return
+        elif existing is not None:
+            os.unlink(full)
+        os.symlink(body.decode("utf-8", "surrogateescape"), full)
+
+
+def public(members):
+    """The members without the keys extraction uses (those starting with "_")."""
+    def visible(item):
+        return {key: value for key, value in item.items() if not key.startswith("_")}
+    return [visible(member) | {"entries": [visible(entry) for entry in member["entries"]]} for member in members]
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        fail("usage: initramfs-walk.py IMAGE")
-    with open(sys.argv[1], "rb") as handle:
+    arguments = sys.argv[1:]
+    target = None
+    if len(arguments) == 3 and arguments[0] == "--extract":
+        target, arguments = arguments[1], arguments[2:]
+    if len(arguments) != 1:
+        fail("usage: initramfs-walk.py [--extract DIR] IMAGE")
+    with open(arguments[0], "rb") as handle:
         image = handle.read()
-    json.dump({"members": walk(image)}, sys.stdout)
+    walked = walk(image)
+    if target is not None:
+        extract(walked, target)
+    json.dump({"members": public(walked)}, sys.stdout)
