@@ -9,7 +9,7 @@ import TestSupport
 @Suite(.serialized)
 struct InitrdRepairTests {
     static func walk(_ image: String) throws -> [[String: Any]] {
-        let result = try Command.run("python3", ["\(Fixture.repositoryRoot)/Tests/Tools/initramfs-walk.py", image]).requireSuccess()
+        let result = try Command.run("/usr/bin/python3", ["\(Fixture.repositoryRoot)/Tests/Tools/initramfs-walk.py", image]).requireSuccess()
         let json = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
         return json?["members"] as? [[String: Any]] ?? []
     }
@@ -129,7 +129,7 @@ struct InitrdRepairTests {
                 position = (start + filesize + 3) & ~3
         sys.stdout.write(init.decode())
         """
-        return try Command.run("python3", ["-c", script, "\(Fixture.repositoryRoot)/Tests/Tools", image]).requireSuccess().stdout
+        return try Command.run("/usr/bin/python3", ["-c", script, "\(Fixture.repositoryRoot)/Tests/Tools", image]).requireSuccess().stdout
     }
 
     /// Without the initrd repair the guest stops in its initrd on both buses; with it (the

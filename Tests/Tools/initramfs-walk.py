@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """An initramfs walker for the tests, written from the kernel's rules (init/initramfs.c, see
 shared/INITRD-FACTS.md section 1), independent of Rehost's own: lsinitramfs, lsinitrd and
 unmkinitramfs stop at the first TRAILER!!! and so never see an appended archive.
