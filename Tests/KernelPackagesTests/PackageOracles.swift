@@ -126,19 +126,35 @@ enum UnpackedTree {
 
 /// Packages built with the real tools, once per test run, in a directory kept for the run.
 enum BuiltPackages {
-    private static let state = Mutex<(directory: TemporaryDirectory?, built: [String: String])>((nil, [:]))
+    /// One package: built once, by whichever test asks first, while the others wait for it.
+    private final class Slot: Sendable {
+        let path = Mutex<String?>(nil)
+    }
 
-    /// The path of the package built by `make` under `key`, building it on first use (other
-    /// callers wait). `make` gets an empty directory of its own and returns the package path.
+    private static let directory = Mutex<TemporaryDirectory?>(nil)
+    private static let slots = Mutex<[String: Slot]>([:])
+
+    /// The path of the package built by `make` under `key`, building it on first use (callers of
+    /// the same key wait; different keys build in parallel). `make` gets an empty directory of its
+    /// own and returns the package path.
     static func cached(_ key: String, _ make: (String) throws -> String) throws -> String {
-        try state.withLock { state in
-            if let path = state.built[key] { return path }
-            if state.directory == nil { state.directory = try TemporaryDirectory(prefix: "rehost-packages") }
-            let work = state.directory!.file(key)
+        let slot = slots.withLock { slots in
+            if let slot = slots[key] { return slot }
+            let slot = Slot()
+            slots[key] = slot
+            return slot
+        }
+        return try slot.path.withLock { path in
+            if let path { return path }
+            let root = try directory.withLock { directory in
+                if directory == nil { directory = try TemporaryDirectory(prefix: "rehost-packages") }
+                return directory!.path
+            }
+            let work = "\(root)/\(key)"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            let path = try make(work)
-            state.built[key] = path
-            return path
+            let made = try make(work)
+            path = made
+            return made
         }
     }
 
