@@ -52,6 +52,7 @@ public struct PackagedKernel: Sendable, Equatable {
 /// What any package holds, before asking whether it is a kernel.
 public struct PackageContents: Sendable {
     public var format: KernelPackage.Format
+    /// As in `KernelPackage`.
     public var name: String
     public var version: String
     public var architecture: String
@@ -88,15 +89,21 @@ public struct KernelPackage: Sendable {
     public enum Format: String, Codable, Sendable { case rpm, deb }
 
     public var format: Format
+    /// "kernel", "linux-image-6.1.0-28-amd64".
     public var name: String
+    /// DEB: the Version field ("6.1.119-1"); RPM: [epoch:]version-release ("2.6.18-398.el5").
     public var version: String
+    /// "x86_64", "amd64", "noarch"; "" when the package does not say.
     public var architecture: String
+    /// Everything it installs, file contents included (see `PackageContents.files`).
     public var files: [PackageFile]
     /// The kernel release(s) it installs, sorted by release.
     public var kernels: [PackagedKernel]
 
     /// Reads the package at `path` and finds its kernels; refuses a package that installs none,
-    /// saying what it found instead.
+    /// saying what it found instead. Every file's bytes are held in memory (a distribution kernel
+    /// with all its modules: 300–600 MiB; about twice that while the payload is unpacked), bounded
+    /// by `limits`.
     public static func read(path: String, limits: PackageLimits = .default) throws(KernelPackageError) -> KernelPackage {
         let contents = try PackageContents.read(path: path, limits: limits)
         return try KernelPackage(contents, path: path)
