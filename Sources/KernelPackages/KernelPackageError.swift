@@ -35,6 +35,9 @@ public enum KernelPackageError: RehostError, Equatable {
     case unsupported(path: String, offset: UInt64, what: String)
     /// An entry name that would leave the package's root ("..") or is empty.
     case unsafePath(path: String, offset: UInt64, name: String)
+    /// An entry beneath a symlink the package itself installs: writing it would follow the link,
+    /// possibly out of the guest's root.
+    case throughSymlink(path: String, offset: UInt64, name: String, symlink: String)
     /// The payload expands beyond `PackageLimits.maxExpandedBytes`, or holds more entries than
     /// `maxFiles`.
     case tooLarge(path: String, what: String, limit: Int)
@@ -58,6 +61,8 @@ public enum KernelPackageError: RehostError, Equatable {
             return "\(path): at byte \(offset): \(what) is not supported"
         case let .unsafePath(path, offset, name):
             return "\(path): entry at byte \(offset) has the unsafe name \"\(name)\": names must stay inside the package root (no \"..\")"
+        case let .throughSymlink(path, offset, name, symlink):
+            return "\(path): entry at byte \(offset), \(name), lies beneath \(symlink), a symlink the package installs; installing it would follow the link"
         case let .tooLarge(path, what, limit):
             return "\(path): \(what) exceeds the limit of \(limit)"
         case let .notAKernel(path, package, reason):

@@ -1,6 +1,7 @@
 /// Collects the entries of a package payload (cpio or tar) into `PackageFile`s: names
-/// normalized and kept inside the root, the entry count bounded, hard links resolved to an
-/// earlier regular file, and a repeated name replacing the earlier entry (as unpacking would).
+/// normalized and kept inside the root (no "..", nothing beneath a symlink of the package's own),
+/// the entry count bounded, hard links resolved to an earlier regular file, and a repeated name
+/// replacing the earlier entry (as unpacking would).
 struct PackageTree {
     let path: String
     let limits: PackageLimits
@@ -39,6 +40,13 @@ struct PackageTree {
             // "./" in a tar, "." in a cpio: the root itself is not installed.
             guard kind == .directory else { throw .unsafePath(path: path, offset: offset, name: name) }
             return
+        }
+        var ancestor = Substring(normalized)
+        while let slash = ancestor.lastIndex(of: "/"), slash != ancestor.startIndex {
+            ancestor = ancestor[..<slash]
+            if let position = index[String(ancestor)], files[position].kind == .symlink {
+                throw .throughSymlink(path: path, offset: offset, name: normalized, symlink: String(ancestor))
+            }
         }
         var file = PackageFile(path: normalized, kind: kind, mode: UInt16(mode & 0o7777), data: data, linkTarget: linkTarget)
         switch kind {

@@ -145,6 +145,17 @@ import TestSupport
         #expect(contents.files == [PackageFile(path: "/a", kind: .symlink, mode: 0o644, linkTarget: "/../../etc/shadow")])
     }
 
+    @Test func entriesBeneathTheirOwnSymlinksAreRefused() throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-beneath")
+        let deb = CraftedArchives.deb(data: CraftedArchives.tar([
+            .init(name: "./lib", type: "2", linkName: "/etc"),
+            .init(name: "./lib/passwd", contents: Array("root::0:0::/:/bin/sh\n".utf8)),
+        ]))
+        let error = try #require(try Self.readError(deb, in: directory))
+        guard case let .throughSymlink(_, offset, name, symlink) = error else { Issue.record("\(error)"); return }
+        #expect(offset == 512 && name == "/lib/passwd" && symlink == "/lib")
+    }
+
     @Test func otherFilesAreNotPackages() throws {
         let directory = try TemporaryDirectory(prefix: "rehost-other")
         let error = try #require(try Self.readError(Array("#!/bin/sh\nexit 0\n".utf8), in: directory))

@@ -299,7 +299,8 @@ func expectPackageError(_ sourceLocation: SourceLocation = #_sourceLocation,
 /// The byte offset an error names, when it names one.
 func offset(of error: KernelPackageError) -> UInt64? {
     switch error {
-    case let .truncated(_, offset, _), let .corrupt(_, offset, _), let .unsupported(_, offset, _), let .unsafePath(_, offset, _):
+    case let .truncated(_, offset, _), let .corrupt(_, offset, _), let .unsupported(_, offset, _), let .unsafePath(_, offset, _),
+         let .throughSymlink(_, offset, _, _):
         return offset
     case let .compression(inner):
         switch inner {
