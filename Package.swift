@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, bottom to top: C system libraries -> ImageCore -> thin safe wrappers (Zlib, Blkid, Ext2,
 // Compression, Digests) -> kernel knowledge (KernelModules: ELF, modinfo, depmod; Initrd: cpio and
-// initramfs members; KernelPackages: kernel images judged by their bytes) -> domain modules
+// initramfs members; KernelPackages: kernel images judged by their bytes, RPM and DEB kernel
+// packages read with Initrd's cpio reader) -> domain modules
 // (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats) -> Pipeline -> RehostCommands -> the
 // `rehost` executable.
 let package = Package(
@@ -38,7 +39,7 @@ let package = Package(
 
         .target(name: "KernelModules", dependencies: ["ImageCore", "Compression"]),
         .target(name: "Initrd", dependencies: ["ImageCore", "Compression", "KernelModules"]),
-        .target(name: "KernelPackages", dependencies: ["ImageCore", "Compression", "KernelModules"]),
+        .target(name: "KernelPackages", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd"]),
 
         .target(name: "DiskLayout", dependencies: ["ImageCore"]),
         .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages"]),

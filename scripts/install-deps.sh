@@ -21,6 +21,9 @@ packages=(
   # tests: readelf, the oracle for the ELF reader (KernelModulesTests); dpkg-deb and apt-get download
   # unpack Debian's kernel there (kmod above gives depmod, modinfo and modprobe)
   binutils
+  # tests: rpmbuild, rpm and rpm2cpio build kernel RPMs and are the oracles for the RPM reader
+  # (KernelPackagesTests); dpkg-deb, already present, is the DEB reader's
+  rpm
   # tests: the independent initramfs walker (Tests/Tools/initramfs-walk.py) reads zstd and lz4 members
   python3-zstandard python3-lz4
 )
