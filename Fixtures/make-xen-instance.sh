@@ -6,12 +6,16 @@
 # afterwards with debugfs -w. See Fixtures/README.md for what each piece tests.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--xen-only]" >&2; exit 2; }
 die() { echo "make-xen-instance: error: $*" >&2; exit 1; }
 note() { echo "make-xen-instance: $*" >&2; }
 
+# --xen-only: the same guest as RHEL 5's kernel-xen alone leaves it, with no kernel that boots
+# off Xen (OUTDIR/xen-only-instance.img): the case `rehost convert --add-kernel` is for.
+XEN_ONLY=0
+if [ $# -eq 2 ] && [ "$2" = --xen-only ]; then XEN_ONLY=1; set -- "$1"; fi
 [ $# -eq 1 ] || usage
-case "$1" in -h|--help) usage ;; esac
+case "$1" in -h|--help|-*) usage ;; esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$1"
@@ -158,8 +162,10 @@ if [ ! -f "$INITRD_CACHED" ]; then
 fi
 
 # ------------------------------------------------------------- root tree ---
-IMAGE=$OUTDIR/xen-instance.img
-ENVFILE=$OUTDIR/xen-instance.env
+NAME=xen-instance
+[ "$XEN_ONLY" = 0 ] || NAME=xen-only-instance
+IMAGE=$OUTDIR/$NAME.img
+ENVFILE=$OUTDIR/$NAME.env
 WORK=$(mktemp -d "$OUTDIR/.xen-instance-work.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 ROOT=$WORK/root
@@ -198,6 +204,11 @@ seeded() { # bytes key-hex: reproducible incompressible data
 }
 seeded 2600000 "$(printf '%064x' 2)" > "$ROOT/boot/initrd-$XEN_KVER.img"
 printf 'kernel/drivers/xen/netfront/xennet.ko:\nkernel/drivers/xen/blkfront/xenblk.ko:\n' > "$ROOT/lib/modules/$XEN_KVER/modules.dep"
+if [ "$XEN_ONLY" = 1 ]; then
+    # Only kernel-xen: its (nash) initrd is the Xen-only one, and no other kernel is installed.
+    rm -rf "$ROOT/boot/vmlinuz-$KFILE" "$ROOT/boot/initrd-$KFILE.img" "$ROOT/boot/config-$KVER" "$ROOT/lib/modules/$KVER"
+    cp "$INITRD_CACHED" "$ROOT/boot/initrd-$XEN_KVER.img"
+fi
 
 # Fast symlinks (target stored in the inode), a slow one (target > 60 bytes,
 # stored in a data block) and a dangling one.
@@ -397,6 +408,7 @@ KERNEL_PATH=/boot/vmlinuz-$KFILE
 INITRD_PATH=/boot/initrd-$KFILE.img
 INITRD_FAMILY=nash
 INITRD_MODULES='$INITRD_MODULES'
+XEN_ONLY=$XEN_ONLY
 XEN_KERNEL_VERSION=$XEN_KVER
 XEN_KERNEL_PATH=/boot/vmlinuz-$XEN_KVER
 XEN_INITRD_PATH=/boot/initrd-$XEN_KVER.img

@@ -38,15 +38,29 @@ public enum GuestRepairs {
         public var changes: [GuestChange]
         /// Things the user should know that did not stop the repairs ("no virtio-scsi driver").
         public var warnings: [String]
+        /// The guest as the repairs saw it: after `--add-kernel` installs, before the other repairs.
+        public var report: GuestReport
     }
 
     /// Runs every repair not in `options.skip`, in order, and returns what changed. Checks up front
     /// that the guest has a kernel that boots on the target (unless `bootloader` is skipped), so a
     /// guest that cannot boot is refused before anything is written.
-    public static func apply(to fs: any GuestFilesystem, options: RepairOptions) throws -> Outcome {
+    ///
+    /// `kernels` (from `--add-kernel`) are installed first, and the newest of them becomes the
+    /// kernel to boot unless `options.kernel` names another.
+    public static func apply(to fs: any GuestFilesystem, options: RepairOptions,
+                             kernels supplied: [SuppliedKernel] = []) throws -> Outcome {
         let known = all.map(\.name)
         if let unknown = options.skip.sorted().first(where: { !known.contains($0) }) {
             throw RepairError.unknownRepair(name: unknown, known: known)
+        }
+        var installed: [GuestChange] = [], installWarnings: [String] = []
+        for kernel in supplied {
+            try KernelInstall.run(kernel, fs: fs, changes: &installed, warnings: &installWarnings)
+        }
+        var options = options
+        if options.kernel == nil, let newest = supplied.map(\.release).max(by: { KernelVersion.isOlder($0, than: $1) }) {
+            options.kernel = newest
         }
         let report = try GuestInspector.inspect(fs, target: options.target, rootFilesystemType: options.rootFilesystemType,
                                                 kernel: options.kernel)
@@ -54,6 +68,8 @@ public enum GuestRepairs {
             throw GuestInspector.kernelProblem(report.kernels, target: options.target)
         }
         var context = RepairContext(fs: fs, options: options, report: report, repair: "")
+        context.changes = installed
+        context.warnings = installWarnings
         if options.skip.contains("initrd"), let kernel = report.bootableKernel,
            kernel.verdict(for: options.target)?.outcome == .bootsAfterRepair {
             context.warnings.append("--skip initrd: \(kernel.path) boots on \(options.target.rawValue) only once its initrd has the target's drivers")
@@ -62,7 +78,7 @@ public enum GuestRepairs {
             context.repair = repair.name
             try repair.run(&context)
         }
-        return Outcome(changes: context.changes, warnings: context.warnings)
+        return Outcome(changes: context.changes, warnings: context.warnings, report: report)
     }
 }
 

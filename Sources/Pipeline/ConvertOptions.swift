@@ -20,6 +20,8 @@ public struct ConvertOptions: Sendable {
     /// The kernel to boot (a version or release); nil picks the newest that boots on the target.
     public var kernel: String?
     public var selinux: SELinuxMode = .label
+    /// Kernel packages to install into the guest (`--add-kernel`).
+    public var addKernels: [String] = []
     public var dryRun = false
     /// For a partitioned input disk: which partition holds the root filesystem.
     public var partition: Int?

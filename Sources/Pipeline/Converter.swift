@@ -41,10 +41,13 @@ public final class Converter {
         let source = try SourceGuest(path: options.input, partition: options.partition,
                                      scratchDirectory: options.scratchDirectory, progress: progress)
         let fs = source.report.filesystem
+        // Kernel packages are read and checked before anything else: a bad one fails at once.
+        let supplied = try options.addKernels.map(SuppliedKernel.prepare(path:))
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue,
-                                               kernel: options.kernel)
-        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
+                                               kernel: supplied.isEmpty ? options.kernel : nil)
+        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+                                     sourceFilesystemSize: fs.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
         let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
@@ -55,7 +58,7 @@ public final class Converter {
                                           kernel: options.kernel)
         repairOptions.selinux = options.selinux
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
-        let planned = try GuestRepairs.apply(to: overlay, options: repairOptions)
+        let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied)
         var warnings = planned.warnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
@@ -109,7 +112,7 @@ public final class Converter {
         }
 
         progress.begin(stage: "repairing the guest", totalBytes: nil)
-        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions).changes
+        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions, kernels: supplied).changes
         progress.end()
         try destination.close()
 
@@ -131,7 +134,8 @@ public final class Converter {
             inodeSize: parameters.inodeSize, inodes: parameters.inodesCount)
         report.bootloader = BootloaderReport(
             kind: "GRUB 2 (i386-pc) in the MBR and the gap before the partition", coreImageBytes: coreImage.count,
-            gapBytes: plan.partitionOffset - 512, kernel: guest.bootableKernel?.path, initrd: guest.bootableKernel?.initrd)
+            gapBytes: plan.partitionOffset - 512, kernel: planned.report.bootableKernel?.path,
+            initrd: planned.report.bootableKernel?.initrd)
         report.seconds = monotonicSeconds() - startedWall
         return report
     }

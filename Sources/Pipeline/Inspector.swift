@@ -5,23 +5,27 @@ import ImageCore
 /// `rehost inspect`: what the input is, what is inside, and what `convert` would do with it.
 public enum Inspector {
     public static func inspect(path: String, target: Target = .kvm, rootReference: RootReferenceChoice = .auto,
-                               partition: Int? = nil, scratchDirectory: String? = nil, kernel: String? = nil) throws -> InspectReport {
+                               partition: Int? = nil, scratchDirectory: String? = nil, kernel: String? = nil,
+                               addKernels: [String] = []) throws -> InspectReport {
+        let supplied = try addKernels.map(SuppliedKernel.prepare(path:))
         let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory)
         let overlay = source.overlay()
-        let guest = try GuestInspector.inspect(overlay, target: target, kernel: kernel)
+        let guest = try GuestInspector.inspect(overlay, target: target, kernel: supplied.isEmpty ? kernel : nil)
         let fs = source.report.filesystem
         let root = RootReference.resolve(choice: rootReference, label: fs.label, uuid: fs.uuid, target: target, report: guest)
         var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,
                                    plannedDisk: nil, plannedDiskProblem: nil, plannedChanges: [], plannedWarnings: [], plannedChangesProblem: nil)
         do {
-            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: fs.usedBytes, sourceFilesystemSize: fs.sizeBytes)
+            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: fs.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+                                                   sourceFilesystemSize: fs.sizeBytes)
         } catch let error as RehostError {
             report.plannedDiskProblem = error.description
         }
         do {
             let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
-            let outcome = try GuestRepairs.apply(to: overlay, options: options)
+            let outcome = try GuestRepairs.apply(to: overlay, options: options, kernels: supplied)
             report.plannedChanges = outcome.changes
+            report.guest = outcome.report
             report.plannedWarnings = outcome.warnings
         } catch let error as RehostError {
             report.plannedChangesProblem = error.description

@@ -88,6 +88,7 @@ struct ConvertCommand: ParsableCommand {
             options.rootReference = guest.rootReference
             options.skip = Set(skip)
             options.kernel = guest.kernel
+            options.addKernels = guest.addKernel
             options.selinux = selinux
             options.dryRun = dryRun
             options.partition = guest.partition

@@ -29,6 +29,11 @@ struct GuestOptions: ParsableArguments {
                                valueName: "version"))
     var kernel: String?
 
+    @Option(name: .customLong("add-kernel"),
+            help: ArgumentHelp("Install this kernel package (an RPM such as kernel-2.6.18-*.el5.x86_64.rpm, or a DEB such as linux-image-*.deb) into the guest without running its scriptlets, with its module index and an initrd derived from the guest's own, and boot it (repeatable). For guests that have only Xen PV kernels.",
+                               valueName: "package"))
+    var addKernel: [String] = []
+
     @Option(name: .customLong("scratch-dir"),
             help: ArgumentHelp("Where a gzip, qcow2, VMDK, VDI, VHD or OVA input is expanded to a sparse raw copy, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
     var scratchDirectory: String?

@@ -42,7 +42,9 @@ enum InitrdRepair {
             guard notLoaded.isEmpty else { throw InitrdRepairError.notLoadedAfterPatch(path: initrdPath, modules: notLoaded) }
 
             let backup = initrdPath + ".pre-rehost"
-            if try context.fs.entry(at: backup) == nil {
+            // An initrd --add-kernel made in this run has no earlier state worth keeping.
+            let madeNow = context.changes.contains { $0.path == initrdPath && $0.action == .created }
+            if !madeNow, try context.fs.entry(at: backup) == nil {
                 try context.fs.writeFile(backup, contents: original, newFileMode: 0o600)
                 context.changes.append(GuestChange(repair: context.repair, path: backup, action: .created,
                                                    lines: [.init(before: nil, after: "a copy of \(initrdPath) as it was (\(original.count) bytes)")]))
