@@ -14,6 +14,12 @@ public struct FixtureImage: Sendable, Equatable {
     public let environment: [String: String]
 
     public subscript(key: String) -> String? { environment[key] }
+
+    public init(imagePath: String, directory: String, environment: [String: String]) {
+        self.imagePath = imagePath
+        self.directory = directory
+        self.environment = environment
+    }
 }
 
 public enum Fixture {
