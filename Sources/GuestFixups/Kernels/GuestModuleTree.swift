@@ -114,6 +114,10 @@ final class GuestModuleTree {
             plainRelative.removeLast(suffix.count)
         }
         let info = try ModuleInfo.read(elf: elf, path: path)
+        // A module built for another kernel is refused by the kernel at load time; say so now.
+        if let vermagic = info.vermagic, let built = vermagic.split(separator: " ").first, built != release {
+            throw KernelAnalysisError.moduleForAnotherKernel(path: path, builtFor: String(built), release: release)
+        }
         let module = InitrdModule(info: info, relativePath: plainRelative, elf: elf)
         loaded[name] = module
         return module
@@ -169,11 +173,14 @@ final class GuestModuleTree {
 
 public enum KernelAnalysisError: RehostError, Equatable {
     case moduleTooLarge(path: String, size: Int)
+    case moduleForAnotherKernel(path: String, builtFor: String, release: String)
 
     public var description: String {
         switch self {
         case let .moduleTooLarge(path, size):
             return "\(path): \(size) bytes is too large for a kernel module (at most \(GuestModuleTree.moduleSizeLimit >> 20) MiB expected)"
+        case let .moduleForAnotherKernel(path, builtFor, release):
+            return "\(path): built for kernel \(builtFor) (its vermagic), not \(release): the modules tree does not match the kernel"
         }
     }
 }

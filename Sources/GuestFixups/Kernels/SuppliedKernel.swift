@@ -44,7 +44,12 @@ public struct SuppliedKernel: Sendable {
                     let format: StreamCompression = suffix == ".xz" ? .xz : (suffix == ".zst" ? .zstd : .gzip)
                     elf = try file.data.withUnsafeBytes { try format.decompressAll($0, name: file.path, limit: moduleLimit) }
                 }
-                modules.append((relative, try ModuleInfo.read(elf: elf, path: file.path)))
+                let info = try ModuleInfo.read(elf: elf, path: file.path)
+                if let built = info.vermagic?.split(separator: " ").first, built != kernel.release {
+                    throw SuppliedKernelError.moduleForAnotherKernel(path: path, module: file.path, builtFor: String(built),
+                                                                     release: kernel.release)
+                }
+                modules.append((relative, info))
             }
         }
         guard !modules.isEmpty else { throw SuppliedKernelError.noModules(path: path, directory: kernel.modulesDirectory) }
@@ -64,6 +69,7 @@ public enum SuppliedKernelError: RehostError, Equatable {
     case doesNotBoot(path: String, release: String, because: String)
     case noModules(path: String, directory: String)
     case noInitrdToDeriveFrom(path: String, release: String)
+    case moduleForAnotherKernel(path: String, module: String, builtFor: String, release: String)
 
     public var description: String {
         switch self {
@@ -73,6 +79,8 @@ public enum SuppliedKernelError: RehostError, Equatable {
             return "\(path): its kernel \(release) does not boot off Xen: \(because)"
         case let .noModules(path, directory):
             return "\(path): no kernel modules in \(directory); the target's disk drivers could not be loaded"
+        case let .moduleForAnotherKernel(path, module, builtFor, release):
+            return "\(path): \(module) is built for kernel \(builtFor), not the package's \(release)"
         case let .noInitrdToDeriveFrom(path, release):
             return "\(path): the guest has no readable initrd of a known family (initramfs-tools, dracut, mkinitrd) to build one for \(release) from"
         }
