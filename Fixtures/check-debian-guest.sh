@@ -69,7 +69,7 @@ case "$net" in
 esac
 # A root that never comes must end the run, not wait at a shell: initramfs-tools
 # reboots on panic=, dracut powers off on rd.emergency= (-no-reboot makes both exit).
-append="root=${root:-$dev} console=ttyS0 panic=10 rd.shell=0 rd.emergency=poweroff${extra:+ $extra}"
+append="root=${root:-$dev} console=ttyS0 panic=10 rd.shell=0 rd.emergency=poweroff rd.timeout=60${extra:+ $extra}"
 
 [ -n "$log" ] || log=$(mktemp "${TMPDIR:-/tmp}/rehost-check.XXXXXX.log")
 : > "$log"
@@ -90,7 +90,7 @@ if grep -aq '^REHOST-BOOT-OK' "$log"; then
 fi
 reason="the guest stopped after ${elapsed}s"
 [ "$status" -ne 124 ] && [ "$status" -ne 137 ] || reason="timed out after ${timeout_seconds}s"
-cause=$(grep -a -m 1 -E 'ALERT!|Gave up waiting for root|Timed out waiting for device .*(vda|sda|xvda1|by-uuid|by-label)|Kernel panic|Unable to mount root|Entering emergency mode|Emergency shell' "$log" \
+cause=$(grep -a -m 1 -E 'ALERT!|Gave up waiting for root|Timed out waiting for device .*(vda|sda|xvda1|by-uuid|by-label)|Kernel panic|Unable to mount root|Entering emergency mode|Emergency shell|Could not boot|does not exist' "$log" \
     | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' | tr -d '\r' || true)
 [ -z "$cause" ] || reason="$reason; log says: $cause"
 echo "check-debian-guest: FAILED: no REHOST-BOOT-OK ($reason)" >&2
