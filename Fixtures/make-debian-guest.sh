@@ -147,22 +147,26 @@ build() {
     size_mib=$(( (used_kib * 13 / 10 / 1024 + 64 + 63) / 64 * 64 ))
     note "creating a ${size_mib} MiB ext4 image from $((used_kib / 1024)) MiB of files"
     E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -L "$FS_LABEL" -U "$FS_UUID" \
-        -E "root_owner=0:0,hash_seed=$FS_HASH_SEED" -d "$root" "$WORK/out/image" "${size_mib}M" 2> "$WORK/mke2fs.err" \
-        || { cat "$WORK/mke2fs.err" >&2; die "mke2fs failed"; }
-    grep -v '^Creating regular file' "$WORK/mke2fs.err" >&2 || true
+        -E "root_owner=0:0,hash_seed=$FS_HASH_SEED" -d "$root" "$WORK/out/image" "${size_mib}M" > "$WORK/mke2fs.out" 2>&1 \
+        || { cat "$WORK/mke2fs.out" >&2; die "mke2fs failed"; }
+    grep -v '^Creating regular file' "$WORK/mke2fs.out" >&2 || true
     e2fsck -fn "$WORK/out/image" > "$WORK/e2fsck.out" 2>&1 || { cat "$WORK/e2fsck.out" >&2; die "e2fsck finds the image unclean"; }
     echo "$size_mib" > "$WORK/out/size-mib"
     echo "$versions" > "$WORK/out/versions"
     rm -rf "$ENTRY.tmp"
     mv "$WORK/out" "$ENTRY.tmp"
     mv "$ENTRY.tmp" "$ENTRY"
+    # Older builds of the same guest (another script version or package set).
+    local old
+    for old in "$CACHE/$NAME"-????????????????; do
+        [ "$old" = "$ENTRY" ] || [ ! -d "$old" ] || { note "removing the stale cache entry $old"; rm -rf "$old"; }
+    done
 }
 
 # Files copied into the guest before the customize hook runs.
 write_guest_files() {
     local d=$1
-    mkdir -p "$d/etc/network" "$d/etc/systemd/system/multi-user.target.wants" \
-        "$d/etc/systemd/system/getty.target.wants" "$d/etc/systemd/network" "$d/usr/local/sbin"
+    mkdir -p "$d/etc/network" "$d/etc/systemd/system" "$d/etc/systemd/network" "$d/usr/local/sbin"
     echo xen-guest > "$d/etc/hostname"
     printf '127.0.0.1\tlocalhost\n127.0.1.1\txen-guest\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$d/etc/hosts"
     # What a Xen PV domU's installer writes: the root and swap on xvda.
@@ -185,8 +189,6 @@ EOF
     # name a Xen vif enX0, a virtio NIC enp0s3. Masking the default .link file
     # is the on-disk equivalent of net.ifnames=0.
     ln -s /dev/null "$d/etc/systemd/network/99-default.link"
-    # The Xen console getty; no ttyS0 getty (that is for Rehost to add).
-    ln -s /lib/systemd/system/serial-getty@.service "$d/etc/systemd/system/getty.target.wants/serial-getty@hvc0.service"
     cat > "$d/etc/systemd/system/rehost-report.service" <<'EOF'
 [Unit]
 Description=Rehost test report on /dev/ttyS0, then power off
@@ -203,7 +205,6 @@ StandardOutput=journal
 [Install]
 WantedBy=multi-user.target
 EOF
-    ln -s /etc/systemd/system/rehost-report.service "$d/etc/systemd/system/multi-user.target.wants/rehost-report.service"
     cat > "$d/usr/local/sbin/rehost-report" <<'EOF'
 #!/bin/sh
 # Rehost test fixture: report how the boot went on /dev/ttyS0, then power off.
@@ -253,6 +254,9 @@ mkdir -p "$out"
 say() { echo "REHOST-HOOK: $*"; }
 # Root's password locked; no other users.
 chroot "$root" passwd -l root >/dev/null
+# The Xen console getty (no ttyS0 getty: that is for Rehost to add), and the
+# report service, enabled the way an admin would.
+chroot "$root" systemctl enable serial-getty@hvc0.service rehost-report.service
 # A cloud image has no machine-id until first boot.
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
@@ -350,6 +354,7 @@ KERNEL_VERSION=$KERNEL_VERSION
 KERNEL_PATH=/boot/vmlinuz-$KERNEL_VERSION
 INITRD_PATH=/boot/initrd.img-$KERNEL_VERSION
 INITRD_MODULES='xen-blkfront ext4'
+INITRD_CONFIG=$( [ "$INITRD_TOOL" = dracut ] && echo /etc/dracut.conf.d/50-xen-domu.conf || echo /etc/initramfs-tools/initramfs.conf )
 GUEST_INIT=/lib/systemd/systemd
 XEN_ROOT_DEVICE=/dev/xvda1
 XEN_SWAP_DEVICE=/dev/xvda3
