@@ -18,6 +18,8 @@ packages=(
   liblzma-dev liblz4-dev libbz2-dev
   # tests: the compressors initrd tools use, to make test initrds
   lz4 bzip2
+  # tests (as root): Fixtures/make-debian-guest.sh installs real Debian guests with mmdebstrap
+  mmdebstrap
 )
 
 sudo=""
