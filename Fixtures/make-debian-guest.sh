@@ -46,6 +46,7 @@ OUTDIR=$(cd "$outdir" && pwd)
 CACHE=${REHOST_GUEST_CACHE:-/var/cache/rehost/guests}
 mkdir -p "$CACHE"
 MIRROR=${REHOST_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${REHOST_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 NAME=debian-$SUITE-$INITRD_TOOL
 IMAGE=$OUTDIR/$NAME.img
@@ -86,7 +87,10 @@ trap cleanup EXIT
 # and tool versions a build would get, for the cache key.
 APTDIR=$CACHE/apt-$SUITE
 mkdir -p "$APTDIR/lists/partial" "$APTDIR/archives/partial" "$APTDIR/sources.list.d"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $SUITE main" > "$APTDIR/sources.list"
+# As an installed system has them: the release, its updates and its security
+# updates (where Debian's current kernel package comes from).
+SOURCES=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY_MIRROR $SUITE-security main")
+printf '%s\n' "${SOURCES[@]}" | sed 's|^deb |deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] |' > "$APTDIR/sources.list"
 : > "$APTDIR/status"
 apt_opts=(-o "Dir::Etc::SourceList=$APTDIR/sources.list" -o "Dir::Etc::SourceParts=$APTDIR/sources.list.d"
           -o "Dir::State::Lists=$APTDIR/lists" -o "Dir::State::status=$APTDIR/status"
@@ -110,7 +114,7 @@ for p in "$kernel_package" systemd udev "$INITRD_TOOL" ifupdown "$dhcp_package";
 done
 note "$SUITE:$versions"
 
-key=$( { sha256sum < "$SELF"; echo "$SUITE $INITRD_TOOL $MIRROR$versions"; } | sha256sum | cut -c1-16)
+key=$( { sha256sum < "$SELF"; echo "$SUITE $INITRD_TOOL ${SOURCES[*]}$versions"; } | sha256sum | cut -c1-16)
 ENTRY=$CACHE/$NAME-$key
 
 # ------------------------------------------------------------------ build ---
@@ -131,7 +135,7 @@ build() {
         --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
         --customize-hook="cp -a '$WORK/files/.' \"\$1/\"" \
         --customize-hook="sh '$hook' \"\$1\" '$INITRD_TOOL' '$KERNEL_VERSION' '$WORK/out'" \
-        "$SUITE" "$root" "$MIRROR" > "$WORK/mmdebstrap.log" 2>&1 \
+        "$SUITE" "$root" "${SOURCES[@]}" > "$WORK/mmdebstrap.log" 2>&1 \
         || { tail -n 40 "$WORK/mmdebstrap.log" >&2; die "mmdebstrap failed (log above)"; }
     grep -F 'REHOST-HOOK:' "$WORK/mmdebstrap.log" >&2 || true
 
