@@ -56,7 +56,7 @@ ENVFILE=$OUTDIR/$NAME.env
 FS_LABEL=xen-root
 FS_UUID=5e2d8c41-7a3b-4f19-b6d0-2c9e81f4a7d5
 FS_HASH_SEED=0b7f3e2a-94c1-4d85-a6e3-51d2c8f09b47
-# 2024-01-01 00:00:00 UTC: file times from mmdebstrap/dpkg, mke2fs times.
+# 2024-01-01 00:00:00 UTC: mke2fs's times, and the latest file time in the image.
 SOURCE_DATE_EPOCH=1704067200
 export SOURCE_DATE_EPOCH
 
@@ -145,6 +145,10 @@ build() {
     # What the initrd holds, as the guest's own lister shows it.
     verify_initrd "$WORK/out/initrd.list" "$WORK/out/control-initrd.list"
 
+    # Files written during the build carry today's date: clamp every time
+    # after SOURCE_DATE_EPOCH to it, so the image does not depend on the day.
+    find "$root" -xdev -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+
     # Size: contents + 30 % + 64 MiB, rounded to 64 MiB, so the guest can boot and write.
     local used_kib size_mib
     used_kib=$(du -s -k --apparent-size "$root" | cut -f1)
@@ -228,7 +232,12 @@ if [ "$state" = starting ]; then
 fi
 # Jobs that waited for a device that never came (a Xen device name on KVM,
 # e.g. dev-hvc0.device, dev-xvda3.device): they fail a dependency, not a unit.
-waited=$(journalctl -b -q -o cat --no-pager 2>/dev/null | sed -n 's/^Timed out waiting for device \([^ ]*\.device\).*/\1/p' | sort -u | paste -sd, -)
+# systemd >= 250 logs "... device dev-hvc0.device - /dev/hvc0.", older ones "... device /dev/hvc0.".
+waited=$(journalctl -b -q -o cat --no-pager 2>/dev/null \
+    | sed -n 's/^Timed out waiting for device \([^ ]*\)\( - .*\)\{0,1\}\.$/\1/p' \
+    | while read -r dev; do
+          case "$dev" in /*) systemd-escape -p --suffix=device "$dev" ;; *) echo "$dev" ;; esac
+      done | sort -u | paste -sd, -)
 say "device-timeouts=${waited:-none}"
 say "startup=$(systemd-analyze time 2>/dev/null | sed -n 's/^Startup finished in //p' | head -n 1)"
 addr=$(ip -4 -o addr show dev eth0 2>/dev/null | awk '{ print $4; exit }')
