@@ -7,7 +7,8 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio] [--log FILE] [--timeout SECONDS]" >&2
+    echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio|ahci] [--net none|virtio|e1000]" >&2
+    echo "       [--memory MIB] [--log FILE] [--timeout SECONDS]" >&2
     exit 2
 }
 die_usage() { echo "boot.sh: $*" >&2; usage; }
@@ -15,12 +16,16 @@ die_usage() { echo "boot.sh: $*" >&2; usage; }
 disk=
 format=
 bus=ide
+net=none
+memory=512
 log=
 timeout_seconds=180
 while [ $# -gt 0 ]; do
     case "$1" in
         --format) [ $# -ge 2 ] || usage; format=$2; shift 2 ;;
         --bus) [ $# -ge 2 ] || usage; bus=$2; shift 2 ;;
+        --net) [ $# -ge 2 ] || usage; net=$2; shift 2 ;;
+        --memory) [ $# -ge 2 ] || usage; memory=$2; shift 2 ;;
         --log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout_seconds=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -40,7 +45,9 @@ if [ -z "$format" ]; then
     esac
 fi
 case "$format" in raw|qcow2|vmdk|vdi) ;; *) die_usage "--format must be raw, qcow2, vmdk or vdi, not '$format'" ;; esac
-case "$bus" in ide|virtio) ;; *) die_usage "--bus must be ide or virtio, not '$bus'" ;; esac
+case "$bus" in ide|virtio|ahci) ;; *) die_usage "--bus must be ide, virtio or ahci, not '$bus'" ;; esac
+case "$net" in none|virtio|e1000) ;; *) die_usage "--net must be none, virtio or e1000, not '$net'" ;; esac
+case "$memory" in ''|*[!0-9]*) die_usage "--memory must be a whole number of MiB, not '$memory'" ;; esac
 case "$timeout_seconds" in ''|*[!0-9]*) die_usage "--timeout must be a whole number of seconds, not '$timeout_seconds'" ;; esac
 command -v qemu-system-x86_64 >/dev/null || { echo "boot.sh: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2; exit 1; }
 
@@ -50,20 +57,38 @@ fi
 : > "$log"
 # qemu's file=, option syntax treats commas specially: double them.
 disk_option=${disk//,/,,}
+machine=(-M pc)
+case "$bus" in
+    ide|virtio) drive=(-drive "file=$disk_option,format=$format,if=$bus") ;;
+    # q35's built-in ICH9 AHCI controller (00:1f.2) has ports ide.0 to ide.5;
+    # the guest needs ahci + libahci + libata + sd_mod and sees /dev/sda.
+    ahci) machine=(-M q35)
+          drive=(-drive "file=$disk_option,format=$format,if=none,id=d0" -device ide-hd,drive=d0,bus=ide.0) ;;
+esac
+# User-mode networking (DHCP gives the guest 10.0.2.15). romfile= drops the
+# NIC's PXE ROM, so SeaBIOS never tries a network boot after a bad disk.
+case "$net" in
+    none) nic=(-nic none) ;;
+    virtio) nic=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=) ;;
+    e1000) nic=(-netdev user,id=n0 -device e1000,netdev=n0,romfile=) ;;
+esac
 
-echo "boot.sh: booting $disk ($format, $bus) from its MBR, timeout ${timeout_seconds}s, serial log $log"
+echo "boot.sh: booting $disk ($format, $bus, net $net, ${memory} MiB) from its MBR, timeout ${timeout_seconds}s, serial log $log"
 start=$(date +%s)
 status=0
-# -snapshot keeps the disk unchanged; -nic none stops SeaBIOS from trying PXE
-# after a disk that does not boot; -boot c insists on the hard disk.
+# -snapshot keeps the disk unchanged; -nic none (or a NIC without its ROM)
+# stops SeaBIOS from trying PXE after a disk that does not boot; -boot c
+# insists on the hard disk.
 timeout --kill-after=5 "$timeout_seconds" \
-    qemu-system-x86_64 -accel tcg -nographic -no-reboot -snapshot -m 512 \
-        -nic none -boot c -monitor none -serial "file:$log" \
-        -drive "file=$disk_option,format=$format,if=$bus" \
+    qemu-system-x86_64 -accel tcg -nographic -no-reboot -snapshot "${machine[@]}" -m "$memory" \
+        "${nic[@]}" -boot c -monitor none -serial "file:$log" \
+        "${drive[@]}" \
     < /dev/null > "$log.qemu" 2>&1 || status=$?
 elapsed=$(( $(date +%s) - start ))
 
-grep -a '^REHOST-GUEST:' "$log" | tr -d '\r' || true
+# Every REHOST-GUEST line, wherever it starts (systemd's status output can
+# share a line with it on a shared console).
+grep -ao 'REHOST-GUEST:.*' "$log" | tr -d '\r' || true
 if grep -aq '^REHOST-BOOT-OK' "$log"; then
     echo "boot.sh: REHOST-BOOT-OK after ${elapsed}s"
     rm -f "$log.qemu"
@@ -78,7 +103,7 @@ else
     reason="the guest stopped after ${elapsed}s"
 fi
 # Name the first recognisable cause found in the serial log.
-cause=$(grep -a -m 1 -E 'REHOST-INITRD-FAIL|Kernel panic|No bootable device|not a bootable disk|error: |grub rescue>|Unable to mount root' "$log" | tr -d '\r' || true)
+cause=$(grep -a -m 1 -E 'REHOST-INITRD-FAIL|Kernel panic|No bootable device|not a bootable disk|error: |grub rescue>|Unable to mount root|ALERT!|Gave up waiting for root|Timed out waiting for device|Emergency shell|emergency mode' "$log" | tr -d '\r' || true)
 [ -z "$cause" ] || reason="$reason; log says: $cause"
 echo "boot.sh: FAILED: no REHOST-BOOT-OK ($reason)" >&2
 if [ -s "$log.qemu" ]; then

@@ -26,6 +26,8 @@ packages=(
   rpm
   # tests: the independent initramfs walker (Tests/Tools/initramfs-walk.py) reads zstd and lz4 members
   python3-zstandard python3-lz4
+  # tests (as root): Fixtures/make-debian-guest.sh installs real Debian guests with mmdebstrap
+  mmdebstrap
 )
 
 sudo=""
