@@ -103,7 +103,8 @@ else
     reason="the guest stopped after ${elapsed}s"
 fi
 # Name the first recognisable cause found in the serial log.
-cause=$(grep -a -m 1 -E 'REHOST-INITRD-FAIL|Kernel panic|No bootable device|not a bootable disk|error: |grub rescue>|Unable to mount root|ALERT!|Gave up waiting for root|Timed out waiting for device|Emergency shell|emergency mode' "$log" | tr -d '\r' || true)
+# initramfs-tools' ALERT! line names the device; prefer it to "Gave up waiting".
+cause=$( (grep -a -m 1 -E 'ALERT!' "$log" || grep -a -m 1 -E 'REHOST-INITRD-FAIL|Kernel panic|No bootable device|not a bootable disk|error: |grub rescue>|Unable to mount root|ALERT!|Gave up waiting for root|Timed out waiting for device|Emergency shell|emergency mode' "$log") | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' | tr -d '\r' || true)
 [ -z "$cause" ] || reason="$reason; log says: $cause"
 echo "boot.sh: FAILED: no REHOST-BOOT-OK ($reason)" >&2
 if [ -s "$log.qemu" ]; then

@@ -90,7 +90,8 @@ if grep -aq '^REHOST-BOOT-OK' "$log"; then
 fi
 reason="the guest stopped after ${elapsed}s"
 [ "$status" -ne 124 ] && [ "$status" -ne 137 ] || reason="timed out after ${timeout_seconds}s"
-cause=$(grep -a -m 1 -E 'ALERT!|Gave up waiting for root|Timed out waiting for device .*(vda|sda|xvda1|by-uuid|by-label)|Kernel panic|Unable to mount root|Entering emergency mode|Emergency shell|Could not boot|does not exist' "$log" \
+# initramfs-tools' ALERT! line names the device; prefer it to the line before.
+cause=$( (grep -a -m 1 -E 'ALERT!' "$log" || grep -a -m 1 -E 'Gave up waiting for root|Timed out waiting for device .*(vda|sda|xvda1|by-uuid|by-label)|Kernel panic|Unable to mount root|Entering emergency mode|Emergency shell|Could not boot|does not exist' "$log") \
     | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' | tr -d '\r' || true)
 [ -z "$cause" ] || reason="$reason; log says: $cause"
 echo "check-debian-guest: FAILED: no REHOST-BOOT-OK ($reason)" >&2
