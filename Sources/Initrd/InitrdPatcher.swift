@@ -116,7 +116,7 @@ public enum InitrdPatcher {
         let prefix = root + "/"
         for (moduleName, path) in contents.modules.sorted(by: { $0.key < $1.key }) where path.hasPrefix(prefix) {
             guard let data = tree[path]?.data else { continue }
-            let elf = try plainModule(data, path: "\(name):\(path)")
+            let elf = try ModuleName.plainModule(data, path: "\(name):\(path)", limit: 256 << 20)
             var info = try ModuleInfo.read(elf: elf, path: "\(name):\(path)")
             if info.name.isEmpty { info.name = moduleName }
             indexed.append((String(path.dropFirst(prefix.count)), info))
@@ -202,12 +202,6 @@ public enum InitrdPatcher {
         var base = String(module.relativePath.split(separator: "/").last ?? Substring(module.name))
         if base.hasSuffix(".ko") { base.removeLast(3) }
         return base
-    }
-
-    static func plainModule(_ data: [UInt8], path: String) throws -> [UInt8] {
-        guard let suffix = ModuleName.compressionSuffix(path) else { return data }
-        let format: StreamCompression = suffix == ".xz" ? .xz : (suffix == ".zst" ? .zstd : .gzip)
-        return try data.withUnsafeBytes { try format.decompressAll($0, name: path, limit: 256 << 20) }
     }
 
     static func lines(_ data: [UInt8]) -> [String] {

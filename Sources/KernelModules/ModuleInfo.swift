@@ -1,3 +1,4 @@
+import Compression
 import ImageCore
 
 /// What depmod and modprobe need from one kernel module (.ko), read from its ELF sections:
@@ -137,6 +138,14 @@ public enum ModuleName {
     }
 
     /// Whether depmod takes the file for a module: `.ko` or `.ko` plus a compression suffix.
+    /// The plain ELF of a module file: .ko as it is, .ko.gz/.ko.xz/.ko.zst decompressed (at most
+    /// `limit` bytes, since the file comes from an image).
+    public static func plainModule(_ data: [UInt8], path: String, limit: Int) throws -> [UInt8] {
+        guard let suffix = compressionSuffix(path) else { return data }
+        let format: StreamCompression = suffix == ".xz" ? .xz : (suffix == ".zst" ? .zstd : .gzip)
+        return try data.withUnsafeBytes { try format.decompressAll($0, name: path, limit: limit) }
+    }
+
     public static func isModulePath(_ path: String) -> Bool {
         path.hasSuffix(".ko") || compressionSuffix(path) != nil
     }

@@ -22,12 +22,7 @@ struct AddKernelTests {
         let image = "\(full.directory)/xen-only-instance.img"
         try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/make-xen-instance.sh", full.directory, "--xen-only"],
                         timeout: .seconds(600)).requireSuccess()
-        var environment: [String: String] = [:]
-        let text = try String(contentsOfFile: "\(full.directory)/xen-only-instance.env", encoding: .utf8)
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            environment[String(line[..<equals])] = String(line[line.index(after: equals)...]).trimmingCharacters(in: CharacterSet(charactersIn: "'"))
-        }
+        let environment = Fixture.parseEnvironmentFile(try String(contentsOfFile: "\(full.directory)/xen-only-instance.env", encoding: .utf8))
         let made = FixtureImage(imagePath: image, directory: full.directory, environment: environment)
         built = made
         return made

@@ -38,11 +38,7 @@ struct DebianGuestTests {
             throw TestSupportError.commandFailed(commandLine: "make-debian-guest.sh", status: make.status, stderr: make.stderr)
         }
         let envFile = "\(directory)/\(name).env"
-        var environment: [String: String] = [:]
-        for line in try String(contentsOfFile: envFile, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            environment[String(line[..<equals])] = String(line[line.index(after: equals)...]).trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
-        }
+        let environment = Fixture.parseEnvironmentFile(try String(contentsOfFile: envFile, encoding: .utf8))
         try Command.run("chmod", ["a+r", "\(directory)/\(name).img"]).requireSuccess()
         let guest = Guest(name: name, image: "\(directory)/\(name).img", envFile: envFile, environment: environment)
         built[name] = guest

@@ -1,4 +1,3 @@
-import Compression
 import ImageCore
 import Initrd
 import KernelModules
@@ -106,13 +105,9 @@ final class GuestModuleTree {
         let path = root + "/" + relative
         guard let bytes = try fs.readFile(path) else { return nil }
         guard bytes.count <= Self.moduleSizeLimit else { throw KernelAnalysisError.moduleTooLarge(path: path, size: bytes.count) }
-        var elf = bytes
+        let elf = try ModuleName.plainModule(bytes, path: path, limit: Self.moduleSizeLimit)
         var plainRelative = relative
-        if let suffix = ModuleName.compressionSuffix(relative) {
-            let format: StreamCompression = suffix == ".xz" ? .xz : (suffix == ".zst" ? .zstd : .gzip)
-            elf = try bytes.withUnsafeBytes { try format.decompressAll($0, name: path, limit: Self.moduleSizeLimit) }
-            plainRelative.removeLast(suffix.count)
-        }
+        if let suffix = ModuleName.compressionSuffix(relative) { plainRelative.removeLast(suffix.count) }
         let info = try ModuleInfo.read(elf: elf, path: path)
         // A module built for another kernel is refused by the kernel at load time; say so now.
         if let vermagic = info.vermagic, let built = vermagic.split(separator: " ").first, built != release {

@@ -1,4 +1,3 @@
-import Compression
 import ImageCore
 import KernelModules
 import KernelPackages
@@ -39,11 +38,7 @@ public struct SuppliedKernel: Sendable {
             case "modules.builtin.modinfo": builtinModinfo = file.data
             default:
                 guard ModuleName.isModulePath(relative) else { continue }
-                var elf = file.data
-                if let suffix = ModuleName.compressionSuffix(relative) {
-                    let format: StreamCompression = suffix == ".xz" ? .xz : (suffix == ".zst" ? .zstd : .gzip)
-                    elf = try file.data.withUnsafeBytes { try format.decompressAll($0, name: file.path, limit: moduleLimit) }
-                }
+                let elf = try ModuleName.plainModule(file.data, path: file.path, limit: moduleLimit)
                 let info = try ModuleInfo.read(elf: elf, path: file.path)
                 if let built = info.vermagic?.split(separator: " ").first, built != kernel.release {
                     throw SuppliedKernelError.moduleForAnotherKernel(path: path, module: file.path, builtFor: String(built),
