@@ -1,3 +1,4 @@
+import CDeflate
 import ImageCore
 import Zlib
 
@@ -91,8 +92,19 @@ public enum StreamCompression: String, Sendable, CaseIterable, Codable {
     }
 
     /// One gzip member (mtime 0, OS byte 3), for writing appended initrd archives.
-    public static func gzip(_ data: [UInt8], level: Int32 = 9) -> [UInt8] {
-        GzipMember.deflate(data, level: level)
+    /// libdeflate rather than zlib: several times faster at the same level, for the same format.
+    public static func gzip(_ data: [UInt8], level: Int32 = 6) -> [UInt8] {
+        guard let compressor = libdeflate_alloc_compressor(level) else { return GzipMember.deflate(data, level: level) }
+        defer { libdeflate_free_compressor(compressor) }
+        var out = [UInt8](repeating: 0, count: libdeflate_gzip_compress_bound(compressor, data.count))
+        let size = data.withUnsafeBytes { input in
+            out.withUnsafeMutableBytes { libdeflate_gzip_compress(compressor, input.baseAddress, input.count, $0.baseAddress, $0.count) }
+        }
+        guard size > 0 else { return GzipMember.deflate(data, level: level) }
+        out.removeLast(out.count - size)
+        // The header's OS byte: Unix, as gzip(1) writes it (libdeflate writes "unknown").
+        out[9] = 3
+        return out
     }
 
     private func mapped(_ error: ZlibError, name: String, baseOffset: UInt64) -> StreamCompressionError {

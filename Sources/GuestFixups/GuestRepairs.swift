@@ -48,8 +48,12 @@ public enum GuestRepairs {
     ///
     /// `kernels` (from `--add-kernel`) are installed first, and the newest of them becomes the
     /// kernel to boot unless `options.kernel` names another.
+    ///
+    /// `report`, when given, is this guest's inspection with these options (the conversion has
+    /// one already: reading every kernel and initrd again costs seconds); it is not used when
+    /// kernels are supplied, since they change the guest first.
     public static func apply(to fs: any GuestFilesystem, options: RepairOptions,
-                             kernels supplied: [SuppliedKernel] = []) throws -> Outcome {
+                             kernels supplied: [SuppliedKernel] = [], report inspected: GuestReport? = nil) throws -> Outcome {
         let known = all.map(\.name)
         if let unknown = options.skip.sorted().first(where: { !known.contains($0) }) {
             throw RepairError.unknownRepair(name: unknown, known: known)
@@ -62,8 +66,9 @@ public enum GuestRepairs {
         if options.kernel == nil, let newest = supplied.map(\.release).max(by: { KernelVersion.isOlder($0, than: $1) }) {
             options.kernel = newest
         }
-        let report = try GuestInspector.inspect(fs, target: options.target, rootFilesystemType: options.rootFilesystemType,
-                                                kernel: options.kernel)
+        let report = try supplied.isEmpty ? inspected ?? GuestInspector.inspect(
+            fs, target: options.target, rootFilesystemType: options.rootFilesystemType, kernel: options.kernel)
+            : GuestInspector.inspect(fs, target: options.target, rootFilesystemType: options.rootFilesystemType, kernel: options.kernel)
         if !options.skip.contains("bootloader"), report.bootableKernel == nil {
             throw GuestInspector.kernelProblem(report.kernels, target: options.target)
         }

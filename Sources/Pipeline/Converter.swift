@@ -58,7 +58,7 @@ public final class Converter {
                                           kernel: options.kernel)
         repairOptions.selinux = options.selinux
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
-        let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied)
+        let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
         var warnings = planned.warnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
@@ -112,7 +112,9 @@ public final class Converter {
         }
 
         progress.begin(stage: "repairing the guest", totalBytes: nil)
-        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions, kernels: supplied).changes
+        // The new filesystem holds the source's files, so the plan's inspection holds for it too.
+        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions, kernels: supplied,
+                                                report: planned.report).changes
         progress.end()
         try destination.close()
 
