@@ -42,6 +42,16 @@ import Testing
         #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.kvmOptions).changes.isEmpty)
     }
 
+    /// A hostile policy line that would backtrack for ever is never matched.
+    @Test func nestedRepetitionInAPatternIsNeverMatched() throws {
+        let fs = MemoryGuestFilesystem()
+        fs.addFile("/etc/selinux/targeted/contexts/files/file_contexts",
+                   Self.fileContexts + "/boot/(a+)+X\t\tsystem_u:object_r:evil_t:s0\n")
+        let contexts = try #require(try FileContexts.load(fs))
+        let path = "/boot/" + String(repeating: "a", count: 40)
+        #expect(try contexts.label(for: path, kind: .regularFile(size: 0)) == "system_u:object_r:boot_t:s0")
+    }
+
     @Test func labelsFromNeighboursWithoutFileContexts() throws {
         let fs = Self.selinuxGuest(withContexts: false)
         _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.kvmOptions)

@@ -94,7 +94,7 @@ final class KernelAnalysis {
         if !missing.isEmpty {
             let directory = modules?.root ?? "/lib/modules/\(release)"
             return TargetVerdict(target: target, outcome: .doesNotBoot,
-                                 because: "\(list(missing)) \(missing.count == 1 ? "is" : "are") neither built in nor in \(directory)",
+                                 because: "\(list(missing)) \(missing.count == 1 ? "is" : "are") neither built in nor in \(directory) (install the kernel's full modules, or supply a kernel with --add-kernel)",
                                  buses: buses, filesystem: filesystem)
         }
         let toAdd = needed.flatMap(\.toAdd)

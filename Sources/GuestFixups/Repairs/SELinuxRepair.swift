@@ -119,7 +119,11 @@ struct FileContexts {
     }
 
     private func matches(_ pattern: String, _ path: String) -> Bool {
-        guard let regex = try? Regex("^(?:\(pattern))$") else { return false }
+        // The patterns come from the guest: a repeated group that itself repeats ("(a+)+") can
+        // backtrack for ever, and no policy needs one, so such a line never matches.
+        let nestedRepetition = pattern.contains(")+") || pattern.contains(")*") || pattern.contains("){")
+        guard pattern.utf8.count <= 512, path.utf8.count <= 4096, !nestedRepetition,
+              let regex = try? Regex("^(?:\(pattern))$") else { return false }
         return (try? regex.wholeMatch(in: path)) != nil
     }
 }
