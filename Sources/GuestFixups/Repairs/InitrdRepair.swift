@@ -24,6 +24,9 @@ enum InitrdRepair {
         for bus in verdict.buses where !bus.complete {
             context.warnings.append("\(kernel.path): no \(bus.bus) driver in the guest (\(bus.missing.joined(separator: ", ")) missing): the disk must not be attached on \(bus.bus)")
         }
+        // The buses' own drivers, loaded explicitly where the family has a list for it, and kept
+        // for the guest's initrd tool.
+        let busDrivers = uniqued(verdict.buses.filter(\.complete).flatMap(\.driverNames))
         let closure = try modules.closure(of: drivers)
         let toAdd = closure.ordered.filter { !contents.loads($0) }
         if !toAdd.isEmpty {
@@ -32,9 +35,8 @@ enum InitrdRepair {
                 guard let module = try modules.module(name) else { continue }
                 added.append(module)
             }
-            let forceLoad = verdict.buses.filter(\.complete).flatMap(\.driverNames)
             let patch = try InitrdPatcher.addModules(
-                added, forceLoad: uniqued(forceLoad), to: contents, original: original,
+                added, forceLoad: busDrivers, to: contents, original: original,
                 kernelRelease: analysis.release, name: initrdPath, mtime: 0)
             // Read back as the kernel will, before anything is written.
             let check = try InitrdContents(bytes: patch.bytes, name: initrdPath)
@@ -56,11 +58,11 @@ enum InitrdRepair {
             lines += patch.entries.map { .init(before: nil, after: $0) }
             context.changes.append(GuestChange(repair: context.repair, path: initrdPath, action: .edited, lines: lines))
         }
-        try persist(drivers: uniqued(verdict.buses.filter(\.complete).flatMap(\.driverNames)), family: contents.family, context: &context)
+        try persist(drivers: busDrivers, context: &context)
     }
 
     /// Writes the drivers where the guest's initrd tool reads them when it next rebuilds the initrd.
-    static func persist(drivers: [String], family: InitrdFamily, context: inout RepairContext) throws {
+    static func persist(drivers: [String], context: inout RepairContext) throws {
         guard !drivers.isEmpty else { return }
         let fs = context.fs
         if try fs.entry(at: "/etc/initramfs-tools") == .directory {
