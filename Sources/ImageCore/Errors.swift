@@ -13,6 +13,7 @@ public enum FileError: RehostError, Equatable {
     case rename(from: String, to: String, errno: Int32)
     case map(path: String, errno: Int32)
     case stat(path: String, errno: Int32)
+    case notAFile(path: String, found: String)
 
     public var description: String {
         switch self {
@@ -26,6 +27,7 @@ public enum FileError: RehostError, Equatable {
         case let .rename(from, to, e): return "cannot rename \(from) to \(to): \(errnoText(e))"
         case let .map(path, e): return "\(path): mmap failed: \(errnoText(e))"
         case let .stat(path, e): return "\(path): \(errnoText(e))"
+        case let .notAFile(path, found): return "\(path): \(found), not a regular file or a block device; refused (reading it could block or never end)"
         }
     }
 }

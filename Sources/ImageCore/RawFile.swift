@@ -18,10 +18,35 @@ public final class RawFile {
         case .readWrite: flags = O_RDWR
         case .createExclusive: flags = O_RDWR | O_CREAT | O_EXCL
         }
-        let fd = open(path, flags | O_CLOEXEC, permissions)
+        // Opened without blocking, then checked: an image can name a FIFO, whose open and
+        // reads would otherwise wait for ever for a writer. Block devices are disks; anything else
+        // that is not a regular file has no place as an image or an extent.
+        let fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, permissions)
         guard fd >= 0 else { throw FileError.open(path: path, errno: errno) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw FileError.stat(path: path, errno: code)
+        }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFBLK else {
+            close(fd)
+            throw FileError.notAFile(path: path, found: Self.describe(type))
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.path = path
         self.fd = fd
+    }
+
+    static func describe(_ type: mode_t) -> String {
+        switch type {
+        case S_IFDIR: return "a directory"
+        case S_IFCHR: return "a character device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
     }
 
     deinit { close(fd) }

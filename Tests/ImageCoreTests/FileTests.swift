@@ -15,6 +15,23 @@ private final class Scratch {
 }
 
 @Suite struct RawFileTests {
+    @Test func fifosSocketsDirectoriesAndCharacterDevicesAreRefusedAtOnce() throws {
+        let dir = try Scratch()
+        let fifo = dir.file("fifo")
+        #expect(mkfifo(fifo, 0o644) == 0)
+        #expect(throws: FileError.notAFile(path: fifo, found: "a FIFO")) { _ = try RawFile(path: fifo, mode: .readOnly) }
+        #expect(throws: FileError.notAFile(path: dir.path, found: "a directory")) { _ = try RawFile(path: dir.path, mode: .readOnly) }
+        #expect(throws: FileError.notAFile(path: "/dev/null", found: "a character device")) {
+            _ = try RawFile(path: "/dev/null", mode: .readOnly)
+        }
+        // A regular file still opens, and reads block as usual (O_NONBLOCK is cleared).
+        let path = dir.file("data")
+        try RawFile(path: path, mode: .createExclusive).write([1, 2, 3], at: 0)
+        let file = try RawFile(path: path, mode: .readOnly)
+        #expect(fcntl(file.fd, F_GETFL) & O_NONBLOCK == 0)
+        #expect(try file.read(count: 3, at: 0) == [1, 2, 3])
+    }
+
     @Test func readsExactlyOrReportsShortRead() throws {
         let dir = try Scratch()
         let path = dir.file("data")

@@ -182,6 +182,25 @@ import TestSupport
         try expectReadError(descriptor, .unsupported)
     }
 
+    /// A descriptor naming a FIFO (or a character device) as its extent is refused at once:
+    /// opening and reading it would wait for a writer for ever.
+    @Test(arguments: ["fifo", "/dev/zero"])
+    func extentsThatAreNotFilesAreRefusedWithoutBlocking(kind: String) throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-vmdk-reader")
+        var name = kind
+        if kind == "fifo" {
+            name = directory.file("flat.fifo")
+            guard mkfifo(name, 0o644) == 0 else { Issue.record("mkfifo failed"); return }
+        }
+        let descriptor = directory.file("disk.vmdk")
+        try writeDescriptor(descriptor, createType: "monolithicFlat", extents: ["RW 2048 FLAT \"\(name)\" 0"])
+        let started = ContinuousClock.now
+        let error = #expect(throws: FileError.self) { _ = try VMDKReader(path: descriptor) }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(error?.description.contains(kind == "fifo" ? "a FIFO, not a regular file" : "a character device, not a regular file") == true,
+                "\(error?.description ?? "")")
+    }
+
     @Test func cowdAndNewerVersionsAreUnsupported() throws {
         let converted = try convert(size: 8 * Self.mebibyte, options: options(.monolithicSparse))
         try expectReadError(try damaged(converted) { $0.replaceSubrange(0..<4, with: Array("COWD".utf8)) }, .unsupported, mentioning: "COWD")
