@@ -14,6 +14,7 @@ public enum InputError: RehostError, Equatable {
     case noSuchPartition(path: String, number: Int, available: [Int])
     case partitionWithoutTable(path: String, number: Int)
     case truncatedDisk(path: String, partition: Int, partitionEnd: UInt64, fileSize: UInt64)
+    case overlappingPartitions(path: String, first: Int, second: Int, at: UInt64)
     case truncatedFilesystem(path: String, type: String, needed: UInt64, available: UInt64, container: String)
     case corruptSuperblock(path: String, offset: UInt64, reason: String)
     case compressedDisk(path: String, tool: String)
@@ -50,6 +51,8 @@ public enum InputError: RehostError, Equatable {
             return "\(path): partition \(number) was requested but the input is a bare filesystem without a partition table"
         case let .truncatedDisk(path, partition, end, size):
             return "\(path): truncated disk: partition \(partition) ends at byte \(end) but the file holds \(size) bytes"
+        case let .overlappingPartitions(path, first, second, at):
+            return "\(path): corrupt partition table: partitions \(first) and \(second) overlap at byte \(at); expected disjoint partitions"
         case let .truncatedFilesystem(path, type, needed, available, container):
             return "\(path): truncated: the \(type) filesystem needs \(needed) bytes but \(container) holds \(available)"
         case let .corruptSuperblock(path, offset, reason):
