@@ -26,6 +26,9 @@ public struct ConvertOptions: Sendable {
     /// For a partitioned input disk: which partition holds the root filesystem.
     public var partition: Int?
     public var scratchDirectory: String?
+    /// `--max-output-size`: the most data expanding the input may produce; nil for the default
+    /// (`ExpansionLimit`).
+    public var maxOutputSize: UInt64?
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

@@ -19,10 +19,14 @@ public final class Exporter {
     let options: WriterOptions
     let digests: Bool
     let scratchDirectory: String?
+    let maxOutputSize: UInt64?
     let progress: ProgressSink
 
+    /// `maxOutputSize` bounds the data read from the input and so written to every output (nil:
+    /// `ExpansionLimit`'s default for the input).
     public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: Bool,
-                scratchDirectory: String? = nil, progress: ProgressSink = SilentProgress()) {
+                scratchDirectory: String? = nil, maxOutputSize: UInt64? = nil, progress: ProgressSink = SilentProgress()) {
+        self.maxOutputSize = maxOutputSize
         self.input = input
         self.outputs = outputs
         self.options = options
@@ -33,7 +37,8 @@ public final class Exporter {
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        let reader = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory)
+        let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory)
+        let reader = LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
         for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
             throw ExportError.sameFile(path: output.path)
         }

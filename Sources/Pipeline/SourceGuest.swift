@@ -10,8 +10,10 @@ final class SourceGuest {
     let filesystem: Ext2Filesystem
     let report: InputReport
 
-    init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
-        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
+    init(path: String, partition: Int?, scratchDirectory: String?, maxOutputSize: UInt64? = nil,
+         progress: ProgressSink = SilentProgress()) throws {
+        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition,
+                                    maxOutputSize: maxOutputSize, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
         report = InputReport(
             path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,

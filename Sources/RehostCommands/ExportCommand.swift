@@ -1,5 +1,6 @@
 import ArgumentParser
 import ImageCore
+import ImageFormats
 import Pipeline
 
 struct ExportCommand: ParsableCommand {
@@ -30,6 +31,13 @@ struct ExportCommand: ParsableCommand {
             help: ArgumentHelp("Where the disk of an OVA input is copied out for reading, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
     var scratchDirectory: String?
 
+    @Option(name: .customLong("max-output-size"),
+            help: ArgumentHelp("The most data the input may expand to, written to each output, e.g. 200G. Default: \(ExpansionLimit.defaultFactor) times the bytes the input occupies on disk, at least \(ByteCount.format(ExpansionLimit.defaultFloor)). A hostile image that claims more is refused.",
+                               valueName: "size"))
+    var maxOutputSize: String?
+
+    func validate() throws { try validateMaxOutputSize(maxOutputSize) }
+
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
 
@@ -40,7 +48,8 @@ struct ExportCommand: ParsableCommand {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
-                                      digests: !outputs.noDigest, scratchDirectory: scratchDirectory, progress: progress).run()
+                                      digests: !outputs.noDigest, scratchDirectory: scratchDirectory,
+                                      maxOutputSize: maxOutputSize.flatMap(ByteCount.parse), progress: progress).run()
             if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }
         }
     }

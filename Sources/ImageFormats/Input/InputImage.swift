@@ -50,8 +50,10 @@ public final class InputImage {
     /// Identifies `path` (never writing to it). `partition` picks a partition number explicitly;
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
     /// several). Gzip, qcow2, VMDK, VDI, VHD and OVA input (its first disk) is expanded into a sparse raw copy in
-    /// `scratchDirectory` (default $TMPDIR or /tmp).
+    /// `scratchDirectory` (default $TMPDIR or /tmp). What the expansion produces is bounded by
+    /// `maxOutputSize` (nil: `ExpansionLimit`'s default for the input).
     public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil,
+                            maxOutputSize: UInt64? = nil,
                             progress: ProgressSink = SilentProgress()) throws -> InputImage {
         let file = try openInput(path)
         let size = try inputSize(file)
@@ -60,12 +62,14 @@ public final class InputImage {
         // A container is expanded once into a sparse scratch raw file that libext2fs can open.
         var expanded: (scratch: ScratchFile, container: String, kind: (InputKind) -> InputKind)? = nil
         if ForeignFormat.isGzip(head) {
-            let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory)
+            let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory,
+                                                   limit: .resolve(maxOutputSize, inputs: [path]))
             expanded = (scratch, "gzip data", { .gzip(inner: $0) })
         } else if let format = ForeignFormat.detect(head: head, tail: tail) {
-            guard let reader = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory) else {
+            guard let opened = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory) else {
                 throw InputError.unsupportedFormat(path: path, format: format)
             }
+            let reader = LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
             progress.begin(stage: "reading the \(reader.format.displayName) image", totalBytes: reader.virtualSize)
             try DiskImageReaders.copyToRaw(reader, file: scratch.file) { progress.advance(to: $0) }
