@@ -11,11 +11,10 @@ import Zlib
 ///   to `declaredSlack`. Inflating past it is an error (a gzip bomb, or a stream that is not the
 ///   filesystem image it starts as).
 /// - A partitioned disk (an MBR signature): the end of its furthest partition (a GPT's protective
-///   partition covers the disk). Bytes after it are never read by Rehost, so the expansion simply
-///   stops there (the trailer's CRC is then not checked); a disk with free space after its last
-///   partition still reads.
-/// - Whatever it is, every byte inflated, zeros included, counts against `limit`
-///   (`--max-output-size`).
+///   partition covers the disk). Zeros up to there cost nothing (a mostly empty disk is normal);
+///   past it, as everywhere when nothing is declared, they count against `limit`, so a disk with
+///   some free space after its last partition still reads, and an endless stream of zeros stops.
+/// - Non-zero bytes, which are written, always count against `limit` (`--max-output-size`).
 enum GzipExpansion {
     static let chunkSize = 64 * 1024
     static let readSize = 1024 * 1024
@@ -26,7 +25,7 @@ enum GzipExpansion {
     enum Bound: Equatable {
         /// An error past this many bytes: a filesystem's declared size.
         case filesystem(UInt64)
-        /// A quiet stop at this many bytes: the end of the furthest partition.
+        /// Zeros are free up to this many bytes: the end of the furthest partition.
         case disk(UInt64)
     }
 
@@ -54,9 +53,6 @@ enum GzipExpansion {
         return nil
     }
 
-    /// Thrown inside the inflate loop to stop at a partitioned disk's end.
-    private struct ReachedDiskEnd: Error {}
-
     static func expand(_ input: RawFile, displayPath: String, scratchDirectory: String?,
                        limit: ExpansionLimit) throws -> ScratchFile {
         let scratch = try ScratchFile(directory: scratchDirectory, hint: displayPath)
@@ -69,49 +65,51 @@ enum GzipExpansion {
         var chunkFill = 0
         var chunkStart: UInt64 = 0
         var bound: Bound?
-        var inflated: UInt64 = 0
+        /// Bytes counted against `limit`: see the type's documentation.
+        var produced: UInt64 = 0
 
         func flush() throws {
             let filled = UnsafeRawBufferPointer(rebasing: chunk[0..<chunkFill])
             if chunkStart == 0 { bound = declaredBound(filled) }
-            if !ZeroDetection.isAllZero(filled) { try scratch.file.write(filled, at: chunkStart) }
-            chunkStart += UInt64(chunkFill)
-            chunkFill = 0
+            let zero = ZeroDetection.isAllZero(filled)
+            let end = chunkStart + UInt64(chunkFill)
+            defer {
+                chunkStart = end
+                chunkFill = 0
+            }
             switch bound {
-            case let .filesystem(size)? where chunkStart > size:
+            case let .filesystem(size)? where end > size:
                 throw ExpansionLimitError.pastDeclaredSize(path: displayPath, declared: size,
                                                            by: "that the ext2/3/4 superblock at byte 1024 declares (rounded up to a MiB)")
-            case let .disk(end)? where chunkStart >= end:
-                throw ReachedDiskEnd()
+            case .filesystem?:
+                if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to") }
+            case let .disk(diskEnd)? where end <= diskEnd:
+                if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to") }
             default:
-                break
+                try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to")
             }
+            if !zero { try scratch.file.write(filled, at: chunkStart) }
         }
 
         var inputOffset: UInt64 = 0
-        do {
-            while inputOffset < inputSize {
-                let got = try input.read(into: readBuffer, at: inputOffset)
-                if got == 0 { break }
-                inputOffset += UInt64(got)
-                try decompressor.decompress(UnsafeRawBufferPointer(rebasing: readBuffer[0..<got])) { output in
-                    try limit.account(output.count, total: &inflated, path: displayPath, what: "the gzip data inflates to")
-                    var used = 0
-                    while used < output.count {
-                        let take = min(chunkSize - chunkFill, output.count - used)
-                        UnsafeMutableRawBufferPointer(rebasing: chunk[chunkFill..<chunkFill + take])
-                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: output[used..<used + take]))
-                        chunkFill += take
-                        used += take
-                        if chunkFill == chunkSize { try flush() }
-                    }
+        while inputOffset < inputSize {
+            let got = try input.read(into: readBuffer, at: inputOffset)
+            if got == 0 { break }
+            inputOffset += UInt64(got)
+            try decompressor.decompress(UnsafeRawBufferPointer(rebasing: readBuffer[0..<got])) { output in
+                var used = 0
+                while used < output.count {
+                    let take = min(chunkSize - chunkFill, output.count - used)
+                    UnsafeMutableRawBufferPointer(rebasing: chunk[chunkFill..<chunkFill + take])
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: output[used..<used + take]))
+                    chunkFill += take
+                    used += take
+                    if chunkFill == chunkSize { try flush() }
                 }
             }
-            try decompressor.finish()
-            try flush()
-        } catch is ReachedDiskEnd {
-            // The disk's partitions are all out; what follows them is never read.
         }
+        try decompressor.finish()
+        try flush()
         // Trailing zero chunks were never written: set the length so they read back as a hole.
         try scratch.file.truncate(to: chunkStart)
         return scratch
