@@ -7,8 +7,8 @@ import Zlib
 /// Bounded by what the data says, as a gzip stream declares no size of its own (its trailer
 /// holds the size modulo 2^32, at the end): once the first 64 KiB are out, they say what the
 /// stream holds.
-/// - A bare ext2/3/4 filesystem (its superblock at byte 1024): the filesystem's size, rounded up
-///   to `declaredSlack`. Inflating past it is an error (a gzip bomb, or a stream that is not the
+/// - A bare ext2/3/4 filesystem (its superblock at byte 1024): the filesystem's size plus
+///   `declaredSlack`. Inflating past it is an error (a gzip bomb, or a stream that is not the
 ///   filesystem image it starts as).
 /// - A partitioned disk (an MBR signature): the end of its furthest partition (a GPT's protective
 ///   partition covers the disk). Zeros up to there cost nothing (a mostly empty disk is normal);
@@ -36,7 +36,7 @@ enum GzipExpansion {
             let superblock = Array(head[superblockAt..<(superblockAt + ExtSuperblockGeometry.superblockSize)])
             if ExtSuperblockGeometry.hasMagic(superblock), let geometry = try? ExtSuperblockGeometry(superblock: superblock) {
                 let size = geometry.byteCount
-                return .filesystem((size + declaredSlack - 1) / declaredSlack * declaredSlack)
+                return .filesystem(size + declaredSlack)
             }
         }
         if head.count >= 512, head[510] == 0x55, head[511] == 0xAA {
@@ -80,7 +80,7 @@ enum GzipExpansion {
             switch bound {
             case let .filesystem(size)? where end > size:
                 throw ExpansionLimitError.pastDeclaredSize(path: displayPath, declared: size,
-                                                           by: "that the ext2/3/4 superblock at byte 1024 declares (rounded up to a MiB)")
+                                                           by: "that the ext2/3/4 superblock at byte 1024 declares, with a MiB of padding")
             case .filesystem?:
                 if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to") }
             case let .disk(diskEnd)? where end <= diskEnd:

@@ -166,8 +166,12 @@ final class VMDKSparseExtent {
         // table that maps no grain (all 0 or 1: it adds no data); a shared table that maps grains
         // would make the same grains appear at many places of the disk, and is refused.
         // The sort costs 8 bytes per directory entry, next to the 4 the directory holds.
-        let byTable = directory.indices.filter { directory[$0] != 0 }
-            .map { UInt64(directory[$0]) << 32 | UInt64($0) }.sorted()
+        var byTable: [UInt64] = []
+        byTable.reserveCapacity(directory.count)
+        for (index, tableSector) in directory.enumerated() where tableSector != 0 {
+            byTable.append(UInt64(tableSector) << 32 | UInt64(index))
+        }
+        byTable.sort()
         var allocated: UInt64 = 0
         var group = byTable.startIndex
         while group < byTable.endIndex {
