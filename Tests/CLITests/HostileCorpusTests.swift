@@ -36,6 +36,7 @@ struct HostileCorpusTests {
         var files: [String]
         var command: String
         var output: String?
+        var args: [String]
         var expect: String
         var pending: String?
     }
@@ -68,6 +69,7 @@ struct HostileCorpusTests {
             }
             var arguments = [testCase.command, "\(corpus)/\(testCase.input)"]
             if let name = testCase.output { arguments += ["-o", "\(output)/\(name)"] }
+            arguments += testCase.args
             let result = try Command.run(timeout, ["-s", "KILL", "60",
                                                    strace, "-f", "-qq", "-e", "trace=open,openat,openat2,execve", "-o", trace,
                                                    setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",

@@ -14,6 +14,7 @@ manifest.json:
     {"cases": [{"name": ..., "input": "relative path of the file to hand to rehost",
                 "files": ["every file of the case, relative"], "command": "inspect" |
                 "export" | "convert", "output": "out.qcow2" | "out.raw" | null,
+                "args": [more arguments, after the output],
                 "expect": "substring of the error line", "pending": null | "reason"}]}
 
 `pending` marks cases whose refusal is being built elsewhere (the containment rule for files a
@@ -34,10 +35,10 @@ SECTOR = 512
 cases = []
 
 
-def case(name, input, command, expect, files=None, pending=None):
+def case(name, input, command, expect, files=None, pending=None, args=None):
     output = {"inspect": None, "export": "out.qcow2", "convert": "out.raw"}[command]
     cases.append({"name": name, "input": input, "files": files or [input], "command": command,
-                  "output": output, "expect": expect, "pending": pending})
+                  "output": output, "args": args or [], "expect": expect, "pending": pending})
 
 
 def write(path, data):
@@ -123,6 +124,17 @@ def make_qcow2(d):
                                                              [payload(c)], 2 * 4096 * 2 * 65536))
     case("qcow2-shared-clusters-inspect", "qcow2-shared-clusters-inspect.qcow2", "inspect", "shared")
 
+    # Compressed clusters may share sectors (qemu packs them), so sharing one is bounded by the
+    # output limit: three L2 tables of entries naming one compressed cluster, 1.5 GiB of data.
+    shift = 62 - (16 - 8)
+    deflated = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = deflated.compress(payload(c)) + deflated.flush()
+    entry = (1 << 62) | ((((len(data) + 511) // 512) - 1) << shift) | (7 * c)
+    write(f"{d}/qcow2-shared-compressed.qcow2",
+          qcow2([copied | 4 * c, copied | 5 * c, copied | 6 * c], [[entry] * (c // 8)] * 3, [data], 3 * 8192 * c))
+    case("qcow2-shared-compressed", "qcow2-shared-compressed.qcow2", "export", "--max-output-size",
+         args=["--max-output-size", "64M"])
+
     # Two L1 entries naming one L2 table.
     write(f"{d}/qcow2-shared-l2.qcow2", qcow2([copied | 4 * c, copied | 4 * c], [[copied | 5 * c]], [payload(c)], GiB))
     case("qcow2-shared-l2", "qcow2-shared-l2.qcow2", "convert", "both point to the L2 table")
@@ -163,7 +175,14 @@ def vdi(blocks, allocated, block_map, data_blocks, disk_size=None):
 def make_vdi(d):
     # 2^28 blocks of 1 MiB (a 1 GiB block map) in a 1 KiB file.
     write(f"{d}/vdi-block-count-huge.vdi", vdi(1 << 28, 0, [0xFFFFFFFF] * 128, 0))
-    case("vdi-block-count-huge", "vdi-block-count-huge.vdi", "inspect", "truncated VDI image")
+    case("vdi-block-count-huge", "vdi-block-count-huge.vdi", "inspect", "Rehost holds in memory")
+    # The same within the budget: 2^24 blocks, a 64 MiB map in a 1 KiB file.
+    write(f"{d}/vdi-block-map-past-eof.vdi", vdi(1 << 24, 0, [0xFFFFFFFF] * 128, 0))
+    case("vdi-block-map-past-eof", "vdi-block-map-past-eof.vdi", "export", "truncated VDI image")
+
+    # 2^26 + 1 blocks: a block map of more than 256 MiB.
+    write(f"{d}/vdi-block-map-over-budget.vdi", vdi((1 << 26) + 1, 0, [0xFFFFFFFF] * 128, 0))
+    case("vdi-block-map-over-budget", "vdi-block-map-over-budget.vdi", "convert", "more than the 268435456 Rehost holds")
 
     write(f"{d}/vdi-block-map-duplicated.vdi", vdi(64, 1, [0] * 64, 1))
     case("vdi-block-map-duplicated", "vdi-block-map-duplicated.vdi", "export", "which entry 0 uses already")
@@ -213,7 +232,10 @@ def vhd_dynamic(size, entries, bat, blocks, block_size=2 * MiB):
 def make_vhd(d):
     # 2^32 - 1 table entries of 2 MiB blocks: a 16 GiB table in a 3 KiB file.
     write(f"{d}/vhd-table-entries-huge.vhd", vhd_dynamic(2040 * GiB, 0xFFFFFFFF, [0xFFFFFFFF] * 4, b""))
-    case("vhd-table-entries-huge", "vhd-table-entries-huge.vhd", "inspect", "truncated VHD image")
+    case("vhd-table-entries-huge", "vhd-table-entries-huge.vhd", "inspect", "Rehost holds in memory")
+    # Within the budget: 2^20 entries (a 4 MiB BAT) in a 3 KiB file.
+    write(f"{d}/vhd-bat-truncated.vhd", vhd_dynamic(2040 * GiB, 1 << 20, [0xFFFFFFFF] * 4, b""))
+    case("vhd-bat-truncated", "vhd-bat-truncated.vhd", "convert", "truncated VHD image")
 
     bitmap = b"\xff" * 512
     first_block = (1536 + 512) // 512  # the sector after a one-sector BAT
@@ -222,7 +244,14 @@ def make_vhd(d):
 
     block = bitmap + payload(2 * MiB)
     write(f"{d}/vhd-bat-duplicated.vhd", vhd_dynamic(64 * MiB, 32, [first_block] * 32, block))
-    case("vhd-bat-duplicated", "vhd-bat-duplicated.vhd", "convert", "inside the block of entry")
+    case("vhd-bat-duplicated", "vhd-bat-duplicated.vhd", "convert", "blocks are shared")
+    # Two blocks in room for two, the second starting one sector into the first.
+    write(f"{d}/vhd-bat-overlapping.vhd", vhd_dynamic(64 * MiB, 32, [first_block, first_block + 1] + [0xFFFFFFFF] * 30,
+                                                      block + block))
+    case("vhd-bat-overlapping", "vhd-bat-overlapping.vhd", "inspect", "inside the block of entry")
+    # 2^26 entries: a 256 MiB table, more than Rehost holds.
+    write(f"{d}/vhd-table-over-budget.vhd", vhd_dynamic(2040 * GiB, (1 << 26) + 1, [0xFFFFFFFF] * 4, b""))
+    case("vhd-table-over-budget", "vhd-table-over-budget.vhd", "export", "more than the 268435456 Rehost holds")
 
     good = vhd_dynamic(8 * MiB, 4, [first_block, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF], block)
     write(f"{d}/vhd-truncated.vhd", good[:1536 + 512 + 4096])
@@ -305,6 +334,17 @@ def make_vmdk(d):
     marker = struct.pack("<QI", 0, len(data)) + data
     stream += pad(marker, (len(marker) + 511) // 512 * 512)
     write(f"{d}/vmdk-stream-truncated.vmdk", stream)
+
+    # streamOptimized with its directory and table after the grain (footer at the end): every
+    # table entry names the one grain marker, whose LBA is 0.
+    shared = bytearray(vmdk_header(32 * MiB // SECTOR, gd_sector=4, overhead=2, version=3,
+                                   flags=(1 | (1 << 16) | (1 << 17)), compress=1))
+    shared += bytes(512)                                            # sector 1: nothing
+    shared += pad(marker, 1024)                                     # sectors 2-3: the grain
+    shared += pad(struct.pack("<I", 5), 512)                        # sector 4: the directory
+    shared += b"".join(struct.pack("<I", 2) for _ in range(512))    # sectors 5-8: the table
+    write(f"{d}/vmdk-stream-shared-grains.vmdk", bytes(shared))
+    case("vmdk-stream-shared-grains", "vmdk-stream-shared-grains.vmdk", "inspect", "grain marker says LBA")
     case("vmdk-stream-truncated", "vmdk-stream-truncated.vmdk", "convert", "truncated VMDK image")
 
     def descriptor(lines, create="monolithicFlat"):
@@ -329,6 +369,19 @@ def make_vmdk(d):
     write(f"{d}/flat-short/disk-flat.vmdk", payload(MiB))
     case("vmdk-flat-truncated", "flat-short/disk.vmdk", "export", "truncated VMDK image",
          files=["flat-short/disk.vmdk", "flat-short/disk-flat.vmdk"])
+
+    # One sparse extent named by 64 lines: 64 times its data.
+    os.makedirs(f"{d}/shared-extent", exist_ok=True)
+    one = vmdk_sparse(32 * MiB // SECTOR, [gt_sector], [[gt_sector + 4] + [0] * 511], payload(grain))
+    write(f"{d}/shared-extent/disk-s001.vmdk", one)
+    write(f"{d}/shared-extent/disk.vmdk",
+          descriptor(['RW 65536 SPARSE "disk-s001.vmdk"'] * 64, create="twoGbMaxExtentSparse"))
+    case("vmdk-shared-sparse-extent", "shared-extent/disk.vmdk", "inspect", "shared extents",
+         files=["shared-extent/disk.vmdk", "shared-extent/disk-s001.vmdk"])
+    # One flat file read twice, at overlapping offsets.
+    write(f"{d}/flat-short/twice.vmdk", descriptor(['RW 2048 FLAT "disk-flat.vmdk" 0', 'RW 1024 FLAT "disk-flat.vmdk" 1024']))
+    case("vmdk-shared-flat-extent", "flat-short/twice.vmdk", "export", "shared extents",
+         files=["flat-short/twice.vmdk", "flat-short/disk-flat.vmdk"])
 
     # Containment: files a descriptor may not open.
     containment = "containment rule for extent files (lead engineer, on main)"
@@ -456,7 +509,10 @@ def gpt(sectors, partitions):
 def make_misc(d):
     # A filesystem declaring 16 MiB, followed by 8 GiB of zeros, in ~8 MiB of gzip.
     write(f"{d}/gzip-bomb.img.gz", gzip_of_zeros(ext_superblock(16384), 8 * GiB))
-    case("gzip-bomb", "gzip-bomb.img.gz", "inspect", "16 MiB")
+    case("gzip-bomb", "gzip-bomb.img.gz", "inspect", "that the ext2/3/4 superblock at byte 1024 declares")
+    # A partitioned disk declaring 16 MiB, then 8 GiB of zeros: past the partition, zeros count.
+    write(f"{d}/gzip-bomb-disk.img.gz", gzip_of_zeros(mbr([(True, 0x83, 2048, 32768)]), 8 * GiB))
+    case("gzip-bomb-disk", "gzip-bomb-disk.img.gz", "convert", "--max-output-size", args=["--max-output-size", "256M"])
     # No filesystem at all: only the size limit stops it.
     write(f"{d}/gzip-bomb-bare.gz", gzip_of_zeros(b"", 8 * GiB))
     case("gzip-bomb-bare", "gzip-bomb-bare.gz", "convert", "--max-output-size")
