@@ -38,7 +38,10 @@ public final class Exporter {
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
         let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory)
-        let reader = LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
+        // A raw disk hands out only its own data and keeps its zero-copy path; every other format
+        // is counted against the limit.
+        let reader: any DiskImageReader = opened is RawDiskReader
+            ? opened : LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
         for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
             throw ExportError.sameFile(path: output.path)
         }
