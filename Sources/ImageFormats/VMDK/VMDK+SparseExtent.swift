@@ -159,8 +159,16 @@ final class VMDKSparseExtent {
         directoryOffset = header.gdOffset * sector
         try Self.checkInside(start: directoryOffset, length: tableCount * 4, what: "the grain directory (gdOffset \(header.gdOffset))",
                              entryAt: field(.gdOffset), fileSize: fileSize, path: path)
-        let directoryBytes = try file.read(count: Int(tableCount) * 4, at: directoryOffset)
-        directory = (0..<Int(tableCount)).map { directoryBytes.loadLE(UInt32.self, at: $0 * 4) }
+        // Read in 1 MiB pieces: the directory is held once, never beside a copy of its bytes.
+        var entries: [UInt32] = []
+        entries.reserveCapacity(Int(tableCount))
+        let chunkEntries = 1 << 18
+        while entries.count < Int(tableCount) {
+            let count = min(chunkEntries, Int(tableCount) - entries.count)
+            let raw = try file.read(count: count * 4, at: directoryOffset + UInt64(entries.count) * 4)
+            for i in 0..<count { entries.append(raw.loadLE(UInt32.self, at: i * 4)) }
+        }
+        directory = entries
 
         // Each distinct grain table read once, in sector order. Directory entries may share a
         // table that maps no grain (all 0 or 1: it adds no data); a shared table that maps grains
