@@ -19,6 +19,7 @@ public enum InputError: RehostError, Equatable {
     case corruptSuperblock(path: String, offset: UInt64, reason: String)
     case compressedDisk(path: String, tool: String)
     case notWholeSectors(path: String, size: UInt64)
+    case scratchTooSmall(path: String, size: UInt64, scratch: String, reason: String)
 
     static let accepted = "Rehost converts ext2/ext3/ext4 root filesystems"
 
@@ -59,6 +60,9 @@ public enum InputError: RehostError, Equatable {
             return "\(path): corrupt ext2/3/4 superblock at byte \(offset): \(reason)"
         case let .compressedDisk(path, tool):
             return "\(path): a compressed file has no random access; decompress it first with `\(tool)`"
+        case let .scratchTooSmall(path, size, scratch, reason):
+            let directory = scratch.lastIndex(of: "/").map { String(scratch[..<$0]) } ?? "."
+            return "\(path): its virtual disk of \(size) bytes does not fit in a scratch file in \(directory) (\(reason)); give --scratch-dir on a filesystem that takes files this large"
         case let .notWholeSectors(path, size):
             return "\(path): \(size) bytes is not a whole number of 512-byte sectors, so it is not a raw disk"
         }

@@ -72,6 +72,13 @@ public final class InputImage {
             let reader = LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
             progress.begin(stage: "reading the \(reader.format.displayName) image", totalBytes: reader.virtualSize)
+            // Sized first: a disk larger than the scratch filesystem takes (16 TiB on ext4) fails
+            // at once, naming the input, before any data is copied.
+            do {
+                try scratch.file.truncate(to: reader.virtualSize)
+            } catch let FileError.truncate(_, size, code) {
+                throw InputError.scratchTooSmall(path: path, size: size, scratch: scratch.path, reason: String(cString: strerror(code)))
+            }
             try DiskImageReaders.copyToRaw(reader, file: scratch.file) { progress.advance(to: $0) }
             progress.end()
             expanded = (scratch, "a \(reader.format.displayName) image", { [format = reader.format, variant = reader.variant] in
