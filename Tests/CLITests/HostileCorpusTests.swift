@@ -21,7 +21,8 @@ import TestSupport
 ///   what a successful run reads besides (/etc/localtime, /usr/share/zoneinfo, OpenSSL's
 ///   /etc/ssl/openssl.cnf for the digests): a case that wrongly succeeds fails on its status,
 ///   not on these;
-/// - the process's own /proc/<pid>/ (any pid strace saw in the case: its threads) and
+/// - the process's own /proc/<pid>/ (any pid strace saw in the case or a clone returned: its
+///   threads) and
 ///   /proc/self/, /sys/devices/system/cpu/ and /sys/fs/cgroup/ (Dispatch sizes its thread pool
 ///   from them), /dev/null and /dev/urandom.
 /// Paths are compared after `standardizingPath`, which also resolves symbolic links: an open
@@ -71,7 +72,7 @@ struct HostileCorpusTests {
             if let name = testCase.output { arguments += ["-o", "\(output)/\(name)"] }
             arguments += testCase.args
             let result = try Command.run(timeout, ["-s", "KILL", "60",
-                                                   strace, "-f", "-qq", "-e", "trace=open,openat,openat2,execve", "-o", trace,
+                                                   strace, "-f", "-qq", "-e", "trace=open,openat,openat2,execve,clone,clone3,fork,vfork", "-o", trace,
                                                    setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
                                                    prlimit, "--as=\(2 << 30)", "--", rehost] + arguments,
                                          environment: ["TMPDIR": scratch, "LC_ALL": "C"], timeout: .seconds(90),
@@ -119,6 +120,14 @@ struct HostileCorpusTests {
                 continue
             }
             pids.insert(String(fields[0]))
+            // A thread or child that never opens anything is still named by the clone that made
+            // it (its /proc/<tid>/ may be read by another thread).
+            let spawns = ["clone", "fork", "vfork"].contains { call.hasPrefix($0) || call.hasPrefix("<... \($0)") }
+            if spawns,
+               let equals = call.range(of: ") = ", options: .backwards) {
+                let value = call[equals.upperBound...].prefix { $0.isNumber }
+                if !value.isEmpty { pids.insert(String(value)) }
+            }
             guard call.hasPrefix("open"), let quote = call.firstIndex(of: "\"") else { continue }
             let rest = call[call.index(after: quote)...]
             guard let end = rest.firstIndex(of: "\"") else { continue }
