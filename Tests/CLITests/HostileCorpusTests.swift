@@ -103,6 +103,15 @@ struct HostileCorpusTests {
         }
     }
 
+    @Test func maxOutputSizeMustBeASize() throws {
+        for command in [["inspect", "/nonexistent.qcow2"], ["export", "/nonexistent.qcow2", "-o", "/tmp/never.qcow2"],
+                        ["convert", "/nonexistent.qcow2", "-o", "/tmp/never.raw"]] {
+            let result = try Command.runRehost(command + ["--max-output-size", "lots"])
+            #expect(result.status == 64, "ArgumentParser's usage-error status: \(result.stderr)")
+            #expect(result.stderr.contains("--max-output-size lots: expected a size"), "\(result.stderr)")
+        }
+    }
+
     /// The paths the traced rehost process (and its threads and children) asked to open, from
     /// the first execve of `executable` on (relative ones as given: `allowed` resolves them
     /// against the working directory). `pids` holds every pid seen after the execve.
