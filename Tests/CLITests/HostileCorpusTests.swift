@@ -87,7 +87,9 @@ struct HostileCorpusTests {
             #expect(result.status != 0, "\(label) succeeded")
             let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
             #expect(lines.count == 1 && result.stderr.hasSuffix("\n"), "\(label): expected one line on stderr, got:\n\(result.stderr.prefix(2000))")
-            #expect(result.stderr.contains(testCase.expect), "\(label): \(result.stderr) should contain \"\(testCase.expect)\"")
+            // Without the input's path, which may hold the very word expected.
+            let message = result.stderr.replacingOccurrences(of: "\(corpus)/\(testCase.input)", with: "INPUT")
+            #expect(message.contains(testCase.expect), "\(label): \(result.stderr) should contain \"\(testCase.expect)\"")
             #expect(result.stderr.hasPrefix("rehost: error: "), "\(label): \(result.stderr)")
 
             let allowedFiles = Set((testCase.files.map { "\(corpus)/\($0)" } + [output, scratch]).map { ($0 as NSString).standardizingPath })

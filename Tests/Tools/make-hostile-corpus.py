@@ -10,7 +10,8 @@ VMware's Virtual Disk Format 5.0, VirtualBox's VDI header, Microsoft's VHD speci
 ustar), never by the tools under test. Nothing here is committed as a binary: the corpus is
 rebuilt by each test run in a few seconds, the largest file being the gzip bomb (~8 MiB).
 
-manifest.json:
+manifest.json (`expect` is looked for in the message with the input's path taken out, so a case
+name such as "truncated" can never satisfy it):
     {"cases": [{"name": ..., "input": "relative path of the file to hand to rehost",
                 "files": ["every file of the case, relative"], "command": "inspect" |
                 "export" | "convert", "output": "out.qcow2" | "out.raw" | null,
@@ -149,8 +150,10 @@ def make_qcow2(d):
     write(f"{d}/qcow2-size-2-63.qcow2", qcow2([copied | 4 * c], [[copied | 5 * c]], [payload(c)], 1 << 63))
     case("qcow2-size-2-63", "qcow2-size-2-63.qcow2", "convert", "l1_size")
 
-    write(f"{d}/qcow2-truncated.qcow2", good[:3 * c + 100])
-    case("qcow2-truncated", "qcow2-truncated.qcow2", "inspect", "truncated")
+    write(f"{d}/qcow2-truncated.qcow2", good[:3 * c + 4])
+    case("qcow2-truncated", "qcow2-truncated.qcow2", "inspect", "truncated qcow2 image: 8 bytes needed at byte 196608")
+    write(f"{d}/qcow2-truncated-l2.qcow2", good[:4 * c + 100])
+    case("qcow2-truncated-l2", "qcow2-truncated-l2.qcow2", "export", "beyond the end of the file (262244 bytes)")
 
 
 # ---------------------------------------------------------------- VDI (little-endian)
@@ -455,9 +458,9 @@ def make_ova(d):
     case("ova-size-negative", "ova-size-negative.ova", "export", "base-256 size")
     # The disk member claims 8 GiB - 1 bytes; the file holds 1 KiB of it.
     write(f"{d}/ova-member-past-eof.ova", member + tar_member("disk.vmdk", 8 * GiB - 1) + bytes(1024))
-    case("ova-member-past-eof", "ova-member-past-eof.ova", "convert", "truncated")
+    case("ova-member-past-eof", "ova-member-past-eof.ova", "convert", "truncated OVA image: 8589934591 bytes needed")
     write(f"{d}/ova-truncated.ova", member[:700])
-    case("ova-truncated", "ova-truncated.ova", "inspect", "truncated")
+    case("ova-truncated", "ova-truncated.ova", "inspect", "truncated OVA image")
 
 
 # ---------------------------------------------------------------- gzip, MBR, raw
@@ -519,7 +522,7 @@ def make_misc(d):
 
     good = gzip_of_zeros(ext_superblock(16384), 16 * MiB - 2048)
     write(f"{d}/gzip-truncated.img.gz", good[:len(good) // 2])
-    case("gzip-truncated", "gzip-truncated.img.gz", "inspect", "gzip")
+    case("gzip-truncated", "gzip-truncated.img.gz", "inspect", "the gzip stream ends early")
 
     fs = ext_superblock(16384)
     # A Linux partition starting at 1 TiB of a 1 MiB file.
@@ -534,10 +537,10 @@ def make_misc(d):
 
     # A GPT whose Linux partition starts at LBA 2^63 (bytes past 2^72).
     write(f"{d}/gpt-partition-2-63.img", gpt(2048, [(LINUX_GUID, 1 << 63, (1 << 64) - 2)]))
-    case("gpt-partition-2-63", "gpt-partition-2-63.img", "convert", "partition")
+    case("gpt-partition-2-63", "gpt-partition-2-63.img", "convert", "the gpt partition table has no Linux")
 
     write(f"{d}/raw-truncated.img", fs + bytes(8 * KiB))
-    case("raw-truncated", "raw-truncated.img", "inspect", "truncated")
+    case("raw-truncated", "raw-truncated.img", "inspect", "truncated: the ext2 filesystem needs 16777216 bytes")
 
 
 def main():
