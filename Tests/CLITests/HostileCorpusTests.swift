@@ -123,9 +123,10 @@ struct HostileCorpusTests {
         var pids = Set<String>()
         var paths: [String] = []
         for line in text.split(separator: "\n") {
+            // "PID  call(...)": strace pads the pid to five columns.
             let fields = line.split(separator: " ", maxSplits: 1)
             guard fields.count == 2 else { continue }
-            let call = fields[1]
+            let call = fields[1].drop { $0 == " " }
             if !started {
                 if call.hasPrefix("execve(\"\(executable)\"") { started = true }
                 continue
