@@ -9,15 +9,18 @@ import Glibc
 /// stream names bytes, and a hostile one names far more than its file could carry. Every
 /// expansion counts what it produces against this limit and stops with `ExpansionLimitError`
 /// once past it:
-/// - a reader's data pieces, whether they go to a scratch copy (gzip-less disk images for
-///   `inspect` and `convert`) or to the outputs of `export`;
-/// - the bytes a gzip stream inflates to, zeros included (they cost time even when not written).
+/// - the data pieces of a qcow2, VMDK, VDI, VHD or OVA reader (`LimitedDiskImageReader`),
+///   whether they go to the scratch copy `inspect` and `convert` read, or to the outputs of
+///   `export` (a raw input hands out only its own data and is not counted);
+/// - the bytes a gzip stream inflates to (`GzipExpansion` says which zeros count: they cost
+///   time even when not written).
 ///
 /// The default is `defaultFactor` times the input's real data size (the bytes its files occupy
 /// on disk, holes not counted; all extent files of a VMDK), and never less than `defaultFloor`.
 /// 64 is far above what real images reach (a compressed qcow2 or streamOptimized VMDK of a
-/// typical system disk holds 2 to 4 times less than it expands to; deflate cannot pass 1032)
-/// yet keeps a 1 MiB hostile file from writing more than a GiB.
+/// typical system disk expands 2 to 4 times; deflate itself cannot pass 1032) yet keeps a 1 MiB
+/// hostile file from producing more than a GiB. Data a reader hands out is counted whole, zeros
+/// included (an allocated cluster of zeros costs a read), which only makes the bound tighter.
 public struct ExpansionLimit: Sendable, Equatable {
     public static let defaultFactor: UInt64 = 64
     public static let defaultFloor: UInt64 = 1 << 30
