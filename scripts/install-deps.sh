@@ -28,6 +28,8 @@ packages=(
   python3-zstandard python3-lz4
   # tests (as root): Fixtures/make-debian-guest.sh installs real Debian guests with mmdebstrap
   mmdebstrap
+  # tests: strace shows which files Rehost opens for a hostile image (containment tests)
+  strace
 )
 
 sudo=""

@@ -39,7 +39,8 @@ public final class Converter {
     public func run() throws -> ConvertReport {
         let startedWall = monotonicSeconds()
         let source = try SourceGuest(path: options.input, partition: options.partition,
-                                     scratchDirectory: options.scratchDirectory, progress: progress)
+                                     scratchDirectory: options.scratchDirectory, externalFiles: options.externalFiles,
+                                     progress: progress)
         let fs = source.report.filesystem
         // Kernel packages are read and checked before anything else: a bad one fails at once.
         let supplied = try options.addKernels.map(SuppliedKernel.prepare(path:))

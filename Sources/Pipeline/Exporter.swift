@@ -19,10 +19,13 @@ public final class Exporter {
     let options: WriterOptions
     let digests: Bool
     let scratchDirectory: String?
+    let externalFiles: ExternalFiles
     let progress: ProgressSink
 
     public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: Bool,
-                scratchDirectory: String? = nil, progress: ProgressSink = SilentProgress()) {
+                scratchDirectory: String? = nil, externalFiles: ExternalFiles = .contained,
+                progress: ProgressSink = SilentProgress()) {
+        self.externalFiles = externalFiles
         self.input = input
         self.outputs = outputs
         self.options = options
@@ -33,7 +36,7 @@ public final class Exporter {
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        let reader = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory)
+        let reader = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory, externalFiles: externalFiles)
         for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
             throw ExportError.sameFile(path: output.path)
         }
@@ -41,6 +44,7 @@ public final class Exporter {
         try set.stream(from: reader, progress: progress)
         let reports = try set.commit(digests: digests)
         return ExportReport(input: input, inputFormat: reader.format, inputVariant: reader.variant,
+                            inputFiles: reader.inputFiles,
                             virtualSize: reader.virtualSize, outputs: reports, seconds: monotonicSeconds() - started)
     }
 }

@@ -10,11 +10,13 @@ final class SourceGuest {
     let filesystem: Ext2Filesystem
     let report: InputReport
 
-    init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
-        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
+    init(path: String, partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles,
+         progress: ProgressSink = SilentProgress()) throws {
+        input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition,
+                                    externalFiles: externalFiles, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
         report = InputReport(
-            path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,
+            path: path, kind: Self.describe(input.kind), files: input.inputFiles, partition: input.rootPartition?.number,
             partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
             filesystem: FilesystemReport(
                 type: filesystem.typeName, label: filesystem.label, uuid: UUIDBytes.format(filesystem.uuid),

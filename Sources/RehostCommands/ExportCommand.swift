@@ -1,5 +1,6 @@
 import ArgumentParser
 import ImageCore
+import ImageFormats
 import Pipeline
 
 struct ExportCommand: ParsableCommand {
@@ -30,6 +31,10 @@ struct ExportCommand: ParsableCommand {
             help: ArgumentHelp("Where the disk of an OVA input is copied out for reading, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
     var scratchDirectory: String?
 
+    @Flag(name: .customLong("allow-external-files"),
+          help: ArgumentHelp("Let a VMDK descriptor's extent lines name files outside its own directory (absolute paths, ../, symlinks leading out) and block devices. Off by default: an image may read only files beside it. For trusted local images only."))
+    var allowExternalFiles = false
+
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
 
@@ -40,7 +45,8 @@ struct ExportCommand: ParsableCommand {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
-                                      digests: !outputs.noDigest, scratchDirectory: scratchDirectory, progress: progress).run()
+                                      digests: !outputs.noDigest, scratchDirectory: scratchDirectory,
+                                      externalFiles: allowExternalFiles ? .allowed : .contained, progress: progress).run()
             if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }
         }
     }

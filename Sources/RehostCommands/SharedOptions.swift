@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestFixups
+import ImageFormats
 
 extension Target: ExpressibleByArgument {}
 extension RootReferenceChoice: ExpressibleByArgument {}
@@ -38,8 +39,14 @@ struct GuestOptions: ParsableArguments {
             help: ArgumentHelp("Where a gzip, qcow2, VMDK, VDI, VHD or OVA input is expanded to a sparse raw copy, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
     var scratchDirectory: String?
 
+    @Flag(name: .customLong("allow-external-files"),
+          help: ArgumentHelp("Let a VMDK descriptor's extent lines name files outside its own directory (absolute paths, ../, symlinks leading out) and block devices. Off by default: an image may read only files beside it. For trusted local images only."))
+    var allowExternalFiles = false
+
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
+
+    var externalFiles: ExternalFiles { allowExternalFiles ? .allowed : .contained }
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {

@@ -87,7 +87,8 @@ enum TextReport {
     }
 
     static func export(_ r: ExportReport) -> String {
-        "Read \(r.input) (\(r.inputVariant), \(ByteCount.format(r.virtualSize)))\n" + outputs(r.outputs)
+        "Read \(r.input) (\(r.inputVariant), \(ByteCount.format(r.virtualSize)))\n" + extentFiles(r.inputFiles)
+            + outputs(r.outputs)
             + "Done in \(String(format: "%.1f", r.seconds)) s.\n"
     }
 
@@ -102,10 +103,16 @@ enum TextReport {
         return out
     }
 
+    /// The files an image pulled in besides itself, one per line; nothing for a single file.
+    private static func extentFiles(_ files: [String]) -> String {
+        files.dropFirst().map { "  also read:    \($0)\n" }.joined()
+    }
+
     private static func input(_ i: InputReport) -> String {
         let f = i.filesystem
         var out = "Input \(i.path)\n"
         out += "  container:    \(i.kind)\(i.partition.map { ", partition \($0)" } ?? "")\(i.partitionReason.map { " (\($0))" } ?? "")\n"
+        out += extentFiles(i.files)
         out += "  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid)\n"
         out += "  size:         \(ByteCount.format(f.sizeBytes)), \(ByteCount.format(f.usedBytes)) used, \(f.inodesUsed) of \(f.inodesTotal) inodes, \(f.blockSize)-byte blocks, \(f.inodeSize)-byte inodes\n"
         out += "  features:     \(f.features.joined(separator: " "))\n"
