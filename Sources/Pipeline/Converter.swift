@@ -96,13 +96,15 @@ public final class Converter {
             // Writeback starts as the copy goes (libext2fs writes through its own descriptor, but
             // the page cache is the file's), so the final fsync finds the disk almost clean.
             var writebackAt: UInt64 = 0
-            statistics = try TreeCopier(from: source.filesystem, to: destination) { [progress, rawDisk] copied in
+            let copier = TreeCopier(from: source.filesystem, to: destination) { [progress, rawDisk] copied in
                 progress.advance(to: copied)
                 if copied >= writebackAt + OutputSink.writebackInterval {
                     rawDisk.file.startWriteback(0..<plan.diskSize)
                     writebackAt = copied
                 }
-            }.copy()
+            }
+            statistics = try copier.copy()
+            report.warnings += copier.warnings
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }

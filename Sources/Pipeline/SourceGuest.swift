@@ -13,6 +13,7 @@ final class SourceGuest {
     init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        try filesystem.checkRootDirectory()
         report = InputReport(
             path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,
             partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
