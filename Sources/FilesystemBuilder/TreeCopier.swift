@@ -82,7 +82,7 @@ public final class TreeCopier {
     }
 
     static func display(_ path: [UInt8]) -> String {
-        path.isEmpty ? "/" : String(decoding: path, as: UTF8.self)
+        path.isEmpty ? "/" : path.escapedForTerminal
     }
 
     private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber, path: [UInt8], isNew: Bool,
