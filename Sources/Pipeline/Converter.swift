@@ -1,3 +1,4 @@
+import Digests
 import DiskLayout
 import Ext2
 import FilesystemBuilder
@@ -120,15 +121,20 @@ public final class Converter {
         progress.end()
         try destination.close()
 
-        // A raw output is kept: the rest of its writeback runs while the other outputs are written.
-        if rawRequest != nil { rawDisk.file.startWriteback(0..<plan.diskSize) }
+        // A raw output is kept: the rest of its writeback runs while the other outputs are written,
+        // and so does its digest, on another thread.
+        var rawDigest: BackgroundDigest?
+        if rawRequest != nil {
+            rawDisk.file.startWriteback(0..<plan.diskSize)
+            if options.digests { rawDigest = try BackgroundDigest(path: rawDisk.temporaryPath) }
+        }
         try outputs.stream(from: rawDisk.temporaryPath, progress: progress)
         if let rawRequest {
             try rawDisk.commit()
             let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: plan.diskSize, fileSize: plan.diskSize,
                                         allocatedUnits: 0, unitSize: 0)
             report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary,
-                                                      seconds: monotonicSeconds() - startedWall, digest: options.digests))
+                                                      seconds: monotonicSeconds() - startedWall, sha256: try rawDigest?.wait()))
         }
         report.outputs += try outputs.commit(digests: options.digests)
         report.copy = statistics
