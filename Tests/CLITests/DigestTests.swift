@@ -54,4 +54,25 @@ struct DigestTests {
         let single = try Command.runRehost(["convert", fixture.imagePath, "--json", "-o", alone], asUser: "nobody")
         #expect(try reportedDigests(single)[alone] == (try sha256sum(alone)))
     }
+
+    /// `--manifest sha1` and the default sha256: every manifest line is `ALG(name)= hex` for a
+    /// member of the archive, and sha1sum/sha256sum agree with it.
+    @Test(arguments: [("sha1", "SHA1", "sha1sum"), ("sha256", "SHA256", "sha256sum")])
+    func ovaManifestLinesMatchTheMembers(option: String, label: String, tool: String) throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-manifest")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 16 << 20)
+        let ova = dir.file("vm.ova")
+        let extra = option == "sha256" ? [] : ["--manifest", option]
+        let result = try Command.runRehost(["export", raw, "-o", ova, "--name", "vm"] + extra)
+        #expect(result.status == 0, "\(result.stderr)")
+        try Command.run("tar", ["-xf", ova, "-C", dir.path]).requireSuccess()
+        let manifest = try String(contentsOfFile: dir.file("vm.mf"), encoding: .utf8)
+        let lines = manifest.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 && manifest.hasSuffix("\n"))
+        for (line, member) in zip(lines, ["vm.ovf", "vm-disk1.vmdk"]) {
+            let digest = String(try Command.run(tool, [dir.file(member)]).requireSuccess().stdout.prefix(option == "sha1" ? 40 : 64))
+            #expect(line == "\(label)(\(member))= \(digest)")
+        }
+    }
 }
