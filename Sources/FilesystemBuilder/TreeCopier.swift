@@ -65,7 +65,7 @@ public final class TreeCopier {
         let lostFound = try destination.lookup("/lost+found", followLast: false)
         copiedDirectories[ext2RootInode] = []
         try copyDirectory(from: ext2RootInode, to: ext2RootInode, path: [], isNew: false, existingLostFound: lostFound)
-        try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, to: ext2RootInode)
+        try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, path: [], to: ext2RootInode)
         try correctLinkCounts()
         if statistics.sourceProblems > Self.warningLimit {
             warnings.append("\(statistics.sourceProblems - Self.warningLimit) more problems in the source filesystem")
@@ -119,7 +119,7 @@ public final class TreeCopier {
             } else if let lostFound = existingLostFound, inode.kind == .directory, entry.name == Array("lost+found".utf8) {
                 copiedDirectories[entry.inode] = entryPath
                 try copyDirectory(from: entry.inode, to: lostFound, path: entryPath, isNew: false)
-                try applyMetadata(from: inode, sourceInode: entry.inode, to: lostFound)
+                try applyMetadata(from: inode, sourceInode: entry.inode, path: entryPath, to: lostFound)
                 statistics.directories += 1
                 continue
             } else if let copy = try copyInode(entry, inode, path: entryPath, into: destinationDir) {
@@ -161,7 +161,7 @@ public final class TreeCopier {
             created = try destination.createNode(parent: destinationDir, inode: inode)
             statistics.specialFiles += 1
         }
-        try applyMetadata(from: inode, sourceInode: entry.inode, to: created)
+        try applyMetadata(from: inode, sourceInode: entry.inode, path: path, to: created)
         if inode.kind != .directory && inode.linksCount != 1 {
             linkCounts[created] = (inode.linksCount, 1)
             if inode.linksCount > 1 { hardLinkTargets[entry.inode] = created }
@@ -254,7 +254,8 @@ public final class TreeCopier {
 
     /// Owner, mode, times, flags, link count and extended attributes, written after the data so
     /// nothing the copy does afterwards changes them.
-    private func applyMetadata(from sourceInode: Ext2Inode, sourceInode ino: InodeNumber, to destinationIno: InodeNumber) throws {
+    private func applyMetadata(from sourceInode: Ext2Inode, sourceInode ino: InodeNumber, path: [UInt8],
+                               to destinationIno: InodeNumber) throws {
         var inode = try destination.readInode(destinationIno)
         inode.mode = sourceInode.mode
         inode.uid = sourceInode.uid
@@ -269,7 +270,15 @@ public final class TreeCopier {
         }
         inode.times = times
         try destination.writeInode(destinationIno, inode)
-        let attributes = try source.extendedAttributes(ino)
+        let attributes: [(name: String, value: [UInt8])]
+        do {
+            attributes = try source.extendedAttributes(ino)
+        } catch let error as Ext2Error {
+            // A damaged attribute block (outside the filesystem, a bad header) loses the
+            // attributes, not the file.
+            warn(path, "its extended attributes cannot be read (\(error.message)); copied without them")
+            return
+        }
         if !attributes.isEmpty {
             try destination.setExtendedAttributes(destinationIno, attributes)
             statistics.extendedAttributes += attributes.count

@@ -88,4 +88,57 @@ struct CorruptSourceTests {
         }
         #expect(!FileManager.default.fileExists(atPath: dir.file("out.raw")))
     }
+
+    /// An ext4 source (extents, 1 KiB blocks) whose extent trees are damaged by hand: an extent
+    /// pointing outside the filesystem, an extent header with a bad magic, and an extended
+    /// attribute block outside the filesystem. No guest kernel: the boot repairs are skipped.
+    @Test func damagedExtentsAndAttributeBlocksReadAsZerosOrAreLeftOut() throws {
+        let dir = try workDirectory()
+        let tree = dir.file("tree")
+        try FileManager.default.createDirectory(atPath: tree + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: tree + "/d", withIntermediateDirectories: true)
+        try "/dev/sda1 / ext4 defaults 1 1\n".write(toFile: tree + "/etc/fstab", atomically: true, encoding: .utf8)
+        var random = SplitMix(seed: 4)
+        for (name, count) in [("outside", 300_000), ("header", 5000), ("kept", 7000)] {
+            let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            #expect(FileManager.default.createFile(atPath: tree + "/d/" + name, contents: Data(bytes)))
+        }
+        let image = dir.file("ext4.img")
+        try Command.run("mke2fs", ["-q", "-F", "-t", "ext4", "-O", "^metadata_csum", "-b", "1024", "-I", "256", "-d", tree, image, "64M"]).requireSuccess()
+        try Command.run("debugfs", ["-w", "-R", "sif /d/kept file_acl 9999999", image]).requireSuccess()
+        /// The byte offset of an inode's i_block in the image, from debugfs's `imap`.
+        func iBlockOffset(_ path: String) throws -> UInt64 {
+            let text = try Command.run("debugfs", ["-R", "imap \(path)", image]).requireSuccess().stdout
+            let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "," })
+            let block = try #require(words.lastIndex(of: "block").flatMap { UInt64(words[$0 + 1]) })
+            let offset = try #require(words.firstIndex(of: "offset").flatMap { UInt64(words[$0 + 1].dropFirst(2), radix: 16) })
+            return block * 1024 + offset + 40
+        }
+        let handle = try #require(FileHandle(forUpdatingAtPath: image))
+        // The first extent's physical start (ee_start_lo, 8 bytes into the first entry after the
+        // 12-byte header) far beyond the 65536 blocks; the other file's header magic broken.
+        try handle.seek(toOffset: try iBlockOffset("/d/outside") + 12 + 8)
+        handle.write(Data([0x7F, 0x96, 0x98, 0x00]))
+        try handle.seek(toOffset: try iBlockOffset("/d/header"))
+        handle.write(Data([0x34, 0x12]))
+        try handle.close()
+        try Command.run("chmod", ["644", image]).requireSuccess()
+
+        let disk = dir.file("out.raw")
+        let result = try Command.runRehost(["convert", image, "-o", disk, "--skip", "bootloader", "--skip", "initrd", "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any])
+        let warnings = (report["warnings"] as? [String] ?? []).joined(separator: "\n")
+        for phrase in ["/d/outside: 293 blocks mapped outside the filesystem",
+                       "/d/header: its extent tree cannot be read",
+                       "/d/kept: its extended attributes cannot be read"] {
+            #expect(warnings.contains(phrase), "no warning \(phrase) in:\n\(warnings)")
+        }
+        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=1048576"])
+        #expect(fsck.status == 0, "\(fsck.stdout)\(fsck.stderr)")
+        let output = try ExtTreeManifest.read(image: disk, offset: 1_048_576)
+        #expect(output["/d/outside"]?.size == 300_000 && output["/d/header"]?.size == 5000)
+        let source = try ExtTreeManifest.read(image: image)
+        #expect(output["/d/kept"]?.contentSHA256 != nil && output["/d/kept"]?.contentSHA256 == source["/d/kept"]?.contentSHA256)
+    }
 }
