@@ -31,6 +31,11 @@ public final class TreeCopier {
     /// `warningLimit` lines plus one that counts the rest.
     public private(set) var warnings: [String] = []
     public static let warningLimit = 50
+    /// Directories nested deeper than this are not copied: the copy recurses once per level, and
+    /// a hostile filesystem can nest directories without end. (A path of this depth is already
+    /// longer than Linux's PATH_MAX of 4096 bytes when its names are one byte long.)
+    public static let maximumDepth = 1024
+    private var depth = 0
 
     let source: Ext2Filesystem
     let destination: Ext2Filesystem
@@ -87,6 +92,8 @@ public final class TreeCopier {
 
     private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber, path: [UInt8], isNew: Bool,
                                existingLostFound: InodeNumber? = nil) throws {
+        depth += 1
+        defer { depth -= 1 }
         var entries: [Ext2NewEntry] = []
         let sourceEntries: [Ext2DirectoryEntry]
         do {
@@ -105,6 +112,10 @@ public final class TreeCopier {
             if inode.kind == .directory, let first = copiedDirectories[entry.inode] {
                 let what = entryPath.starts(with: first + [0x2F]) || first.isEmpty ? "a loop back to the ancestor" : "a second link to the"
                 warn(entryPath, "\(what) directory \(Self.display(first)) (inode \(entry.inode)); skipped")
+                continue
+            }
+            if inode.kind == .directory && depth >= Self.maximumDepth {
+                warn(entryPath, "directories are nested more than \(Self.maximumDepth) deep here; skipped")
                 continue
             }
             if inode.kind == .unknown {

@@ -91,7 +91,8 @@ struct CorruptSourceTests {
 
     /// An ext4 source (extents, 1 KiB blocks) whose extent trees are damaged by hand: an extent
     /// pointing outside the filesystem, an extent header with a bad magic, and an extended
-    /// attribute block outside the filesystem. No guest kernel: the boot repairs are skipped.
+    /// attribute block outside the filesystem; and directories nested deeper than the copy
+    /// recurses. No guest kernel: the boot repairs are skipped.
     @Test func damagedExtentsAndAttributeBlocksReadAsZerosOrAreLeftOut() throws {
         let dir = try workDirectory()
         let tree = dir.file("tree")
@@ -105,7 +106,10 @@ struct CorruptSourceTests {
         }
         let image = dir.file("ext4.img")
         try Command.run("mke2fs", ["-q", "-F", "-t", "ext4", "-O", "^metadata_csum", "-b", "1024", "-I", "256", "-d", tree, image, "64M"]).requireSuccess()
-        try Command.run("debugfs", ["-w", "-R", "sif /d/kept file_acl 9999999", image]).requireSuccess()
+        // An attribute block outside the filesystem, and directories nested 1100 deep.
+        let script = ["sif /d/kept file_acl 9999999", "mkdir /deep", "cd /deep"] + Array(repeating: ["mkdir n", "cd n"], count: 1100).flatMap { $0 }
+        try script.joined(separator: "\n").write(toFile: dir.file("debugfs.cmds"), atomically: true, encoding: .utf8)
+        try Command.run("debugfs", ["-w", "-f", dir.file("debugfs.cmds"), image]).requireSuccess()
         /// The byte offset of an inode's i_block in the image, from debugfs's `imap`.
         func iBlockOffset(_ path: String) throws -> UInt64 {
             let text = try Command.run("debugfs", ["-R", "imap \(path)", image]).requireSuccess().stdout
@@ -131,7 +135,8 @@ struct CorruptSourceTests {
         let warnings = (report["warnings"] as? [String] ?? []).joined(separator: "\n")
         for phrase in ["/d/outside: 293 blocks mapped outside the filesystem",
                        "/d/header: its extent tree cannot be read",
-                       "/d/kept: its extended attributes cannot be read"] {
+                       "/d/kept: its extended attributes cannot be read",
+                       "/deep" + String(repeating: "/n", count: 1023) + ": directories are nested more than 1024 deep here; skipped"] {
             #expect(warnings.contains(phrase), "no warning \(phrase) in:\n\(warnings)")
         }
         let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=1048576"])
