@@ -102,8 +102,19 @@ public final class TreeCopier {
             warn(path, "the directory cannot be read (\(error.message)); copied empty")
             sourceEntries = []
         }
+        var names = Set<[UInt8]>()
         for entry in sourceEntries {
             let entryPath = path + [0x2F] + entry.name
+            // A name no file may have, or one the directory already holds, would make the new
+            // filesystem one e2fsck repairs.
+            if entry.name.isEmpty || entry.name.contains(0x2F) || entry.name.contains(0) {
+                warn(entryPath, "the name holds a '/' or a NUL byte, which no file name may; skipped")
+                continue
+            }
+            guard names.insert(entry.name).inserted else {
+                warn(entryPath, "a second entry of this name in the directory; skipped")
+                continue
+            }
             guard entry.inode == ext2RootInode || entry.inode >= source.firstInode, entry.inode <= source.inodesCount else {
                 warn(entryPath, "the entry names inode \(entry.inode), \(entry.inode > source.inodesCount ? "beyond the filesystem's \(source.inodesCount) inodes" : "a reserved inode"); skipped")
                 continue
@@ -127,7 +138,11 @@ public final class TreeCopier {
                 created = existing
                 linkCounts[existing]?.linked += 1
                 statistics.hardLinks += 1
-            } else if let lostFound = existingLostFound, inode.kind == .directory, entry.name == Array("lost+found".utf8) {
+            } else if let lostFound = existingLostFound, entry.name == Array("lost+found".utf8) {
+                guard inode.kind == .directory else {
+                    warn(entryPath, "\(inode.article) where the root's lost+found directory must be; skipped")
+                    continue
+                }
                 copiedDirectories[entry.inode] = entryPath
                 try copyDirectory(from: entry.inode, to: lostFound, path: entryPath, isNew: false)
                 try applyMetadata(from: inode, sourceInode: entry.inode, path: entryPath, to: lostFound)

@@ -91,8 +91,8 @@ struct CorruptSourceTests {
 
     /// An ext4 source (extents, 1 KiB blocks) whose extent trees are damaged by hand: an extent
     /// pointing outside the filesystem, an extent header with a bad magic, and an extended
-    /// attribute block outside the filesystem; and directories nested deeper than the copy
-    /// recurses. No guest kernel: the boot repairs are skipped.
+    /// attribute block outside the filesystem; names with a '/' or a NUL byte, a name twice in
+    /// one directory; and directories nested deeper than the copy recurses. No guest kernel: the boot repairs are skipped.
     @Test func damagedExtentsAndAttributeBlocksReadAsZerosOrAreLeftOut() throws {
         let dir = try workDirectory()
         let tree = dir.file("tree")
@@ -100,7 +100,8 @@ struct CorruptSourceTests {
         try FileManager.default.createDirectory(atPath: tree + "/d", withIntermediateDirectories: true)
         try "/dev/sda1 / ext4 defaults 1 1\n".write(toFile: tree + "/etc/fstab", atomically: true, encoding: .utf8)
         var random = SplitMix(seed: 4)
-        for (name, count) in [("outside", 300_000), ("header", 5000), ("kept", 7000)] {
+        for (name, count) in [("outside", 300_000), ("header", 5000), ("kept", 7000),
+                              ("slashXname", 10), ("nulXname", 10), ("dupA", 10), ("dupB", 10)] {
             let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             #expect(FileManager.default.createFile(atPath: tree + "/d/" + name, contents: Data(bytes)))
         }
@@ -118,6 +119,14 @@ struct CorruptSourceTests {
             let offset = try #require(words.firstIndex(of: "offset").flatMap { UInt64(words[$0 + 1].dropFirst(2), radix: 16) })
             return block * 1024 + offset + 40
         }
+        // Names no directory may hold, made in the directory block itself: a '/', a NUL byte,
+        // and a second "dupA".
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: image))
+        for (from, to) in [("slashXname", "slash/name"), ("nulXname", "nul\0name"), ("dupB", "dupA")] {
+            let range = try #require(bytes.range(of: Data(from.utf8)), "\(from) not found in the image")
+            bytes.replaceSubrange(range, with: Data(to.utf8))
+        }
+        try bytes.write(to: URL(fileURLWithPath: image))
         let handle = try #require(FileHandle(forUpdatingAtPath: image))
         // The first extent's physical start (ee_start_lo, 8 bytes into the first entry after the
         // 12-byte header) far beyond the 65536 blocks; the other file's header magic broken.
@@ -136,6 +145,9 @@ struct CorruptSourceTests {
         for phrase in ["/d/outside: 293 blocks mapped outside the filesystem",
                        "/d/header: its extent tree cannot be read",
                        "/d/kept: its extended attributes cannot be read",
+                       "/d/slash/name: the name holds a '/' or a NUL byte, which no file name may; skipped",
+                       "/d/nul\\x00name: the name holds a '/' or a NUL byte",
+                       "/d/dupA: a second entry of this name in the directory; skipped",
                        "/deep" + String(repeating: "/n", count: 1023) + ": directories are nested more than 1024 deep here; skipped"] {
             #expect(warnings.contains(phrase), "no warning \(phrase) in:\n\(warnings)")
         }
