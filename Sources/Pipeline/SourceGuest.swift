@@ -15,6 +15,7 @@ final class SourceGuest {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition,
                                     externalFiles: externalFiles, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        try filesystem.checkRootDirectory()
         report = InputReport(
             path: path, kind: Self.describe(input.kind), files: input.inputFiles, partition: input.rootPartition?.number,
             partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
