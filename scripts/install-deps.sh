@@ -28,6 +28,9 @@ packages=(
   rpm
   # tests: the independent initramfs walker (Tests/Tools/initramfs-walk.py) reads zstd and lz4 members
   python3-zstandard python3-lz4
+  # tests: the hostile-corpus test (Tests/CLITests/HostileCorpusTests.swift) records every open()
+  # of each refused image with strace
+  strace
   # tests (as root): Fixtures/make-debian-guest.sh installs real Debian guests with mmdebstrap
   mmdebstrap
   # tests: strace shows which files Rehost opens for a hostile image (containment tests)

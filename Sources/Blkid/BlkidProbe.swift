@@ -51,6 +51,9 @@ public struct PartitionTableProbe: Sendable, Equatable {
 /// Low-level libblkid probes on a file opened read-only: nothing is cached in /run/blkid and the
 /// file is never written.
 public enum BlkidProbe {
+    /// The largest partition start or size taken from a table, in sectors: 2^54 - 1, so byte
+    /// counts stay below 2^63.
+    static let maximumSectors: Int64 = (1 << 54) - 1
     /// Probes the superblock of the filesystem that starts `offset` bytes into `path` and spans
     /// `size` bytes (to the end of the file when nil). Returns nil when nothing is recognised.
     public static func probeFilesystem(path: String, offset: UInt64 = 0, size: UInt64? = nil) throws -> FilesystemProbe? {
@@ -86,9 +89,11 @@ public enum BlkidProbe {
             let count = blkid_partlist_numof_partitions(list)
             for index in 0..<max(count, 0) {
                 guard let entry = blkid_partlist_get_partition(list, index) else { continue }
-                // libblkid counts in 512-byte sectors for regular files.
-                let start = UInt64(max(blkid_partition_get_start(entry), 0)) * 512
-                let size = UInt64(max(blkid_partition_get_size(entry), 0)) * 512
+                // libblkid counts in 512-byte sectors for regular files. A GPT entry may say up to
+                // 2^64 - 1: clamped below 2^54 sectors, so bytes and start + size never overflow
+                // (such a partition is past the end of any file and refused as that).
+                let start = UInt64(min(max(blkid_partition_get_start(entry), 0), Self.maximumSectors)) * 512
+                let size = UInt64(min(max(blkid_partition_get_size(entry), 0), Self.maximumSectors)) * 512
                 let flags = blkid_partition_get_flags(entry)
                 let guid = tableType == "gpt" ? blkid_partition_get_type_string(entry).map { String(cString: $0).lowercased() } : nil
                 let bootable: Bool?

@@ -66,6 +66,9 @@ public final class RawFile {
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        // Offsets are signed 64-bit for the kernel: past that no file has bytes (EINVAL, as
+        // pread says), and converting would trap.
+        guard Self.fits(offset, buffer.count) else { throw FileError.read(path: path, offset: offset, errno: EINVAL) }
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -88,6 +91,7 @@ public final class RawFile {
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        guard Self.fits(offset, buffer.count) else { throw FileError.write(path: path, offset: offset, errno: EFBIG) }
         var done = 0
         while done < buffer.count {
             let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -105,7 +109,14 @@ public final class RawFile {
 
     /// Sets the file's length; growing it leaves a hole.
     public func truncate(to size: UInt64) throws {
+        guard Self.fits(size, 0) else { throw FileError.truncate(path: path, size: size, errno: EFBIG) }
         guard ftruncate(fd, off_t(size)) == 0 else { throw FileError.truncate(path: path, size: size, errno: errno) }
+    }
+
+    /// True when `offset + count` is a valid file offset (at most Int64.max).
+    static func fits(_ offset: UInt64, _ count: Int) -> Bool {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(count))
+        return !overflow && end <= UInt64(Int64.max)
     }
 
     /// Starts writing `range` back to the disk without waiting for it (sync_file_range), so

@@ -28,6 +28,9 @@ public struct ConvertOptions: Sendable {
     public var scratchDirectory: String?
     /// Which files besides the input the image may make Rehost open (`--allow-external-files`).
     public var externalFiles = ExternalFiles.contained
+    /// `--max-output-size`: the most data expanding the input may produce; nil for the default
+    /// (`ExpansionLimit`).
+    public var maxOutputSize: UInt64?
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

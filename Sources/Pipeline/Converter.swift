@@ -41,6 +41,7 @@ public final class Converter {
         let startedWall = monotonicSeconds()
         let source = try SourceGuest(path: options.input, partition: options.partition,
                                      scratchDirectory: options.scratchDirectory, externalFiles: options.externalFiles,
+                                     maxOutputSize: options.maxOutputSize,
                                      progress: progress)
         let fs = source.report.filesystem
         // Kernel packages are read and checked before anything else: a bad one fails at once.

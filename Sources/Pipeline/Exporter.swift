@@ -20,12 +20,16 @@ public final class Exporter {
     let digests: Bool
     let scratchDirectory: String?
     let externalFiles: ExternalFiles
+    let maxOutputSize: UInt64?
     let progress: ProgressSink
 
+    /// `maxOutputSize` bounds the data read from the input and so written to every output (nil:
+    /// `ExpansionLimit`'s default for the input).
     public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: Bool,
-                scratchDirectory: String? = nil, externalFiles: ExternalFiles = .contained,
+                scratchDirectory: String? = nil, externalFiles: ExternalFiles = .contained, maxOutputSize: UInt64? = nil,
                 progress: ProgressSink = SilentProgress()) {
         self.externalFiles = externalFiles
+        self.maxOutputSize = maxOutputSize
         self.input = input
         self.outputs = outputs
         self.options = options
@@ -36,7 +40,11 @@ public final class Exporter {
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        let reader = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory, externalFiles: externalFiles)
+        let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory, externalFiles: externalFiles)
+        // A raw disk hands out only its own data and keeps its zero-copy path; every other format
+        // is counted against the limit.
+        let reader: any DiskImageReader = opened is RawDiskReader
+            ? opened : LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
         for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
             throw ExportError.sameFile(path: output.path)
         }

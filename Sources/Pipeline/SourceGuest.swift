@@ -10,10 +10,10 @@ final class SourceGuest {
     let filesystem: Ext2Filesystem
     let report: InputReport
 
-    init(path: String, partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles,
-         progress: ProgressSink = SilentProgress()) throws {
+    init(path: String, partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles = .contained,
+         maxOutputSize: UInt64? = nil, progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition,
-                                    externalFiles: externalFiles, progress: progress)
+                                    externalFiles: externalFiles, maxOutputSize: maxOutputSize, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
         try filesystem.checkRootDirectory()
         report = InputReport(

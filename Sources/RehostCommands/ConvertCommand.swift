@@ -96,6 +96,7 @@ struct ConvertCommand: ParsableCommand {
             options.partition = guest.partition
             options.scratchDirectory = guest.scratchDirectory
             options.externalFiles = guest.externalFiles
+            options.maxOutputSize = guest.maxOutputBytes
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let report = try Converter(options: options, progress: progress).run()
             if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }

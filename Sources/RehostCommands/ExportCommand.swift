@@ -35,6 +35,13 @@ struct ExportCommand: ParsableCommand {
           help: ArgumentHelp("Let a VMDK descriptor's extent lines name files outside its own directory (absolute paths, ../, symlinks leading out) and block devices. Off by default: an image may read only files beside it. For trusted local images only."))
     var allowExternalFiles = false
 
+    @Option(name: .customLong("max-output-size"),
+            help: ArgumentHelp("The most data the input may expand to, written to each output, e.g. 200G. Default: \(ExpansionLimit.defaultFactor) times the bytes the input occupies on disk, at least \(ByteCount.format(ExpansionLimit.defaultFloor)). A hostile image that claims more is refused.",
+                               valueName: "size"))
+    var maxOutputSize: String?
+
+    func validate() throws { try validateMaxOutputSize(maxOutputSize) }
+
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
 
@@ -46,7 +53,8 @@ struct ExportCommand: ParsableCommand {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
                                       digests: !outputs.noDigest, scratchDirectory: scratchDirectory,
-                                      externalFiles: allowExternalFiles ? .allowed : .contained, progress: progress).run()
+                                      externalFiles: allowExternalFiles ? .allowed : .contained,
+                                      maxOutputSize: maxOutputSize.flatMap(ByteCount.parse), progress: progress).run()
             if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }
         }
     }

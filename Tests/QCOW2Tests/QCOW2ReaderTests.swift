@@ -439,6 +439,7 @@ private func loadU64(_ path: String, at offset: UInt64) throws -> UInt64 {
         try check(.corrupt(at: l1)) { $0.storeBE(QCOW2Entry.copied | past, at: Int(l1)) }
         try check(.corrupt(at: l1)) { $0.storeBE(QCOW2Entry.copied | (l2 + 512), at: Int(l1)) }
         try check(.corrupt(at: l1 + 8)) { $0.storeBE(QCOW2Entry.copied | l2, at: Int(l1) + 8) }  // shares L1[0]'s table
+        try check(.corrupt(at: l2 + 8)) { $0.storeBE(firstData, at: Int(l2) + 8) }  // shares guest cluster 0's data
         try check(.corrupt(at: l2)) { $0.storeBE(QCOW2Entry.copied | past, at: Int(l2)) }
         try check(.corrupt(at: l2 + 8)) { $0.storeBE(firstData + 4096, at: Int(l2) + 8) }
         try check(.corrupt(at: l2)) {

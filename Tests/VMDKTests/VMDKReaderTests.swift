@@ -272,6 +272,19 @@ import TestSupport
         let tableAt = Int(bytes.loadLE(UInt32.self, at: directoryAt)) * 512
         try expectReadError(try damaged(converted) { $0.storeLE(UInt32(0x0FFF_FFFF), at: tableAt + 8) }, .corrupt,
                             offset: UInt64(tableAt + 8), mentioning: "grain 2")
+        // Shared host data: a second directory entry naming table 0, a table entry naming the
+        // grain of another (a few hundred KiB would otherwise read as gigabytes).
+        let tableCount = Int((header.capacity + header.grainSize * UInt64(header.numGTEsPerGT) - 1) / (header.grainSize * UInt64(header.numGTEsPerGT)))
+        #expect(tableCount >= 2)
+        try expectReadError(try damaged(converted) { $0.storeLE(bytes.loadLE(UInt32.self, at: directoryAt), at: directoryAt + 4) },
+                            .corrupt, offset: UInt64(directoryAt + 4), mentioning: "shared grain tables are refused")
+        let allocated = (0..<512).filter { bytes.loadLE(UInt32.self, at: tableAt + 4 * $0) > 1 }
+        #expect(allocated.count >= 2, "the synthetic disk should fill the first grains")
+        if allocated.count >= 2 {
+            let (first, second) = (allocated[0], allocated[1])
+            try expectReadError(try damaged(converted) { $0.storeLE(bytes.loadLE(UInt32.self, at: tableAt + 4 * first), at: tableAt + 4 * second) },
+                                .corrupt, offset: UInt64(tableAt + 4 * second), mentioning: "shared grains are refused")
+        }
         // Compressed-grain flags without the compression algorithm.
         try expectReadError(try damaged(converted) { $0.storeLE(UInt32(0x1_0003), at: 8) }, .corrupt, offset: 8)
     }

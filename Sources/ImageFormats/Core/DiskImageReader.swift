@@ -36,6 +36,13 @@ public enum DiskImageReaders {
     /// The largest piece a reader hands out.
     public static let maxPieceSize = 8 << 20
 
+    /// The most memory a reader gives to the tables it holds for a whole disk (a VDI block map, a
+    /// VHD BAT, the grain directories of a VMDK's sparse extents; a qcow2 L1 table is capped lower,
+    /// at qemu's 32 MiB), whatever the headers say. Real images need a fraction: 4 MiB of BAT for
+    /// the largest VHD, 8 MiB of block map for a 2 TiB VDI, 128 KiB of grain directory per 2 TiB
+    /// of a VMDK with 64 KiB grains. 256 MiB is a 64 TiB VDI of 1 MiB blocks.
+    public static let tableMemoryBudget: UInt64 = 256 << 20
+
     /// Writes the whole virtual disk into `file` as a sparse raw image: only 64 KiB blocks that
     /// hold a non-zero byte are written, the rest stay holes. The file ends up exactly
     /// `virtualSize` bytes long.

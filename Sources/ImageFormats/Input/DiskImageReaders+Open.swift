@@ -29,13 +29,26 @@ extension DiskImageReaders {
     /// The reader for a disk image format, nil for compression formats.
     static func open(path: String, as format: ForeignFormat, scratchDirectory: String?,
                      externalFiles: ExternalFiles) throws -> (any DiskImageReader)? {
+        let reader: any DiskImageReader
         switch format {
-        case .qcow2: return try QCOW2Reader(path: path)
-        case .vdi: return try VDIReader(path: path)
-        case .vhd: return try VHDReader(path: path)
-        case .vmdk: return try VMDKReader(path: path, externalFiles: externalFiles)
-        case .ova: return try OVAReader(path: path, scratchDirectory: scratchDirectory)
+        case .qcow2: reader = try QCOW2Reader(path: path)
+        case .vdi: reader = try VDIReader(path: path)
+        case .vhd: reader = try VHDReader(path: path)
+        case .vmdk: reader = try VMDKReader(path: path, externalFiles: externalFiles)
+        case .ova: reader = try OVAReader(path: path, scratchDirectory: scratchDirectory)
         case .xz, .bzip2, .zstd: return nil
         }
+        guard reader.virtualSize <= maximumVirtualSize else {
+            throw ImageReadError.corrupt(format: reader.format, path: path, offset: 0,
+                                         reason: "the virtual size is \(reader.virtualSize) bytes, more than the \(maximumVirtualSize) (64 PiB) Rehost reads")
+        }
+        return reader
     }
+
+    /// The largest virtual disk any reader may describe: 2^56 bytes (64 PiB), far beyond the 2 TiB
+    /// of a VHD or of a VMDK sparse extent and what any hypervisor creates. Larger sizes come only
+    /// from header arithmetic (a qcow2 header may say up to 2^61 with 2 MiB clusters; a VMDK's
+    /// ZERO extents add up to anything), and no copy of such a disk fits in a file, whose size is
+    /// a signed 64-bit number and, on ext4, at most 16 TiB.
+    public static let maximumVirtualSize: UInt64 = 1 << 56
 }

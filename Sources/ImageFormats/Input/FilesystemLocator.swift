@@ -33,6 +33,12 @@ struct FilesystemLocator {
     private func locateInPartition(_ table: PartitionTableProbe) throws -> LocatedFilesystem {
         let kind = InputKind.partitionedDisk(table: table.type, partitions: table.partitions)
         let usable = table.partitions.filter { !$0.isExtended && $0.sizeBytes > 0 }
+        // Partitions that share bytes would be one filesystem seen twice, or a trap for whatever
+        // writes one of them: refused, as fdisk and parted refuse to make them.
+        let ordered = usable.sorted { $0.startBytes < $1.startBytes }
+        for (previous, next) in zip(ordered, ordered.dropFirst()) where previous.endBytes > next.startBytes {
+            throw InputError.overlappingPartitions(path: displayPath, first: previous.number, second: next.number, at: next.startBytes)
+        }
         if let number = partition {
             guard let chosen = usable.first(where: { $0.number == number }) else {
                 throw InputError.noSuchPartition(path: displayPath, number: number, available: usable.map(\.number))

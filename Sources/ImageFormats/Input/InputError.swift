@@ -14,10 +14,12 @@ public enum InputError: RehostError, Equatable {
     case noSuchPartition(path: String, number: Int, available: [Int])
     case partitionWithoutTable(path: String, number: Int)
     case truncatedDisk(path: String, partition: Int, partitionEnd: UInt64, fileSize: UInt64)
+    case overlappingPartitions(path: String, first: Int, second: Int, at: UInt64)
     case truncatedFilesystem(path: String, type: String, needed: UInt64, available: UInt64, container: String)
     case corruptSuperblock(path: String, offset: UInt64, reason: String)
     case compressedDisk(path: String, tool: String)
     case notWholeSectors(path: String, size: UInt64)
+    case scratchTooSmall(path: String, size: UInt64, scratch: String, reason: String)
 
     static let accepted = "Rehost converts ext2/ext3/ext4 root filesystems"
 
@@ -50,12 +52,17 @@ public enum InputError: RehostError, Equatable {
             return "\(path): partition \(number) was requested but the input is a bare filesystem without a partition table"
         case let .truncatedDisk(path, partition, end, size):
             return "\(path): truncated disk: partition \(partition) ends at byte \(end) but the file holds \(size) bytes"
+        case let .overlappingPartitions(path, first, second, at):
+            return "\(path): corrupt partition table: partitions \(first) and \(second) overlap at byte \(at); expected disjoint partitions"
         case let .truncatedFilesystem(path, type, needed, available, container):
             return "\(path): truncated: the \(type) filesystem needs \(needed) bytes but \(container) holds \(available)"
         case let .corruptSuperblock(path, offset, reason):
             return "\(path): corrupt ext2/3/4 superblock at byte \(offset): \(reason)"
         case let .compressedDisk(path, tool):
             return "\(path): a compressed file has no random access; decompress it first with `\(tool)`"
+        case let .scratchTooSmall(path, size, scratch, reason):
+            let directory = scratch.lastIndex(of: "/").map { String(scratch[..<$0]) } ?? "."
+            return "\(path): its virtual disk of \(size) bytes does not fit in a scratch file in \(directory) (\(reason)); give --scratch-dir on a filesystem that takes files this large"
         case let .notWholeSectors(path, size):
             return "\(path): \(size) bytes is not a whole number of 512-byte sectors, so it is not a raw disk"
         }

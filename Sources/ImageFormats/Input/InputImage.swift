@@ -54,9 +54,10 @@ public final class InputImage {
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
     /// several). Gzip, qcow2, VMDK, VDI, VHD and OVA input (its first disk) is expanded into a sparse raw copy in
     /// `scratchDirectory` (default $TMPDIR or /tmp). `externalFiles` says which files besides
-    /// `path` the image may make Rehost open.
+    /// `path` the image may make Rehost open. What the expansion produces is bounded by
+    /// `maxOutputSize` (nil: `ExpansionLimit`'s default for the input).
     public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil,
-                            externalFiles: ExternalFiles = .contained,
+                            externalFiles: ExternalFiles = .contained, maxOutputSize: UInt64? = nil,
                             progress: ProgressSink = SilentProgress()) throws -> InputImage {
         let file = try openInput(path)
         let size = try inputSize(file)
@@ -66,16 +67,25 @@ public final class InputImage {
         var expanded: (scratch: ScratchFile, container: String, kind: (InputKind) -> InputKind)? = nil
         var inputFiles = [path]
         if ForeignFormat.isGzip(head) {
-            let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory)
+            let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory,
+                                                   limit: .resolve(maxOutputSize, inputs: [path]))
             expanded = (scratch, "gzip data", { .gzip(inner: $0) })
         } else if let format = ForeignFormat.detect(head: head, tail: tail) {
-            guard let reader = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory,
+            guard let opened = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory,
                                                          externalFiles: externalFiles) else {
                 throw InputError.unsupportedFormat(path: path, format: format)
             }
-            inputFiles = reader.inputFiles
+            inputFiles = opened.inputFiles
+            let reader = LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
             progress.begin(stage: "reading the \(reader.format.displayName) image", totalBytes: reader.virtualSize)
+            // Sized first: a disk larger than the scratch filesystem takes (16 TiB on ext4) fails
+            // at once, naming the input, before any data is copied.
+            do {
+                try scratch.file.truncate(to: reader.virtualSize)
+            } catch let FileError.truncate(_, size, code) {
+                throw InputError.scratchTooSmall(path: path, size: size, scratch: scratch.path, reason: String(cString: strerror(code)))
+            }
             try DiskImageReaders.copyToRaw(reader, file: scratch.file) { progress.advance(to: $0) }
             progress.end()
             expanded = (scratch, "a \(reader.format.displayName) image", { [format = reader.format, variant = reader.variant] in

@@ -26,6 +26,9 @@ enum TarReader {
     static let maximumMembers = 10_000
     /// The largest PAX record block or GNU long name read.
     static let maximumExtensionSize: UInt64 = 1 << 20
+    /// The longest member name kept (Linux's PATH_MAX): with `maximumMembers`, the listing holds
+    /// at most 40 MiB of names whatever the headers say.
+    static let maximumNameLength = 4096
 
     /// The regular-file members of the archive at `path`, in archive order.
     static func members(of file: RawFile, path: String) throws -> [TarMember] {
@@ -75,7 +78,10 @@ enum TarReader {
             case UInt8(ascii: "x"):
                 let records = try extensionData(file, path: path, at: dataOffset, size: size, what: "PAX extended header")
                 let fields = try paxRecords(records, path: path, at: dataOffset)
-                if let name = fields["path"] { pendingName = name }
+                if let name = fields["path"] {
+                    try checkName(name, path: path, at: dataOffset)
+                    pendingName = name
+                }
                 if let text = fields["size"] {
                     guard let value = UInt64(text) else {
                         throw ImageReadError.corrupt(format: .ova, path: path, offset: dataOffset,
@@ -85,7 +91,9 @@ enum TarReader {
                 }
             case UInt8(ascii: "L"):
                 let name = try extensionData(file, path: path, at: dataOffset, size: size, what: "GNU long name")
-                pendingName = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
+                let text = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
+                try checkName(text, path: path, at: dataOffset)
+                pendingName = text
             default:
                 break  // 'g' global PAX records, 'K' long link names, directories, links
             }
@@ -94,6 +102,13 @@ enum TarReader {
             offset = next < dataOffset ? fileSize : next
         }
         return members
+    }
+
+    private static func checkName(_ name: String, path: String, at offset: UInt64) throws {
+        guard name.utf8.count <= maximumNameLength else {
+            throw ImageReadError.corrupt(format: .ova, path: path, offset: offset,
+                                         reason: "a member name of \(name.utf8.count) bytes; expected at most \(maximumNameLength)")
+        }
     }
 
     private static func extensionData(_ file: RawFile, path: String, at offset: UInt64, size: UInt64,

@@ -237,17 +237,36 @@ public final class QCOW2Reader: DiskImageReader {
                                   "L1 entries \(users[0]) and \(users[1]) both point to the L2 table at byte \(shared)")
         }
 
-        // Every L2 entry that maps the disk, checked once now and again while streaming.
+        // Every L2 entry that maps the disk, checked once now and again while streaming. Each
+        // data cluster must be used once: the active L2 tables of an image qemu wrote never share
+        // one (only snapshots do, and they are not read), and shared clusters would let a file of
+        // a few clusters read as terabytes of data. The map of the file's clusters takes one bit
+        // per cluster; without it (files of more than 2^31 clusters), the count of data clusters
+        // is still held to what the file can hold.
         var compressedClusters = 0
+        var dataClusters: UInt64 = 0
+        let fileClusters = (fileSize + clusterSize - 1) / clusterSize
+        var used = HostUseMap(units: fileClusters)
         var table = [UInt8](repeating: 0, count: Int(clusterSize))
         for (index, entry) in l1.enumerated() where entry & QCOW2Entry.offsetMask != 0 {
             let tableOffset = entry & QCOW2Entry.offsetMask
             try layout.readL2Table(into: &table, from: file, at: tableOffset)
             for slot in layout.slots(ofL2Table: index) {
-                let mapping = try layout.map(table.loadBE(UInt64.self, at: slot * 8),
-                                             guestCluster: UInt64(index) * layout.l2Entries + UInt64(slot),
-                                             entryAt: tableOffset + UInt64(slot) * 8)
-                if case .compressed = mapping { compressedClusters += 1 }
+                let guestCluster = UInt64(index) * layout.l2Entries + UInt64(slot)
+                let entryAt = tableOffset + UInt64(slot) * 8
+                let mapping = try layout.map(table.loadBE(UInt64.self, at: slot * 8), guestCluster: guestCluster, entryAt: entryAt)
+                switch mapping {
+                case .compressed: compressedClusters += 1
+                case let .data(host, _):
+                    dataClusters += 1
+                    guard dataClusters <= fileClusters else {
+                        throw failure.corrupt(entryAt, "the L2 tables map more data clusters than the \(fileClusters) the file holds: clusters are shared")
+                    }
+                    if used?.use(first: host / clusterSize, count: 1) != nil {
+                        throw failure.corrupt(entryAt, "the L2 entry of guest byte \(guestCluster * clusterSize) points to host cluster at byte \(host), which another L2 entry uses already: shared clusters are refused")
+                    }
+                case nil: break
+                }
             }
         }
 

@@ -92,6 +92,9 @@ public final class VDIReader: DiskImageReader {
         // so what is allocated here is never more than the file holds.
         let mapOffset = UInt64(header.blockMapOffset)
         let mapBytes = UInt64(header.blockCount) * 4
+        guard mapBytes <= DiskImageReaders.tableMemoryBudget else {
+            throw corrupt(384, "block count is \(header.blockCount): a block map of \(mapBytes) bytes, more than the \(DiskImageReaders.tableMemoryBudget) Rehost holds in memory (a \(ByteCount.format(DiskImageReaders.tableMemoryBudget / 4 * blockSize)) disk)")
+        }
         guard mapOffset <= fileSize, mapBytes <= fileSize - mapOffset else {
             throw ImageReadError.truncated(format: .vdi, path: path, offset: mapOffset, needed: mapBytes, fileSize: fileSize)
         }

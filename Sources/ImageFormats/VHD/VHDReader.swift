@@ -143,6 +143,9 @@ public final class VHDReader: DiskImageReader {
         }
         let tableOffset = header.tableOffset
         let tableBytes = entries * 4
+        guard tableBytes <= DiskImageReaders.tableMemoryBudget else {
+            throw corrupt(headerOffset + 28, "max table entries is \(entries): a BAT of \(tableBytes) bytes, more than the \(DiskImageReaders.tableMemoryBudget) Rehost holds in memory (the largest VHD, 2040 GiB in 2 MiB blocks, needs 4 MiB)")
+        }
         guard tableOffset <= fileSize, tableBytes <= fileSize - tableOffset else {
             if tableOffset > fileSize {
                 throw corrupt(headerOffset + 16, "table offset is \(tableOffset), past the end of the \(fileSize)-byte file")
@@ -168,6 +171,9 @@ public final class VHDReader: DiskImageReader {
             (tableOffset..<(tableOffset + tableBytes), "the BAT"),
         ]
         if headFooter != nil { metadata.append((0..<footerSize, "the footer copy")) }
+        // Blocks may not share bytes (checked below, sorted); the list is held to the count the
+        // file can hold, which bounds its memory.
+        let blockRoom = dataEnd / stride
         var blocks: [(start: UInt64, index: Int)] = []
         for (index, entry) in table.enumerated() where entry != VHDDynamicHeader.unusedBlock {
             let entryOffset = tableOffset + UInt64(index) * 4
@@ -182,6 +188,9 @@ public final class VHDReader: DiskImageReader {
             let block = start..<(start + stride)
             if let hit = metadata.first(where: { $0.range.overlaps(block) }) {
                 throw corrupt(entryOffset, "BAT entry \(index) is sector \(entry): its block at byte \(start) overlaps \(hit.name)")
+            }
+            guard UInt64(blocks.count) < blockRoom else {
+                throw corrupt(entryOffset, "BAT entry \(index) allocates block \(blocks.count + 1), more blocks of \(stride) bytes (bitmap and data) than the \(fileSize)-byte file can hold: blocks are shared")
             }
             blocks.append((start, index))
         }

@@ -34,7 +34,9 @@ final class VMDKSparseExtent {
     let grainCount: UInt64
     /// Byte offset of the grain directory and its entries.
     let directoryOffset: UInt64
-    let directory: [UInt32]
+    /// The grain directory, with entries of tables that map no grain set to 0 once checked, so
+    /// that a directory naming one empty table a million times costs one read, not a million.
+    private(set) var directory: [UInt32]
 
     /// 2^18 sectors = 128 MiB: a grain is inflated into memory whole, so its size is capped (qemu
     /// allows 1 GiB; every VMware product writes 64 KiB).
@@ -162,15 +164,70 @@ final class VMDKSparseExtent {
         directoryOffset = header.gdOffset * sector
         try Self.checkInside(start: directoryOffset, length: tableCount * 4, what: "the grain directory (gdOffset \(header.gdOffset))",
                              entryAt: field(.gdOffset), fileSize: fileSize, path: path)
-        let directoryBytes = try file.read(count: Int(tableCount) * 4, at: directoryOffset)
-        directory = (0..<Int(tableCount)).map { directoryBytes.loadLE(UInt32.self, at: $0 * 4) }
+        // Read in 1 MiB pieces: the directory is held once, never beside a copy of its bytes.
+        var entries: [UInt32] = []
+        entries.reserveCapacity(Int(tableCount))
+        let chunkEntries = 1 << 18
+        while entries.count < Int(tableCount) {
+            let count = min(chunkEntries, Int(tableCount) - entries.count)
+            let raw = try file.read(count: count * 4, at: directoryOffset + UInt64(entries.count) * 4)
+            for i in 0..<count { entries.append(raw.loadLE(UInt32.self, at: i * 4)) }
+        }
+        directory = entries
 
-        // Each grain table once (many directory entries may name the same table), the last one
-        // always: only its entries up to the end of the disk count.
-        var checked = Set<UInt32>()
+        // Each distinct grain table read once, in sector order. Directory entries may share a
+        // table that maps no grain (all 0 or 1: it adds no data); a shared table that maps grains
+        // would make the same grains appear at many places of the disk, and is refused.
+        // The sort costs 8 bytes per directory entry, next to the 4 the directory holds.
+        var byTable: [UInt64] = []
+        byTable.reserveCapacity(directory.count)
         for (index, tableSector) in directory.enumerated() where tableSector != 0 {
-            if index != directory.count - 1 && !checked.insert(tableSector).inserted { continue }
-            _ = try grainTable(index, in: file)
+            byTable.append(UInt64(tableSector) << 32 | UInt64(index))
+        }
+        byTable.sort()
+        var allocated: UInt64 = 0
+        var group = byTable.startIndex
+        while group < byTable.endIndex {
+            let tableSector = byTable[group] >> 32
+            var end = group + 1
+            while end < byTable.endIndex, byTable[end] >> 32 == tableSector { end += 1 }
+            // The smallest index first: for the last (partial) table it is read alone.
+            let first = Int(byTable[group] & 0xFFFF_FFFF)
+            let entries = try grainTable(first, in: file) ?? []
+            let used = entries.lazy.filter { $0 > 1 }.count
+            if used > 0, end - group > 1 {
+                let second = Int(byTable[group + 1] & 0xFFFF_FFFF)
+                throw corrupt(directoryOffset + UInt64(second) * 4,
+                              "grain directory entries \(first) and \(second) both point to grain table at sector \(tableSector), which maps \(used) grains: shared grain tables are refused")
+            }
+            if used == 0 {
+                for position in group..<end { directory[Int(byTable[position] & 0xFFFF_FFFF)] = 0 }
+            }
+            allocated += UInt64(used)
+            group = end
+        }
+        // Uncompressed grains must each have bytes of their own. First the pigeonhole bound (it
+        // needs no memory), then a map of the file's sectors; compressed grains are caught when
+        // read, as each marker names the one LBA it holds.
+        if !compressed, allocated > 0 {
+            let grainSectorCount = UInt64(grainBytes) / sector
+            let fileSectors = fileSize / sector
+            guard (allocated - 1) * grainSectorCount < fileSectors else {
+                throw corrupt(directoryOffset, "the grain tables map \(allocated) grains of \(grainBytes) bytes, more than the \(fileSize)-byte file can hold: grains are shared")
+            }
+            if var map = HostUseMap(units: fileSectors) {
+                for (index, tableSector) in directory.enumerated() where tableSector != 0 {
+                    guard let entries = try grainTable(index, in: file) else { continue }
+                    let firstGrain = UInt64(index) * UInt64(grainsPerTable)
+                    for (slot, entry) in entries.enumerated() where entry > 1 {
+                        let length = (grainLength(firstGrain + UInt64(slot)) + sector - 1) / sector
+                        if let clash = map.use(first: UInt64(entry), count: length) {
+                            throw corrupt(UInt64(tableSector) * sector + UInt64(slot) * 4,
+                                          "the grain table entry of grain \(firstGrain + UInt64(slot)) points to sector \(entry), whose sector \(clash) another grain already uses: shared grains are refused")
+                        }
+                    }
+                }
+            }
         }
         if let embeddedDescriptor, let text = try self.embeddedDescriptor(in: file) {
             try embeddedDescriptor(text, header.descriptorOffset * UInt64(VMDK.sectorSize))

@@ -120,11 +120,38 @@ public final class VMDKReader: DiskImageReader {
         let lineOffsets = Self.lineOffsets(bytes)
         var extents: [Extent] = []
         var total: UInt64 = 0
+        // The bytes each extent reads from which file (device, inode): two lines may not read the
+        // same bytes (a small file would make a disk of any size), and the grain directories
+        // held for all sparse extents stay within the table budget.
+        var reads: [(device: UInt64, inode: UInt64, range: Range<UInt64>, line: Int)] = []
+        var directoryBytes: UInt64 = 0
         for (index, line) in descriptor.extents.enumerated() {
             let lineNumber = descriptor.extentLines[index]
             let lineOffset = lineOffsets[lineNumber - 1]
             let extent = try Self.openExtent(line, number: lineNumber, at: lineOffset, start: total, descriptorPath: path,
                                              externalFiles: externalFiles)
+            if let extentPath = extent.path {
+                var st = stat()
+                guard stat(extentPath, &st) == 0 else { throw FileError.stat(path: extentPath, errno: errno) }
+                let range: Range<UInt64>
+                switch extent.data {
+                case let .flat(_, offset): range = offset..<(offset + extent.size)
+                case let .sparse(sparse):
+                    range = 0..<UInt64.max
+                    directoryBytes += UInt64(sparse.directory.count) * 4
+                    guard directoryBytes <= DiskImageReaders.tableMemoryBudget else {
+                        throw ImageReadError.corrupt(format: .vmdk, path: path, offset: lineOffset,
+                                                     reason: "extent line \(lineNumber): the grain directories of the sparse extents so far take \(directoryBytes) bytes, more than the \(DiskImageReaders.tableMemoryBudget) Rehost holds in memory")
+                    }
+                case .zero: range = 0..<0
+                }
+                let device = UInt64(st.st_dev), inode = UInt64(st.st_ino)
+                if let other = reads.first(where: { $0.device == device && $0.inode == inode && $0.range.overlaps(range) }) {
+                    throw ImageReadError.corrupt(format: .vmdk, path: path, offset: lineOffset,
+                                                 reason: "extent lines \(other.line) and \(lineNumber) read the same bytes of \"\(ReaderText.printable(line.fileName.utf8))\": shared extents are refused")
+                }
+                reads.append((device, inode, range, lineNumber))
+            }
             let (sum, overflow) = total.addingReportingOverflow(extent.size)
             guard !overflow, sum <= UInt64.max - UInt64(DiskImageReaders.maxPieceSize) else {
                 throw ImageReadError.corrupt(format: .vmdk, path: path, offset: lineOffset, reason: "the extents add up to more than 2^64 bytes")
