@@ -49,7 +49,7 @@ let package = Package(
             "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Digests",
         ]),
         .target(name: "RehostCommands", dependencies: [
-            "Pipeline", "ImageFormats", "ImageCore",
+            "Pipeline", "ImageCore", "ImageFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),

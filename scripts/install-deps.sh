@@ -18,6 +18,8 @@ packages=(
   liblzma-dev liblz4-dev libbz2-dev
   # tests: the compressors initrd tools use, to make test initrds
   lz4 bzip2
+  # tests: 7-Zip's qcow2 reader, which must see the whole of a qcow2 image Rehost writes
+  p7zip-full
   # tests: readelf, the oracle for the ELF reader (KernelModulesTests); dpkg-deb and apt-get download
   # unpack Debian's kernel there (kmod above gives depmod, modinfo and modprobe)
   binutils
@@ -31,6 +33,8 @@ packages=(
   strace
   # tests (as root): Fixtures/make-debian-guest.sh installs real Debian guests with mmdebstrap
   mmdebstrap
+  # tests: strace shows which files Rehost opens for a hostile image (containment tests)
+  strace
 )
 
 sudo=""

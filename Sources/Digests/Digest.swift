@@ -1,5 +1,7 @@
 import CCrypto
+import Dispatch
 import ImageCore
+import Synchronization
 
 /// Streaming SHA-256 and SHA-1 over OpenSSL's libcrypto: for OVA manifests and output reports.
 public final class Digest {
@@ -41,20 +43,72 @@ public final class Digest {
         }.joined()
     }
 
+    /// `count` zero bytes, hashed from one shared buffer of zeros: a hole costs neither a read nor
+    /// an allocation. SHA-256 and SHA-1 have no shortcut for zeros (each block's work depends on
+    /// the state before it), so this is as fast as the hash itself, about 1.8 GB/s with SHA-NI.
+    public func updateZeros(_ count: UInt64) {
+        Self.zeros.withUnsafeBytes { zeros in
+            var left = count
+            while left > 0 {
+                let n = Int(min(UInt64(zeros.count), left))
+                update(UnsafeRawBufferPointer(rebasing: zeros[0..<n]))
+                left -= UInt64(n)
+            }
+        }
+    }
+
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+
     /// The digest of a whole file, read in large pieces.
     public static func ofFile(_ path: String, _ algorithm: Algorithm = .sha256) throws -> String {
-        let file = try RawFile(path: path, mode: .readOnly)
+        try of(RawFile(path: path, mode: .readOnly), algorithm)
+    }
+
+    /// The digest of an open file: its data ranges (SEEK_DATA/SEEK_HOLE) are read, its holes are
+    /// hashed as zeros without being read.
+    public static func of(_ file: RawFile, _ algorithm: Algorithm = .sha256) throws -> String {
         let digest = Digest(algorithm)
         let size = try file.size
         var buffer = [UInt8](repeating: 0, count: 4 << 20)
-        var offset: UInt64 = 0
-        while offset < size {
-            let count = Int(min(UInt64(buffer.count), size - offset))
-            let got = try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: offset) }
-            guard got == count else { throw FileError.shortRead(path: path, offset: offset, wanted: count, got: got) }
-            buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            offset += UInt64(count)
+        var position: UInt64 = 0
+        for range in try file.dataRanges() {
+            let start = max(range.lowerBound, position), end = min(range.upperBound, size)
+            guard start < end else { continue }
+            digest.updateZeros(start - position)
+            var offset = start
+            while offset < end {
+                let count = Int(min(UInt64(buffer.count), end - offset))
+                let got = try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: offset) }
+                guard got == count else { throw FileError.shortRead(path: file.path, offset: offset, wanted: count, got: got) }
+                buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                offset += UInt64(count)
+            }
+            position = end
         }
+        digest.updateZeros(size - position)
         return digest.finish()
+    }
+}
+
+/// The digest of a finished file computed on another thread, so it overlaps what follows (the
+/// fsync of the outputs, the streaming of the other outputs, the other digests). The file is
+/// opened at once, so it can be renamed into place while the digest runs.
+public final class BackgroundDigest: Sendable {
+    private let group = DispatchGroup()
+    private let result = Mutex<Result<String, any Error>?>(nil)
+
+    public init(path: String, _ algorithm: Digest.Algorithm = .sha256) throws {
+        // The file is read only by the digest thread from here on, and closed when it is done.
+        nonisolated(unsafe) let file = try RawFile(path: path, mode: .readOnly)
+        DispatchQueue.global().async(group: group) { [self] in
+            let outcome = Result { try Digest.of(file, algorithm) }
+            self.result.withLock { $0 = outcome }
+        }
+    }
+
+    /// Waits for the digest; rethrows a read failure.
+    public func wait() throws -> String {
+        group.wait()
+        return try result.withLock { $0! }.get()
     }
 }

@@ -17,6 +17,13 @@ public struct Ext2BlockRun: Equatable, Sendable {
     public var count: UInt64
 }
 
+/// A file's block map as read from a possibly damaged filesystem: the runs that can be read, and
+/// what was wrong with the rest (those blocks read as zeros).
+public struct Ext2BlockMap: Sendable {
+    public var runs: [Ext2BlockRun]
+    public var problems: [String]
+}
+
 public let ext2RootInode: InodeNumber = InodeNumber(EXT2_ROOT_INO)
 
 extension Ext2Filesystem {
@@ -53,14 +60,83 @@ extension Ext2Filesystem {
     }
 
     /// The mapped data blocks of a file, merged into runs; holes are the gaps between runs.
-    /// Extents marked unwritten read as zeros, so they are left out like holes.
+    /// Extents marked unwritten read as zeros, so they are left out like holes. Throws on any
+    /// damage: for files this program wrote itself. A source's files go through `checkedBlockMap`.
     public func blockRuns(_ ino: InodeNumber) throws -> [Ext2BlockRun] {
+        let map = try checkedBlockMap(ino)
+        if let problem = map.problems.first {
+            throw Ext2FormatError.corrupt(image: image, what: "inode \(ino): \(problem)")
+        }
+        return map.runs
+    }
+
+    /// The block map of a file that may be damaged, checked against the filesystem: runs only
+    /// for blocks inside it (from `s_first_data_block` to the block count), in ascending logical
+    /// order without overlaps. Whatever is wrong (a block or an indirect block outside the
+    /// filesystem, a damaged extent tree, overlapping extents) is said in `problems`, and the
+    /// blocks concerned are left out, so they read as zeros.
+    public func checkedBlockMap(_ ino: InodeNumber) throws -> Ext2BlockMap {
+        let inode = try readInode(ino)
+        var map = inode.flags & Ext2InodeFlags.extents != 0 ? try extentMap(ino) : try indirectMap(ino)
+        // Keep what lies inside the filesystem, clipping runs that cross its end.
+        let first = firstDataBlock, end = blocksCount
+        var kept: [Ext2BlockRun] = []
+        var outside: UInt64 = 0, example: (logical: UInt64, physical: UInt64)?
+        var logicalEnd: UInt64 = 0
+        for var run in map.runs {
+            if run.logical < logicalEnd {
+                map.problems.append("logical block \(run.logical) is mapped twice (overlapping extents); the second mapping is ignored")
+                let skip = min(run.count, logicalEnd - run.logical)
+                run.logical += skip; run.physical &+= skip; run.count -= skip
+                if run.count == 0 { continue }
+            }
+            // Split the run at the filesystem's bounds.
+            var runStart = run.logical, physical = run.physical, left = run.count
+            while left > 0 {
+                let inside = physical >= first && physical < end
+                let span: UInt64
+                if inside {
+                    span = min(left, end - physical)
+                    kept.append(Ext2BlockRun(logical: runStart, physical: physical, count: span))
+                } else {
+                    span = physical < first ? min(left, first - physical) : left
+                    if example == nil { example = (runStart, physical) }
+                    outside += span
+                }
+                runStart += span; physical &+= span; left -= span
+            }
+            logicalEnd = run.logical + run.count
+        }
+        if let example {
+            map.problems.append("\(outside) block\(outside == 1 ? "" : "s") mapped outside the filesystem (logical block \(example.logical) at block \(example.physical); the filesystem has \(end)) read as zeros")
+        }
+        map.runs = kept
+        return map
+    }
+
+    /// The first block that may hold data: 1 for 1 KiB blocks, 0 otherwise.
+    public var firstDataBlock: UInt64 { UInt64(fs.pointee.super.pointee.s_first_data_block) }
+
+    /// The largest size a regular file can have, as e2fsck computes it: direct, indirect, double
+    /// and triple indirect blocks for a block-mapped file, 2^32 blocks for an extent-mapped one.
+    public func maximumFileSize(extents: Bool) -> UInt64 {
+        let blockSize = UInt64(self.blockSize)
+        if extents { return (1 << (32 + UInt64(blockSize.trailingZeroBitCount))) - 1 }
+        let perBlock = blockSize / 4
+        return (12 + perBlock + perBlock * perBlock + perBlock * perBlock * perBlock) * blockSize
+    }
+
+    /// The root directory must be a directory: a filesystem whose root inode is anything else is corrupt.
+    public func checkRootDirectory() throws {
+        let root = try readInode(ext2RootInode)
+        guard root.kind == .directory else {
+            throw Ext2FormatError.corrupt(image: image, what: "the root inode (\(ext2RootInode)) is \(root.article), not a directory")
+        }
+    }
+
+    private func indirectMap(_ ino: InodeNumber) throws -> Ext2BlockMap {
         final class Collector { var runs: [Ext2BlockRun] = [] }
         let collector = Collector()
-        let inode = try readInode(ino)
-        if inode.flags & Ext2InodeFlags.extents != 0 {
-            return try extentRuns(ino)
-        }
         let code = withExtendedLifetime(collector) {
             ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, nil, { _, blocknr, blockcnt, _, _, priv in
                 guard let blocknr, let priv, blockcnt >= 0 else { return 0 }
@@ -75,27 +151,42 @@ extension Ext2Filesystem {
                 return 0
             }, Unmanaged.passUnretained(collector).toOpaque())
         }
+        // An indirect block outside the filesystem stops only its own branch: the rest is mapped.
+        let badIndirect: [errcode_t] = [EXT2_ET_BAD_IND_BLOCK, EXT2_ET_BAD_DIND_BLOCK, EXT2_ET_BAD_TIND_BLOCK].map { errcode_t($0) }
+        if badIndirect.contains(code) {
+            Ext2Filesystem.registerErrorTables()
+            return Ext2BlockMap(runs: collector.runs, problems: [String(cString: error_message(code)).lowercased() + ": the blocks it maps read as zeros"])
+        }
         try check(code, "mapping the blocks of inode \(ino)")
-        return collector.runs
+        return Ext2BlockMap(runs: collector.runs, problems: [])
     }
 
-    private func extentRuns(_ ino: InodeNumber) throws -> [Ext2BlockRun] {
+    private func extentMap(_ ino: InodeNumber) throws -> Ext2BlockMap {
         var handle: ext2_extent_handle_t?
-        try check(ext2fs_extent_open(fs, ino, &handle), "opening the extent tree of inode \(ino)")
+        let opened = ext2fs_extent_open(fs, ino, &handle)
+        if opened != 0 {
+            return Ext2BlockMap(runs: [], problems: ["its extent tree cannot be read (\(Ext2Error.text(opened))): the file reads as zeros"])
+        }
         defer { ext2fs_extent_free(handle) }
-        var runs: [Ext2BlockRun] = []
+        var map = Ext2BlockMap(runs: [], problems: [])
         var extent = ext2fs_extent()
         var op = Int32(EXT2_EXTENT_ROOT)
+        var steps = 0
         while true {
             let code = ext2fs_extent_get(handle, op, &extent)
             if code == EXT2_ET_EXTENT_NO_NEXT || code == EXT2_ET_EXTENT_NO_DOWN && op == Int32(EXT2_EXTENT_ROOT) { break }
-            try check(code, "walking the extent tree of inode \(ino)")
+            steps += 1
+            if code != 0 || steps > 1 << 24 {
+                let after = map.runs.last.map { $0.logical + $0.count } ?? 0
+                map.problems.append("its extent tree is damaged (\(code != 0 ? Ext2Error.text(code) : "too many extents")): the blocks after logical block \(after) read as zeros")
+                break
+            }
             op = Int32(EXT2_EXTENT_NEXT)
             let flags = Int32(extent.e_flags)
             guard flags & Int32(EXT2_EXTENT_FLAGS_LEAF) != 0, flags & Int32(EXT2_EXTENT_FLAGS_UNINIT) == 0 else { continue }
-            runs.append(Ext2BlockRun(logical: UInt64(extent.e_lblk), physical: UInt64(extent.e_pblk), count: UInt64(extent.e_len)))
+            map.runs.append(Ext2BlockRun(logical: UInt64(extent.e_lblk), physical: UInt64(extent.e_pblk), count: UInt64(extent.e_len)))
         }
-        return runs
+        return map
     }
 
     /// Reads `count` whole blocks starting at physical block `block` into `buffer`.

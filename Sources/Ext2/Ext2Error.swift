@@ -13,6 +13,12 @@ public struct Ext2Error: RehostError {
         [Int(EXT2_ET_DIR_NO_SPACE), Int(EXT2_ET_BLOCK_ALLOC_FAIL), Int(ENOSPC), Int(EXT2_ET_INODE_ALLOC_FAIL)].contains(code)
     }
 
+    /// libext2fs's text for an error code.
+    static func text(_ code: errcode_t) -> String {
+        Ext2Filesystem.registerErrorTables()
+        return String(cString: error_message(code))
+    }
+
     public var message: String {
         if code == Int(EXT2_ET_INODE_ALLOC_FAIL) { return "no free inodes left in the filesystem" }
         if isOutOfSpace { return "no space left in the filesystem" }
@@ -33,6 +39,8 @@ public enum Ext2FormatError: RehostError {
     case notARegularFile(image: String, path: String)
     case unsupported(image: String, path: String, what: String)
     case tooLarge(image: String, what: String, value: UInt64, limit: UInt64)
+    /// The filesystem contradicts itself in a way that makes it unusable.
+    case corrupt(image: String, what: String)
 
     public var description: String {
         switch self {
@@ -41,6 +49,7 @@ public enum Ext2FormatError: RehostError {
         case let .notARegularFile(image, path): return "\(image): \(path): not a regular file"
         case let .unsupported(image, path, what): return "\(image): \(path): \(what) is not supported"
         case let .tooLarge(image, what, value, limit): return "\(image): \(what) is \(value), more than the limit \(limit)"
+        case let .corrupt(image, what): return "\(image): corrupt filesystem: \(what)"
         }
     }
 }

@@ -15,6 +15,20 @@ public struct Ext2Inode {
         set { raw.i_mode = newValue }
     }
 
+    /// The kind in words, for messages: "a regular file", "a symbolic link", ...
+    public var article: String {
+        switch kind {
+        case .regular: return "a regular file"
+        case .directory: return "a directory"
+        case .symlink: return "a symbolic link"
+        case .characterDevice: return "a character device"
+        case .blockDevice: return "a block device"
+        case .fifo: return "a FIFO"
+        case .socket: return "a socket"
+        case .unknown: return "of unknown type 0o" + String(mode & 0o170000, radix: 8)
+        }
+    }
+
     public var permissions: UInt16 { mode & 0o7777 }
 
     public var kind: Kind {

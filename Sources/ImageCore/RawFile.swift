@@ -8,13 +8,18 @@ import Glibc
 public final class RawFile {
     public let path: String
     public let fd: Int32
+    /// Whether the path named a block device rather than a regular file.
+    public let isBlockDevice: Bool
 
-    public enum Mode { case readOnly, readWrite, createExclusive }
+    /// `readOnlyNoFollow` refuses a symlink as the last component: for paths already resolved,
+    /// so a link swapped in afterwards is not followed.
+    public enum Mode { case readOnly, readOnlyNoFollow, readWrite, createExclusive }
 
     public init(path: String, mode: Mode, permissions: mode_t = 0o644) throws {
         let flags: Int32
         switch mode {
         case .readOnly: flags = O_RDONLY
+        case .readOnlyNoFollow: flags = O_RDONLY | O_NOFOLLOW
         case .readWrite: flags = O_RDWR
         case .createExclusive: flags = O_RDWR | O_CREAT | O_EXCL
         }
@@ -37,6 +42,7 @@ public final class RawFile {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.path = path
         self.fd = fd
+        self.isBlockDevice = type == S_IFBLK
     }
 
     static func describe(_ type: mode_t) -> String {

@@ -26,6 +26,8 @@ public struct ConvertOptions: Sendable {
     /// For a partitioned input disk: which partition holds the root filesystem.
     public var partition: Int?
     public var scratchDirectory: String?
+    /// Which files besides the input the image may make Rehost open (`--allow-external-files`).
+    public var externalFiles = ExternalFiles.contained
     /// `--max-output-size`: the most data expanding the input may produce; nil for the default
     /// (`ExpansionLimit`).
     public var maxOutputSize: UInt64?

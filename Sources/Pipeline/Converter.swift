@@ -1,3 +1,4 @@
+import Digests
 import DiskLayout
 import Ext2
 import FilesystemBuilder
@@ -39,7 +40,8 @@ public final class Converter {
     public func run() throws -> ConvertReport {
         let startedWall = monotonicSeconds()
         let source = try SourceGuest(path: options.input, partition: options.partition,
-                                     scratchDirectory: options.scratchDirectory, maxOutputSize: options.maxOutputSize,
+                                     scratchDirectory: options.scratchDirectory, externalFiles: options.externalFiles,
+                                     maxOutputSize: options.maxOutputSize,
                                      progress: progress)
         let fs = source.report.filesystem
         // Kernel packages are read and checked before anything else: a bad one fails at once.
@@ -97,13 +99,15 @@ public final class Converter {
             // Writeback starts as the copy goes (libext2fs writes through its own descriptor, but
             // the page cache is the file's), so the final fsync finds the disk almost clean.
             var writebackAt: UInt64 = 0
-            statistics = try TreeCopier(from: source.filesystem, to: destination) { [progress, rawDisk] copied in
+            let copier = TreeCopier(from: source.filesystem, to: destination) { [progress, rawDisk] copied in
                 progress.advance(to: copied)
                 if copied >= writebackAt + OutputSink.writebackInterval {
                     rawDisk.file.startWriteback(0..<plan.diskSize)
                     writebackAt = copied
                 }
-            }.copy()
+            }
+            statistics = try copier.copy()
+            report.warnings += copier.warnings
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }
@@ -119,15 +123,20 @@ public final class Converter {
         progress.end()
         try destination.close()
 
-        // A raw output is kept: the rest of its writeback runs while the other outputs are written.
-        if rawRequest != nil { rawDisk.file.startWriteback(0..<plan.diskSize) }
+        // A raw output is kept: the rest of its writeback runs while the other outputs are written,
+        // and so does its digest, on another thread.
+        var rawDigest: BackgroundDigest?
+        if rawRequest != nil {
+            rawDisk.file.startWriteback(0..<plan.diskSize)
+            if options.digests { rawDigest = try BackgroundDigest(path: rawDisk.temporaryPath) }
+        }
         try outputs.stream(from: rawDisk.temporaryPath, progress: progress)
         if let rawRequest {
             try rawDisk.commit()
             let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: plan.diskSize, fileSize: plan.diskSize,
                                         allocatedUnits: 0, unitSize: 0)
             report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary,
-                                                      seconds: monotonicSeconds() - startedWall, digest: options.digests))
+                                                      seconds: monotonicSeconds() - startedWall, sha256: try rawDigest?.wait()))
         }
         report.outputs += try outputs.commit(digests: options.digests)
         report.copy = statistics

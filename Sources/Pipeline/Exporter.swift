@@ -19,13 +19,16 @@ public final class Exporter {
     let options: WriterOptions
     let digests: Bool
     let scratchDirectory: String?
+    let externalFiles: ExternalFiles
     let maxOutputSize: UInt64?
     let progress: ProgressSink
 
     /// `maxOutputSize` bounds the data read from the input and so written to every output (nil:
     /// `ExpansionLimit`'s default for the input).
     public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: Bool,
-                scratchDirectory: String? = nil, maxOutputSize: UInt64? = nil, progress: ProgressSink = SilentProgress()) {
+                scratchDirectory: String? = nil, externalFiles: ExternalFiles = .contained, maxOutputSize: UInt64? = nil,
+                progress: ProgressSink = SilentProgress()) {
+        self.externalFiles = externalFiles
         self.maxOutputSize = maxOutputSize
         self.input = input
         self.outputs = outputs
@@ -37,7 +40,7 @@ public final class Exporter {
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory)
+        let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory, externalFiles: externalFiles)
         // A raw disk hands out only its own data and keeps its zero-copy path; every other format
         // is counted against the limit.
         let reader: any DiskImageReader = opened is RawDiskReader
@@ -49,6 +52,7 @@ public final class Exporter {
         try set.stream(from: reader, progress: progress)
         let reports = try set.commit(digests: digests)
         return ExportReport(input: input, inputFormat: reader.format, inputVariant: reader.variant,
+                            inputFiles: reader.inputFiles,
                             virtualSize: reader.virtualSize, outputs: reports, seconds: monotonicSeconds() - started)
     }
 }

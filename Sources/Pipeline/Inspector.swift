@@ -1,15 +1,17 @@
 import DiskLayout
 import GuestFixups
 import ImageCore
+import ImageFormats
 
 /// `rehost inspect`: what the input is, what is inside, and what `convert` would do with it.
 public enum Inspector {
     public static func inspect(path: String, target: Target = .kvm, rootReference: RootReferenceChoice = .auto,
                                partition: Int? = nil, scratchDirectory: String? = nil, kernel: String? = nil,
-                               addKernels: [String] = [], maxOutputSize: UInt64? = nil) throws -> InspectReport {
+                               addKernels: [String] = [], externalFiles: ExternalFiles = .contained,
+                               maxOutputSize: UInt64? = nil) throws -> InspectReport {
         let supplied = try addKernels.map(SuppliedKernel.prepare(path:))
         let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory,
-                                     maxOutputSize: maxOutputSize)
+                                     externalFiles: externalFiles, maxOutputSize: maxOutputSize)
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: target, kernel: supplied.isEmpty ? kernel : nil)
         let fs = source.report.filesystem

@@ -101,22 +101,27 @@ final class OutputSet {
         seconds = monotonicSeconds() - started
     }
 
-    /// fsync and rename every output into place; digests are read back from the finished files.
+    /// fsync and rename every output into place. The digests of the finished files run on other
+    /// threads meanwhile, all at once: each reads only its file's data (holes are hashed as zeros
+    /// unread), from the page cache the writing has just filled.
     func commit(digests: Bool) throws -> [OutputReport] {
+        let pending = try members.map { member in
+            digests ? try BackgroundDigest(path: member.output.temporaryPath) : nil
+        }
+        for member in members { try member.output.commit() }
         var reports: [OutputReport] = []
-        for (member, summary) in zip(members, summaries) {
-            try member.output.commit()
-            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, digest: digests))
+        for ((member, summary), digest) in zip(zip(members, summaries), pending) {
+            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait()))
         }
         return reports
     }
 }
 
-func report(path: String, summary: WriterSummary, seconds: Double, digest: Bool) throws -> OutputReport {
+func report(path: String, summary: WriterSummary, seconds: Double, sha256: String?) throws -> OutputReport {
     var info = stat()
     guard stat(path, &info) == 0 else { throw FileError.stat(path: path, errno: errno) }
     return OutputReport(path: path, format: summary.format, variant: summary.variant, virtualSize: summary.virtualSize,
                         fileSize: UInt64(info.st_size), allocatedBytes: UInt64(info.st_blocks) * 512,
                         allocatedUnits: summary.allocatedUnits, unitSize: summary.unitSize,
-                        sha256: digest ? try Digest.ofFile(path) : nil, seconds: seconds)
+                        sha256: sha256, seconds: seconds)
 }

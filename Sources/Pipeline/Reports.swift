@@ -8,6 +8,8 @@ public struct InputReport: Codable, Sendable {
     public var path: String
     /// "bare filesystem", "partitioned disk (dos)", "gzip-compressed bare filesystem", ...
     public var kind: String
+    /// Every file the input was read from: the input, and a VMDK descriptor's extent files.
+    public var files: [String]
     public var partition: Int?
     public var partitionReason: String?
     public var filesystemOffset: UInt64
@@ -75,6 +77,8 @@ public struct ExportReport: Codable, Sendable {
     public var inputFormat: ImageFormat
     /// "qcow2 v3, 64 KiB clusters", "VMDK streamOptimized", "raw".
     public var inputVariant: String
+    /// Every file the input was read from: the input, and a VMDK descriptor's extent files.
+    public var inputFiles: [String]
     public var virtualSize: UInt64
     public var outputs: [OutputReport]
     public var seconds: Double

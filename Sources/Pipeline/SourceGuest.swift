@@ -10,13 +10,14 @@ final class SourceGuest {
     let filesystem: Ext2Filesystem
     let report: InputReport
 
-    init(path: String, partition: Int?, scratchDirectory: String?, maxOutputSize: UInt64? = nil,
-         progress: ProgressSink = SilentProgress()) throws {
+    init(path: String, partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles = .contained,
+         maxOutputSize: UInt64? = nil, progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition,
-                                    maxOutputSize: maxOutputSize, progress: progress)
+                                    externalFiles: externalFiles, maxOutputSize: maxOutputSize, progress: progress)
         filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        try filesystem.checkRootDirectory()
         report = InputReport(
-            path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,
+            path: path, kind: Self.describe(input.kind), files: input.inputFiles, partition: input.rootPartition?.number,
             partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
             filesystem: FilesystemReport(
                 type: filesystem.typeName, label: filesystem.label, uuid: UUIDBytes.format(filesystem.uuid),

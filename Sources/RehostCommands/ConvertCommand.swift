@@ -95,6 +95,7 @@ struct ConvertCommand: ParsableCommand {
             options.dryRun = dryRun
             options.partition = guest.partition
             options.scratchDirectory = guest.scratchDirectory
+            options.externalFiles = guest.externalFiles
             options.maxOutputSize = guest.maxOutputBytes
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let report = try Converter(options: options, progress: progress).run()

@@ -29,7 +29,9 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as RehostError {
-        printError("rehost: error: \(error.description)")
+        // The description may quote the image (a label, a file name, a descriptor field): escaped,
+        // it stays one line and cannot drive the terminal.
+        printError("rehost: error: \(error.description.escapedForTerminal())")
         throw ExitCode(1)
     }
 }

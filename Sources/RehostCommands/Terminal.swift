@@ -56,6 +56,6 @@ final class TerminalProgress: ProgressSink {
                 + "\(ByteCount.format(done)) / \(ByteCount.format(total)) \(Int(fraction * 100))% "
                 + "\(ByteCount.format(UInt64(rate)))/s ETA \(eta / 60)m\(eta % 60)s"
         }
-        FileHandleOutput.writeStandardError("\r\u{1B}[K" + line)
+        FileHandleOutput.writeStandardError("\r\u{1B}[K" + line.escapedForTerminal())
     }
 }

@@ -4,32 +4,53 @@ import ImageCore
 import Pipeline
 
 /// The reports as people read them. Scripts use `--json`.
+///
+/// Every line is built by `line(...)`, whose interpolations are escaped for the terminal: values
+/// come from the image (labels, names, paths, descriptor fields, fstab and config lines, kernel
+/// version strings) and must not reach it raw, nor break a line in two.
 enum TextReport {
+    struct Line: ExpressibleByStringInterpolation {
+        var text = ""
+        init(stringLiteral value: String) { text = value }
+        init(stringInterpolation: Interpolation) { text = stringInterpolation.text }
+
+        struct Interpolation: StringInterpolationProtocol {
+            var text = ""
+            init(literalCapacity: Int, interpolationCount: Int) { text.reserveCapacity(literalCapacity * 2) }
+            mutating func appendLiteral(_ literal: String) { text += literal }
+            mutating func appendInterpolation(_ value: some CustomStringConvertible) {
+                text += value.description.escapedForTerminal(keepingTabs: true)
+            }
+        }
+    }
+
+    static func line(_ line: Line) -> String { line.text }
+
     static func inspect(_ r: InspectReport) -> String {
         var out = input(r.input)
         let g = r.guest
-        out += "Guest\n"
-        out += "  OS:           \(g.os.name)\(g.os.version.map { " \($0)" } ?? "") (\(g.os.family.rawValue))\n"
-        out += "  init:         \(g.initSystem.rawValue)\n"
-        out += "  kernels:      \(g.kernels.isEmpty ? "none in /boot" : "")\n"
+        out += line("Guest\n")
+        out += line("  OS:           \(g.os.name)\(g.os.version.map { " \($0)" } ?? "") (\(g.os.family.rawValue))\n")
+        out += line("  init:         \(g.initSystem.rawValue)\n")
+        out += line("  kernels:      \(g.kernels.isEmpty ? "none in /boot" : "")\n")
         for k in g.kernels { out += kernel(k, target: g.target) }
-        if let k = g.bootableKernel { out += "  will boot:    \(k.path) on \(g.target.rawValue)\n" }
-        if let problem = g.kernelProblem { out += "  problem:      \(problem)\n" }
-        out += "  bootloader:   \(g.bootloaderConfigs.isEmpty ? "no configuration" : g.bootloaderConfigs.joined(separator: ", "))\n"
-        out += "  Xen traits:   \(g.xenTraits.isEmpty ? "none found" : "")\n"
+        if let k = g.bootableKernel { out += line("  will boot:    \(k.path) on \(g.target.rawValue)\n") }
+        if let problem = g.kernelProblem { out += line("  problem:      \(problem)\n") }
+        out += line("  bootloader:   \(g.bootloaderConfigs.isEmpty ? "no configuration" : g.bootloaderConfigs.joined(separator: ", "))\n")
+        out += line("  Xen traits:   \(g.xenTraits.isEmpty ? "none found" : "")\n")
         for t in g.xenTraits {
             func padding(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
             let at = t.line.map { "\(t.file):\($0)" } ?? t.file
-            out += "    \(padding(t.kind.rawValue, 22)) \(at)\(t.text.map { "  \($0)" } ?? "")\n"
+            out += line("    \(padding(t.kind.rawValue, 22)) \(at)\(t.text.map { "  \($0)" } ?? "")\n")
         }
-        out += "Plan for `rehost convert --target \(r.target)`\n"
+        out += line("Plan for `rehost convert --target \(r.target)`\n")
         if let d = r.plannedDisk {
-            out += "  disk:         \(ByteCount.format(d.diskSize)) raw, MBR, partition 1 at \(ByteCount.format(d.partitionOffset)) (\(ByteCount.format(d.partitionSize)), bootable, ext3)\n"
+            out += line("  disk:         \(ByteCount.format(d.diskSize)) raw, MBR, partition 1 at \(ByteCount.format(d.partitionOffset)) (\(ByteCount.format(d.partitionSize)), bootable, ext3)\n")
         }
-        if let p = r.plannedDiskProblem { out += "  disk problem: \(p)\n" }
-        out += "  root:         \(r.rootReference)\n"
-        if let p = r.plannedChangesProblem { out += "  problem:      \(p)\n" }
-        for w in r.plannedWarnings { out += "  warning:      \(w)\n" }
+        if let p = r.plannedDiskProblem { out += line("  disk problem: \(p)\n") }
+        out += line("  root:         \(r.rootReference)\n")
+        if let p = r.plannedChangesProblem { out += line("  problem:      \(p)\n") }
+        for w in r.plannedWarnings { out += line("  warning:      \(w)\n") }
         out += changes(r.plannedChanges)
         return out
     }
@@ -37,25 +58,25 @@ enum TextReport {
     /// A kernel, what its bytes say, and for each target whether it boots and why; the drivers
     /// of each bus only for the target asked about.
     static func kernel(_ k: Kernel, target: Target) -> String {
-        var out = "    \(k.path)  \(ByteCount.format(k.size))\n"
+        var out = line("    \(k.path)  \(ByteCount.format(k.size))\n")
         var image = "\(k.image.format.rawValue): \(k.image.detail)"
         if let release = k.image.release { image += " (release \(release))" }
-        out += "      image:        \(image)\n"
-        out += "      modules:      \(k.modulesDirectory ?? "none (/lib/modules/\(k.release) is missing)")\n"
+        out += line("      image:        \(image)\n")
+        out += line("      modules:      \(k.modulesDirectory ?? "none (/lib/modules/\(k.release) is missing)")\n")
         if let i = k.initrdDetails {
             var what = i.family.map { "\($0.rawValue), \(i.layout ?? "?"), \(i.moduleCount) modules" } ?? "unreadable"
             if let problem = i.problem { what += ": \(problem)" }
-            out += "      initrd:       \(i.path) (\(what))\n"
+            out += line("      initrd:       \(i.path) (\(what))\n")
         } else {
-            out += "      initrd:       none\n"
+            out += line("      initrd:       none\n")
         }
         for v in k.verdicts {
             let label = v.target.rawValue + ":"
-            out += "      \(label.padding(toLength: 13, withPad: " ", startingAt: 0)) \(v.outcome.rawValue): \(v.because)\n"
+            out += line("      \(label.padding(toLength: 13, withPad: " ", startingAt: 0)) \(v.outcome.rawValue): \(v.because)\n")
             guard v.target == target, k.image.bootsOnBIOS else { continue }
             for bus in v.buses + [v.filesystem].compactMap({ $0 }) {
                 let drivers = bus.drivers.map { "\($0.name) (\($0.state.rawValue))" }.joined(separator: ", ")
-                out += "        \(bus.bus): \(drivers.isEmpty ? "nothing needed" : drivers)\n"
+                out += line("        \(bus.bus): \(drivers.isEmpty ? "nothing needed" : drivers)\n")
             }
         }
         return out
@@ -65,50 +86,57 @@ enum TextReport {
         var out = input(r.input)
         if let d = r.disk {
             out += r.dryRun ? "Would build a bootable disk\n" : "Built a bootable disk\n"
-            out += "  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n"
-            out += "  partition 1:  at \(ByteCount.format(d.partitionOffset)), \(ByteCount.format(d.partitionSize)), bootable, type 0x83\n"
+            out += line("  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n")
+            out += line("  partition 1:  at \(ByteCount.format(d.partitionOffset)), \(ByteCount.format(d.partitionSize)), bootable, type 0x83\n")
         }
         if let f = r.newFilesystem {
-            out += "  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid), \(f.inodeSize)-byte inodes, \(f.inodes) inodes\n"
+            out += line("  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid), \(f.inodeSize)-byte inodes, \(f.inodes) inodes\n")
         }
         if let c = r.copy {
-            out += "  copied:       \(c.regularFiles) files (\(ByteCount.format(c.bytesCopied))), \(c.directories) directories, \(c.symlinks) symlinks, \(c.hardLinks) hard links, \(c.specialFiles) special files, \(c.extendedAttributes) xattrs\n"
+            out += line("  copied:       \(c.regularFiles) files (\(ByteCount.format(c.bytesCopied))), \(c.directories) directories, \(c.symlinks) symlinks, \(c.hardLinks) hard links, \(c.specialFiles) special files, \(c.extendedAttributes) xattrs\n")
         }
         if let b = r.bootloader {
-            out += "  bootloader:   \(b.kind), core.img \(b.coreImageBytes) bytes\n"
-            if let kernel = b.kernel { out += "  boots:        \(kernel)\(b.initrd.map { " with \($0)" } ?? "")\n" }
+            out += line("  bootloader:   \(b.kind), core.img \(b.coreImageBytes) bytes\n")
+            if let kernel = b.kernel { out += line("  boots:        \(kernel)\(b.initrd.map { " with \($0)" } ?? "")\n") }
         }
-        out += "  target:       \(r.target), root=\(r.rootReference)\n"
+        out += line("  target:       \(r.target), root=\(r.rootReference)\n")
         out += outputs(r.outputs)
-        for w in r.warnings { out += "  warning:      \(w)\n" }
+        for w in r.warnings { out += line("  warning:      \(w)\n") }
         out += changes(r.changes)
-        if !r.dryRun { out += "Done in \(String(format: "%.1f", r.seconds)) s.\n" }
+        if !r.dryRun { out += line("Done in \(String(format: "%.1f", r.seconds)) s.\n") }
         return out
     }
 
     static func export(_ r: ExportReport) -> String {
-        "Read \(r.input) (\(r.inputVariant), \(ByteCount.format(r.virtualSize)))\n" + outputs(r.outputs)
+        line("Read \(r.input) (\(r.inputVariant), \(ByteCount.format(r.virtualSize)))\n") + extentFiles(r.inputFiles)
+            + outputs(r.outputs)
             + "Done in \(String(format: "%.1f", r.seconds)) s.\n"
     }
 
     private static func outputs(_ list: [OutputReport]) -> String {
         var out = ""
         for o in list {
-            out += "Wrote \(o.path)\n"
-            out += "  format:       \(o.variant), virtual size \(ByteCount.format(o.virtualSize)) (\(o.virtualSize) bytes)\n"
-            out += "  file:         \(ByteCount.format(o.fileSize)), \(ByteCount.format(o.allocatedBytes)) allocated\n"
-            if let digest = o.sha256 { out += "  sha256:       \(digest)\n" }
+            out += line("Wrote \(o.path)\n")
+            out += line("  format:       \(o.variant), virtual size \(ByteCount.format(o.virtualSize)) (\(o.virtualSize) bytes)\n")
+            out += line("  file:         \(ByteCount.format(o.fileSize)), \(ByteCount.format(o.allocatedBytes)) allocated\n")
+            if let digest = o.sha256 { out += line("  sha256:       \(digest)\n") }
         }
         return out
     }
 
+    /// The files an image pulled in besides itself, one per line; nothing for a single file.
+    private static func extentFiles(_ files: [String]) -> String {
+        files.dropFirst().map { line("  also read:    \($0)\n") }.joined()
+    }
+
     private static func input(_ i: InputReport) -> String {
         let f = i.filesystem
-        var out = "Input \(i.path)\n"
-        out += "  container:    \(i.kind)\(i.partition.map { ", partition \($0)" } ?? "")\(i.partitionReason.map { " (\($0))" } ?? "")\n"
-        out += "  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid)\n"
-        out += "  size:         \(ByteCount.format(f.sizeBytes)), \(ByteCount.format(f.usedBytes)) used, \(f.inodesUsed) of \(f.inodesTotal) inodes, \(f.blockSize)-byte blocks, \(f.inodeSize)-byte inodes\n"
-        out += "  features:     \(f.features.joined(separator: " "))\n"
+        var out = line("Input \(i.path)\n")
+        out += line("  container:    \(i.kind)\(i.partition.map { ", partition \($0)" } ?? "")\(i.partitionReason.map { " (\($0))" } ?? "")\n")
+        out += extentFiles(i.files)
+        out += line("  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid)\n")
+        out += line("  size:         \(ByteCount.format(f.sizeBytes)), \(ByteCount.format(f.usedBytes)) used, \(f.inodesUsed) of \(f.inodesTotal) inodes, \(f.blockSize)-byte blocks, \(f.inodeSize)-byte inodes\n")
+        out += line("  features:     \(f.features.joined(separator: " "))\n")
         return out
     }
 
@@ -117,10 +145,10 @@ enum TextReport {
         var out = "Repairs (\(list.count) changes):\n"
         for c in list {
             let target = c.target.map { " -> \($0)" } ?? ""
-            out += "  [\(c.repair)] \(c.action.rawValue) \(c.path)\(target)\n"
-            for line in c.lines {
-                if let before = line.before { out += "      - \(before)\n" }
-                if let after = line.after { out += "      + \(after)\n" }
+            out += line("  [\(c.repair)] \(c.action.rawValue) \(c.path)\(target)\n")
+            for lineChange in c.lines {
+                if let before = lineChange.before { out += line("      - \(before)\n") }
+                if let after = lineChange.after { out += line("      + \(after)\n") }
             }
         }
         return out

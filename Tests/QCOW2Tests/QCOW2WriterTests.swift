@@ -59,6 +59,13 @@ func verifyImage(raw: String, image: String, ranges: [Range<UInt64>], summary: W
     let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", raw, image])
     #expect(compare.status == 0, "qemu-img compare: \(compare.stdout) \(compare.stderr)")
 
+    // 7-Zip takes the image to end where its last table or data cluster ends (it does not follow
+    // refcount blocks): the whole file, with no "data after the end of the archive".
+    let listing = try Command.run(try Command.require("7z"), ["l", image])
+    #expect(!listing.stdout.contains("after the end"), "7-Zip: \(listing.stdout)")
+    let fileSize = try RawFile(path: image, mode: .readOnly).size
+    #expect(listing.stdout.contains("Physical Size = \(fileSize)\n"), "7-Zip: \(listing.stdout)")
+
     let info = try qemuInfo(image)
     #expect(info["virtual-size"] as? UInt64 == rawSize)
     #expect(info["format"] as? String == "qcow2")

@@ -106,7 +106,8 @@ import TestSupport
     }
 
     /// A hand-written descriptor with every extent kind: FLAT at an offset into a file whose name
-    /// has a space, ZERO, RDONLY VMFS at an absolute path, a SPARSE extent.
+    /// has a space, ZERO, RDONLY VMFS at an absolute path (followed only when allowed), a SPARSE
+    /// extent.
     @Test func descriptorWithEveryExtentKind() throws {
         let directory = try TemporaryDirectory(prefix: "rehost-vmdk-reader")
         let flat = directory.file("data file.bin")
@@ -131,7 +132,7 @@ import TestSupport
         try out.write(try RawFile(path: sparseSource, mode: .readOnly).read(count: 1 << 20, at: 0), at: 5 << 19)
         try out.truncate(to: 7 << 19)
 
-        let reader = try VMDKReader(path: descriptor)
+        let reader = try VMDKReader(path: descriptor, externalFiles: .allowed)
         #expect(reader.virtualSize == 7 << 19)
         #expect(reader.variant == "VMDK monolithicFlat, 4 extents")
         #expect(reader.extentPaths == [flat, other, directory.file("part.vmdk")])
@@ -182,8 +183,8 @@ import TestSupport
         try expectReadError(descriptor, .unsupported)
     }
 
-    /// A descriptor naming a FIFO (or a character device) as its extent is refused at once:
-    /// opening and reading it would wait for a writer for ever.
+    /// A descriptor naming a FIFO (or a character device) as its extent is refused at once, even
+    /// with external files allowed: opening and reading it would wait for a writer for ever.
     @Test(arguments: ["fifo", "/dev/zero"])
     func extentsThatAreNotFilesAreRefusedWithoutBlocking(kind: String) throws {
         let directory = try TemporaryDirectory(prefix: "rehost-vmdk-reader")
@@ -195,7 +196,7 @@ import TestSupport
         let descriptor = directory.file("disk.vmdk")
         try writeDescriptor(descriptor, createType: "monolithicFlat", extents: ["RW 2048 FLAT \"\(name)\" 0"])
         let started = ContinuousClock.now
-        let error = #expect(throws: FileError.self) { _ = try VMDKReader(path: descriptor) }
+        let error = #expect(throws: FileError.self) { _ = try VMDKReader(path: descriptor, externalFiles: .allowed) }
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(error?.description.contains(kind == "fifo" ? "a FIFO, not a regular file" : "a character device, not a regular file") == true,
                 "\(error?.description ?? "")")

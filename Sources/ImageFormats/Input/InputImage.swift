@@ -31,13 +31,16 @@ public final class InputImage {
     public let filesystemSize: UInt64
     public let probe: FilesystemProbe
     public let rootPartition: RootPartitionChoice?
+    /// Every file the input was read from: its own path, and a VMDK descriptor's extent files.
+    public let inputFiles: [String]
     private let scratch: ScratchFile?
 
     /// The expanded copy for gzip, qcow2, VMDK, VDI, VHD or OVA input, nil otherwise.
     public var temporaryPath: String? { scratch?.path }
 
-    private init(path: String, kind: InputKind, located: LocatedFilesystem, scratch: ScratchFile?) {
+    private init(path: String, kind: InputKind, located: LocatedFilesystem, inputFiles: [String], scratch: ScratchFile?) {
         self.path = path
+        self.inputFiles = inputFiles
         self.kind = kind
         self.filesystemPath = scratch?.path ?? path
         self.filesystemOffset = located.offset
@@ -50,10 +53,11 @@ public final class InputImage {
     /// Identifies `path` (never writing to it). `partition` picks a partition number explicitly;
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
     /// several). Gzip, qcow2, VMDK, VDI, VHD and OVA input (its first disk) is expanded into a sparse raw copy in
-    /// `scratchDirectory` (default $TMPDIR or /tmp). What the expansion produces is bounded by
+    /// `scratchDirectory` (default $TMPDIR or /tmp). `externalFiles` says which files besides
+    /// `path` the image may make Rehost open. What the expansion produces is bounded by
     /// `maxOutputSize` (nil: `ExpansionLimit`'s default for the input).
     public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil,
-                            maxOutputSize: UInt64? = nil,
+                            externalFiles: ExternalFiles = .contained, maxOutputSize: UInt64? = nil,
                             progress: ProgressSink = SilentProgress()) throws -> InputImage {
         let file = try openInput(path)
         let size = try inputSize(file)
@@ -61,14 +65,17 @@ public final class InputImage {
         let (head, tail) = try edges(of: file, size: size)
         // A container is expanded once into a sparse scratch raw file that libext2fs can open.
         var expanded: (scratch: ScratchFile, container: String, kind: (InputKind) -> InputKind)? = nil
+        var inputFiles = [path]
         if ForeignFormat.isGzip(head) {
             let scratch = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory,
                                                    limit: .resolve(maxOutputSize, inputs: [path]))
             expanded = (scratch, "gzip data", { .gzip(inner: $0) })
         } else if let format = ForeignFormat.detect(head: head, tail: tail) {
-            guard let opened = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory) else {
+            guard let opened = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory,
+                                                         externalFiles: externalFiles) else {
                 throw InputError.unsupportedFormat(path: path, format: format)
             }
+            inputFiles = opened.inputFiles
             let reader = LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))
             let scratch = try ScratchFile(directory: scratchDirectory, hint: path)
             progress.begin(stage: "reading the \(reader.format.displayName) image", totalBytes: reader.virtualSize)
@@ -96,11 +103,11 @@ public final class InputImage {
             if ForeignFormat.isGzip(innerHead) { throw InputError.nested(path: path, container: container, found: "gzip") }
             let located = try FilesystemLocator(displayPath: path, dataPath: scratch.path, file: inner,
                                                 size: innerSize, partition: partition).locate()
-            return InputImage(path: path, kind: kind(located.kind), located: located, scratch: scratch)
+            return InputImage(path: path, kind: kind(located.kind), located: located, inputFiles: inputFiles, scratch: scratch)
         }
         let located = try FilesystemLocator(displayPath: path, dataPath: path, file: file, size: size,
                                             partition: partition).locate()
-        return InputImage(path: path, kind: located.kind, located: located, scratch: nil)
+        return InputImage(path: path, kind: located.kind, located: located, inputFiles: inputFiles, scratch: nil)
     }
 
     private static func openInput(_ path: String) throws -> RawFile {

@@ -16,8 +16,14 @@ import ImageCore
 ///                   maps cluster_size / 8 guest clusters, so it is complete once the guest
 ///                   offset has passed them), and each refcount block as soon as every host
 ///                   cluster it counts has been allocated
-///  end              L1 table | refcount table | the last refcount blocks (finish)
+///  end              L1 table | the last refcount blocks | refcount table (finish)
 /// ```
+///
+/// The refcount table is the last structure of the file: 7-Zip takes the end of a qcow2 image to
+/// be the furthest end of its header, refcount table, L1 table, L2 tables and data clusters (it
+/// does not read refcount blocks), and warns of "data after the end of the archive" past it.
+/// qemu-img's own images start with header | refcount table | refcount block | L1 and end with
+/// data or an L2 table, so 7-Zip sees them whole; with the table last, so does it ours.
 ///
 /// Why tables at the end rather than precomputed up front (as e2image does): until the last byte
 /// we do not know how many host clusters the image will take (compression, zero clusters), so
@@ -420,8 +426,8 @@ public final class QCOW2Writer: DiskImageWriter {
         alignHostEnd()
         try flushPending()
 
-        // Tail: L1 table, refcount table, then the refcount blocks still open, which must also
-        // count the tail itself. The block count is the least fixed point of
+        // Tail: L1 table, the refcount blocks still open, which must also count the tail itself,
+        // then the refcount table. The block count is the least fixed point of
         // blocks = ceil((tailStart + l1 + reftable(blocks) + open blocks) / perBlock).
         let tailStart = hostEnd / clusterSize
         let l1Clusters = (UInt64(l1.count) * 8 + clusterSize - 1) / clusterSize
@@ -442,9 +448,13 @@ public final class QCOW2Writer: DiskImageWriter {
         }
         for cluster in tailStart..<total { addReference(cluster: cluster) }
 
+        // The refcount table goes last: readers that take the end of the image to be the end of
+        // the last structure its header, L1 and L2 tables reach (7-Zip's qcow handler, which does
+        // not follow the refcount table to its blocks) then see the whole file, as with qemu-img's
+        // images, whose refcount blocks all lie before data clusters.
         let l1Offset = tailStart * clusterSize
-        let tableOffset = l1Offset + l1Clusters * clusterSize
-        let firstBlockOffset = tableOffset + tableClusters * clusterSize
+        let firstBlockOffset = l1Offset + l1Clusters * clusterSize
+        let tableOffset = firstBlockOffset + (blocks - firstOpenBlock) * clusterSize
         var l1Bytes = [UInt8](repeating: 0, count: l1.count * 8)
         for (index, entry) in l1.enumerated() where entry != 0 { l1Bytes.storeBE(entry, at: index * 8) }
         try sink.write(l1Bytes, at: l1Offset)

@@ -19,6 +19,9 @@ import ImageCore
 /// streamed: a disk split into a thousand 2 GiB extents does not hold a thousand descriptors.
 final class VMDKSparseExtent {
     let path: String
+    /// How the file is opened: without following a symlink when `path` was resolved from a
+    /// descriptor's extent line.
+    let openMode: RawFile.Mode
     let fileSize: UInt64
     /// The header the extent is read by: the footer's copy for a stream with GD_AT_END.
     let header: VMDKHeader
@@ -51,9 +54,11 @@ final class VMDKSparseExtent {
 
     /// Opens and checks the extent; `embeddedDescriptor` receives its descriptor text and byte
     /// offset, when the header names one.
-    init(path: String, embeddedDescriptor: ((_ text: String, _ offset: UInt64) throws -> Void)? = nil) throws {
+    init(path: String, openMode: RawFile.Mode = .readOnly,
+         embeddedDescriptor: ((_ text: String, _ offset: UInt64) throws -> Void)? = nil) throws {
         self.path = path
-        let file = try RawFile(path: path, mode: .readOnly)
+        self.openMode = openMode
+        let file = try RawFile(path: path, mode: openMode)
         fileSize = try file.size
         func corrupt(_ offset: UInt64, _ reason: String) -> ImageReadError {
             .corrupt(format: .vmdk, path: path, offset: offset, reason: reason)
@@ -298,7 +303,7 @@ final class VMDKSparseExtent {
     /// Hands the extent's allocated grains to `body`, at `base` + their offset in the extent.
     func forEachDataPiece(base: UInt64, scratch: VMDKScratch,
                           _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
-        let file = try RawFile(path: path, mode: .readOnly)
+        let file = try RawFile(path: path, mode: openMode)
         if compressed {
             try streamCompressed(file, base: base, scratch: scratch, body)
         } else {

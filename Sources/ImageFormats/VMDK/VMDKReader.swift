@@ -18,8 +18,10 @@ import Glibc
 /// RW 2048 ZERO                                reads as zeros, no file
 /// RDONLY 2048 VMFS "disk-flat.vmdk"           as FLAT at offset 0
 /// ```
-/// Extent file names are relative to the descriptor's directory (absolute ones are followed as
-/// VMware does). The virtual size is the sum of the extent lines (for one sparse file, its
+/// Extent file names are relative to the descriptor's directory. By default only regular files in
+/// that directory are opened, judged after resolving symlinks (`ExternalFiles.contained`):
+/// absolute paths, `../` and links leading out are refused before anything is opened, naming
+/// `--allow-external-files`, which follows them as VMware does. The virtual size is the sum of the extent lines (for one sparse file, its
 /// capacity). Delta links (`parentCID`, `parentFileNameHint`), VMFSSPARSE/SESPARSE/COWD extents
 /// and raw device mappings are refused as unsupported.
 ///
@@ -69,7 +71,7 @@ public final class VMDKReader: DiskImageReader {
 
     let extents: [Extent]
 
-    public init(path: String) throws {
+    public init(path: String, externalFiles: ExternalFiles = .contained) throws {
         self.path = path
         let file = try RawFile(path: path, mode: .readOnly)
         let fileSize = try file.size
@@ -116,7 +118,6 @@ public final class VMDKReader: DiskImageReader {
         }
         self.createType = createType
         let lineOffsets = Self.lineOffsets(bytes)
-        let directory = path.lastIndex(of: "/").map { String(path[...$0]) } ?? ""
         var extents: [Extent] = []
         var total: UInt64 = 0
         // The bytes each extent reads from which file (device, inode): two lines may not read the
@@ -127,7 +128,8 @@ public final class VMDKReader: DiskImageReader {
         for (index, line) in descriptor.extents.enumerated() {
             let lineNumber = descriptor.extentLines[index]
             let lineOffset = lineOffsets[lineNumber - 1]
-            let extent = try Self.openExtent(line, number: lineNumber, at: lineOffset, start: total, descriptorPath: path, directory: directory)
+            let extent = try Self.openExtent(line, number: lineNumber, at: lineOffset, start: total, descriptorPath: path,
+                                             externalFiles: externalFiles)
             if let extentPath = extent.path {
                 var st = stat()
                 guard stat(extentPath, &st) == 0 else { throw FileError.stat(path: extentPath, errno: errno) }
@@ -164,7 +166,7 @@ public final class VMDKReader: DiskImageReader {
 
     /// One extent line: its file opened and checked against the line.
     private static func openExtent(_ line: VMDKDescriptor.Extent, number: Int, at lineOffset: UInt64, start: UInt64,
-                                   descriptorPath: String, directory: String) throws -> Extent {
+                                   descriptorPath: String, externalFiles: ExternalFiles) throws -> Extent {
         func corrupt(_ reason: String) -> ImageReadError {
             .corrupt(format: .vmdk, path: descriptorPath, offset: lineOffset, reason: "extent line \(number): \(reason)")
         }
@@ -194,18 +196,20 @@ public final class VMDKReader: DiskImageReader {
         }
         guard !line.fileName.isEmpty else { throw corrupt("a \(line.type) extent needs a quoted file name") }
         guard line.sectors > 0 else { return Extent(start: start, size: 0, data: .zero) }
-        let extentPath = line.fileName.hasPrefix("/") ? line.fileName : directory + line.fileName
+        let what = "extent line \(number)"
+        let extentPath = try externalFiles.resolve(line.fileName, namedBy: descriptorPath, format: .vmdk, at: lineOffset, what: what)
         // Opened to be checked, then closed until the disk is streamed.
         let file: RawFile
         do {
-            file = try RawFile(path: extentPath, mode: .readOnly)
+            file = try RawFile(path: extentPath, mode: .readOnlyNoFollow)
         } catch FileError.open(_, let code) where code == ENOENT {
-            throw corrupt("the extent file \"\(line.fileName)\" does not exist (looked for \(extentPath))")
+            throw corrupt("the extent file \"\(ReaderText.printable(line.fileName.utf8))\" does not exist (looked for \(extentPath))")
         }
+        try externalFiles.check(file, reference: line.fileName, namedBy: descriptorPath, format: .vmdk, at: lineOffset, what: what)
         switch line.type {
         case "SPARSE":
             guard line.offset == 0 else { throw corrupt("a SPARSE extent has no offset, found \(line.offset)") }
-            let sparse = try VMDKSparseExtent(path: extentPath)
+            let sparse = try VMDKSparseExtent(path: extentPath, openMode: .readOnlyNoFollow)
             guard sparse.header.capacity == line.sectors else {
                 throw corrupt("\"\(line.fileName)\" holds \(sparse.header.capacity) sectors, the extent line says \(line.sectors)")
             }
@@ -261,7 +265,7 @@ public final class VMDKReader: DiskImageReader {
                 try sparse.forEachDataPiece(base: extent.start, scratch: scratch, body)
             case let .flat(path, offset):
                 // Holes in the file read as zeros: the run streamer reads only its data ranges.
-                let runs = try HostRunStreamer(file: RawFile(path: path, mode: .readOnly), format: .vmdk, diskSize: extent.size)
+                let runs = try HostRunStreamer(file: RawFile(path: path, mode: .readOnlyNoFollow), format: .vmdk, diskSize: extent.size)
                 try runs.add(virtual: extent.start, host: offset, length: extent.size, body)
                 try runs.flush(body)
             }
