@@ -27,9 +27,8 @@ import TestSupport
 ///   from them), /dev/null and /dev/urandom.
 /// Paths are compared after `standardizingPath`, which also resolves symbolic links: an open
 /// through a link beside the descriptor that points outside counts as the outside path.
-/// Cases marked `pending` in the manifest (the containment rule for files a VMDK descriptor
-/// names, being built on main) are run and must not crash or hang; their message and opens are
-/// not checked until that rule is merged.
+/// A case marked `pending` in the manifest (a refusal still being built; none today) is run and
+/// must not crash or hang; its message and opens are not checked until the refusal is in.
 struct HostileCorpusTests {
     struct Case: Decodable {
         var name: String
