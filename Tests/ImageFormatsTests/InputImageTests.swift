@@ -367,6 +367,46 @@ import Zlib
         }
     }
 
+    /// Logical partitions behind a chain of EBRs, read through qcow2 and VHD: libblkid sees them
+    /// through the probe window exactly as it sees them in the raw disk.
+    @Test(arguments: [["-O", "qcow2", "-c"], ["-O", "vpc"]])
+    func logicalPartitionsAreFoundInsideImages(convert: [String]) throws {
+        let dir = try TestDirectory()
+        let raw = dir.file("disk.raw")
+        try makeMBRDisk(raw, sizeMiB: 64, partitions: [
+            "\(raw)1 : start=2048, size=8192, type=83", "\(raw)2 : start=12288, type=5",
+            "\(raw)5 : size=8192, type=c", "\(raw)6 : size=49152, type=83", "\(raw)7 : size=16384, type=83",
+        ])
+        // sfdisk -d: "disk.raw5 : start=        14336, size=         8192, type=c"
+        let dump = String(decoding: try run("sfdisk", ["-d", raw]), as: UTF8.self)
+        var starts: [Int: UInt64] = [:]
+        for line in dump.split(separator: "\n") where line.hasPrefix(raw) {
+            let number = Int(line.dropFirst(raw.count).prefix { $0.isNumber }) ?? 0
+            let start = line.split(separator: "start=").last?.prefix { $0 != "," }.trimmingCharacters(in: .whitespaces)
+            starts[number] = UInt64(start ?? "").map { $0 * 512 }
+        }
+        try makeExt3(raw, sizeKiB: 4096, label: "boot", uuid: "11111111-2c47-4c1a-8d0e-5b9a7e3f2a11", offset: #require(starts[1]))
+        try run("mkfs.vfat", ["--offset=\(try #require(starts[5]) / 512)", raw, "4096"])
+        try makeExt3(raw, sizeKiB: 24576, label: "root", uuid: uuid, offset: #require(starts[6]))
+        try makeExt3(raw, sizeKiB: 8192, label: "var", uuid: "22222222-2c47-4c1a-8d0e-5b9a7e3f2a11", offset: #require(starts[7]))
+        let expected = try InputImage.open(path: raw)
+        #expect(expected.rootPartition?.number == 6)
+        guard case let .partitionedDisk(_, partitions) = expected.kind else { Issue.record("\(expected.kind)"); return }
+        #expect(partitions.map(\.number) == [1, 2, 5, 6, 7])
+        let image = dir.file("disk.img")
+        try run("qemu-img", ["convert", "-f", "raw"] + convert + [raw, image])
+        let got = try InputImage.open(path: image, scratchDirectory: dir.path)
+        guard case let .diskImage(_, _, inner) = got.kind else { Issue.record("\(got.kind)"); return }
+        #expect(inner == expected.kind)
+        #expect(got.rootPartition == expected.rootPartition && got.probe == expected.probe)
+        #expect(got.filesystemOffset == expected.filesystemOffset && got.filesystemSize == expected.filesystemSize)
+        #expect(got.temporaryPath == nil)
+        for number in [1, 7] {
+            let other = try InputImage.open(path: image, partition: number)
+            #expect(other.probe == (try InputImage.open(path: raw, partition: number)).probe)
+        }
+    }
+
     @Test(arguments: [("qcow2", ImageFormat.qcow2), ("vmdk", .vmdk), ("vdi", .vdi), ("vpc", .vhd)])
     func emptyImagesHoldNoFilesystem(qemuFormat: String, expected: ImageFormat) throws {
         let dir = try TestDirectory()
