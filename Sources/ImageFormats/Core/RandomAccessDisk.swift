@@ -97,9 +97,15 @@ public final class FileDisk: RandomAccessDisk {
     }
 }
 
-/// A reader whose disk can also be read at any offset (qcow2, VMDK, VDI, VHD); the others
-/// (OVA, whose disk lies in a tar stream) are expanded to scratch when random access is needed.
+/// A reader whose disk can also be read at any offset (qcow2, VMDK, VDI, VHD, and OVA through
+/// the copy of its disk member).
 public protocol RandomAccessDiskImageReader: DiskImageReader {
     /// The disk read at any offset, through the tables the reader checked when it opened.
     func randomAccess() -> any RandomAccessDisk
+    /// A scratch copy the reader made and reads from (an OVA's disk member), nil for none.
+    var scratchPath: String? { get }
+}
+
+extension RandomAccessDiskImageReader {
+    public var scratchPath: String? { nil }
 }

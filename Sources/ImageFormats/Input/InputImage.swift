@@ -20,8 +20,9 @@ public struct RootPartitionChoice: Sendable, Equatable {
 }
 
 /// An input opened read-only and identified. Raw input is read as it is; qcow2, VMDK, VDI and
-/// VHD input is read in place, through its format's tables (`disk`). Only gzip input and OVA
-/// input are expanded into a sparse raw scratch copy, which lives as long as this object.
+/// VHD input is read in place, through its format's tables (`disk`); an OVA's disk member is
+/// copied out as stored (its declared size) and read in place there. Only gzip input is expanded
+/// into a sparse raw scratch copy. Scratch copies live as long as this object.
 public final class InputImage {
     public let path: String
     public let kind: InputKind
@@ -39,12 +40,16 @@ public final class InputImage {
     public let probe: FilesystemProbe
     public let rootPartition: RootPartitionChoice?
     private let scratch: ScratchFile?
+    /// The copy an OVA's reader made of its disk member, alive as long as `disk`.
+    private let readerScratchPath: String?
 
-    /// The expanded copy for gzip or OVA input, nil otherwise.
-    public var temporaryPath: String? { scratch?.path }
+    /// The scratch copy: gzip input expanded, or an OVA's disk member (as stored, a
+    /// streamOptimized VMDK); nil otherwise.
+    public var temporaryPath: String? { scratch?.path ?? readerScratchPath }
 
     private init(path: String, kind: InputKind, disk: any RandomAccessDisk, filesystemPath: String?,
-                 located: LocatedFilesystem, scratch: ScratchFile?) throws {
+                 located: LocatedFilesystem, scratch: ScratchFile?, readerScratchPath: String? = nil) throws {
+        self.readerScratchPath = readerScratchPath
         self.path = path
         self.kind = kind
         self.disk = disk
@@ -60,8 +65,9 @@ public final class InputImage {
 
     /// Identifies `path` (never writing to it). `partition` picks a partition number explicitly;
     /// otherwise the root is the Linux partition holding ext2/3/4 (bootable, else largest, if
-    /// several). qcow2, VMDK, VDI and VHD input is read in place; gzip and OVA input (its first
-    /// disk) is expanded into a sparse raw copy in `scratchDirectory` (default $TMPDIR or /tmp).
+    /// several). qcow2, VMDK, VDI and VHD input is read in place; an OVA's first disk member is
+    /// copied as it is stored, gzip input expanded into a sparse raw copy, both in
+    /// `scratchDirectory` (default $TMPDIR or /tmp).
     public static func open(path: String, scratchDirectory: String? = nil, partition: Int? = nil,
                             progress: ProgressSink = SilentProgress()) throws -> InputImage {
         let file = try openInput(path)
@@ -69,6 +75,7 @@ public final class InputImage {
         guard size > 0 else { throw InputError.empty(path: path) }
         let (head, tail) = try edges(of: file, size: size)
         var scratch: ScratchFile? = nil
+        var readerScratchPath: String? = nil
         let container: String
         let wrap: (InputKind) -> InputKind
         let disk: any RandomAccessDisk
@@ -81,8 +88,9 @@ public final class InputImage {
             }
             if let random = reader as? any RandomAccessDiskImageReader {
                 disk = random.randomAccess()
+                readerScratchPath = random.scratchPath
             } else {
-                // No random access (an OVA's disk sits inside a tar stream): a sparse raw copy.
+                // A reader without random access: a sparse raw copy.
                 let copy = try ScratchFile(directory: scratchDirectory, hint: path)
                 progress.begin(stage: "reading the \(reader.format.displayName) image", totalBytes: reader.virtualSize)
                 try DiskImageReaders.copyToRaw(reader, file: copy.file) { progress.advance(to: $0) }
@@ -109,7 +117,7 @@ public final class InputImage {
         if let scratch { prober = PathProber(path: scratch.path) } else { prober = try ProbeWindow(disk: disk, name: path) }
         let located = try FilesystemLocator(displayPath: path, disk: disk, prober: prober, partition: partition).locate()
         return try InputImage(path: path, kind: wrap(located.kind), disk: disk, filesystemPath: scratch?.path,
-                              located: located, scratch: scratch)
+                              located: located, scratch: scratch, readerScratchPath: readerScratchPath)
     }
 
     private static func openInput(_ path: String) throws -> RawFile {
