@@ -31,8 +31,8 @@ public final class InputImage {
     /// The root filesystem's bytes: `filesystemSize` bytes of `disk` from `filesystemOffset`.
     public let filesystem: DiskSlice
     /// A file libext2fs can open itself (with `filesystemOffset` as its `offset=` option): the
-    /// input for raw input, the scratch copy for gzip and OVA input; nil when the filesystem is
-    /// read through `disk`.
+    /// input for raw input, the expanded copy for gzip input; nil when the filesystem is read
+    /// through `disk` (qcow2, VMDK, VDI, VHD, OVA).
     public let filesystemPath: String?
     public let filesystemOffset: UInt64
     /// The size the superblock gives (block count times block size).

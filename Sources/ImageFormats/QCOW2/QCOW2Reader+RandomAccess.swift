@@ -13,8 +13,9 @@ extension QCOW2Reader: RandomAccessDiskImageReader {
 /// used (the file may have changed since `init`); unallocated and zero clusters read as zeros,
 /// compressed clusters are inflated whole.
 ///
-/// Memory is bounded whatever the disk: at most `l2CacheBytes` of L2 tables (at least two
-/// tables) and `inflatedClusters` inflated clusters, each least recently used out.
+/// Memory is bounded whatever the disk: at most `l2CacheBytes` of L2 tables (two tables at
+/// least) and `inflatedCacheBytes` of inflated clusters (one at least, a cluster being at most
+/// 2 MiB), each least recently used out.
 public final class QCOW2Disk: RandomAccessDisk {
     public let size: UInt64
     public let name: String
@@ -27,7 +28,7 @@ public final class QCOW2Disk: RandomAccessDisk {
 
     /// 4 MiB of L2 tables map 32 GiB of guest with 64 KiB clusters.
     static let l2CacheBytes = 4 << 20
-    static let inflatedClusters = 8
+    static let inflatedCacheBytes = 1 << 20
 
     init(file: RawFile, layout: QCOW2Layout, l1: [UInt64], decompressor: Decompressor, name: String) {
         self.file = file
@@ -37,7 +38,7 @@ public final class QCOW2Disk: RandomAccessDisk {
         self.name = name
         size = layout.virtualSize
         l2Tables = BoundedCache(capacity: max(2, Self.l2CacheBytes / Int(layout.clusterSize)))
-        inflated = BoundedCache(capacity: Self.inflatedClusters)
+        inflated = BoundedCache(capacity: max(1, Self.inflatedCacheBytes / Int(layout.clusterSize)))
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {

@@ -11,9 +11,10 @@ extension VMDKReader: RandomAccessDiskImageReader {
     }
 }
 
-/// Memory is bounded whatever the disk: at most `openFiles` extent files open, `cachedTables`
-/// grain tables (2 KiB each for 512-entry tables) and `inflatedGrains` inflated grains held, each
-/// least recently used out.
+/// Memory is bounded whatever the disk: at most `openFiles` extent files open, `tableCacheBytes`
+/// of grain tables (2 KiB each for 512-entry tables; two at least) and `inflatedCacheBytes` of
+/// inflated grains (64 KiB each as VMware writes them; one at least, a grain being at most 128
+/// MiB), each least recently used out.
 final class VMDKDisk: RandomAccessDisk {
     let size: UInt64
     let name: String
@@ -23,16 +24,23 @@ final class VMDKDisk: RandomAccessDisk {
     private let inflated: BoundedCache<[UInt64], [UInt8]>
 
     static let openFiles = 16
-    static let cachedTables = 256
-    static let inflatedGrains = 16
+    static let tableCacheBytes = 1 << 20
+    static let inflatedCacheBytes = 2 << 20
 
     init(extents: [VMDKReader.Extent], size: UInt64, name: String) {
         self.extents = extents
         self.size = size
         self.name = name
+        var tableBytes = 4, grainBytes = 1
+        for extent in extents {
+            if case let .sparse(sparse) = extent.data {
+                tableBytes = max(tableBytes, sparse.grainsPerTable * 4)
+                grainBytes = max(grainBytes, sparse.grainBytes)
+            }
+        }
         files = BoundedCache(capacity: Self.openFiles)
-        tables = BoundedCache(capacity: Self.cachedTables)
-        inflated = BoundedCache(capacity: Self.inflatedGrains)
+        tables = BoundedCache(capacity: max(2, Self.tableCacheBytes / tableBytes))
+        inflated = BoundedCache(capacity: max(1, Self.inflatedCacheBytes / grainBytes))
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
