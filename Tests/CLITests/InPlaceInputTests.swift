@@ -77,4 +77,24 @@ struct InPlaceInputTests {
             try FileManager.default.removeItem(atPath: out)
         }
     }
+
+    /// An OVA's disk member is copied out as it is stored (one scratch file, the size of the
+    /// compressed VMDK) and read there in place: the disk is never expanded into a raw copy.
+    @Test func ovaCopiesOnlyItsDiskMember() throws {
+        let fixture = try Fixture.xenInstance()
+        let dir = try TemporaryDirectory(prefix: "rehost-in-place-ova")
+        let first = dir.file("first.raw"), ova = dir.file("vm.ova")
+        _ = try Command.runRehost(["convert", fixture.imagePath, "-o", first, "-q"]).requireSuccess()
+        _ = try Command.runRehost(["export", first, "-o", ova, "-q"]).requireSuccess()
+        let empty = dir.file("empty"), out = dir.file("out"), trace = dir.file("trace.log")
+        for path in [empty, out] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false) }
+        let result = try Command.run("strace", ["-f", "-qq", "-o", trace, "-e", "trace=open,openat,openat2," + Self.creatingCalls.joined(separator: ","),
+                                                try Command.rehostExecutable(), "convert", ova, "-o", "\(out)/disk.raw", "--scratch-dir", empty, "-q"],
+                                     environment: ["TMPDIR": empty])
+        #expect(result.status == 0, "\(result.stderr)")
+        let strays = Self.creations(in: try String(contentsOfFile: trace, encoding: .utf8), outside: out)
+        #expect(strays.count == 1 && strays.allSatisfy { $0.contains("\"\(empty)/") && $0.contains("vmdk") }, "\(strays)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty, "scratch left behind")
+        #expect(try Command.run("e2fsck", ["-fn", "\(out)/disk.raw?offset=1048576"]).status == 0)
+    }
 }
