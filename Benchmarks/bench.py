@@ -19,6 +19,11 @@ and incompressible files, sparse files), converted by `rehost convert` into a bo
 from an unpacked tree of the same files). Prints wall time (including fsync for every tool), CPU
 time, peak RSS and output allocation, as ratios to rehost, and writes JSON.
 
+Suite `inputs`: the same guest converted by `rehost convert` from its raw image and from qcow2
+images of it (plain, and deflate-compressed), which are read in place through their tables (no
+scratch copy); prints each qcow2 conversion's wall time as a ratio to the raw one (the goal is at
+most 1.1, printed, never asserted).
+
     Benchmarks/bench.py --size small          # what the test command runs (seconds)
     Benchmarks/bench.py --size large --suite formats --json out.json
 
@@ -168,6 +173,43 @@ def digests_suite(args, rehost, work, source):
                   "rows": [{"run": label, "no_digest": p, "default": d, "ratio": d["wall"] / p["wall"]} for label, p, d in rows]}
 
 
+# Inputs: label, qemu-img options that make the input from the raw source (None: the source itself).
+INPUTS = [
+    ("raw", None),
+    ("qcow2", ["-O", "qcow2"]),
+    ("qcow2 deflate", ["-O", "qcow2", "-c"]),
+]
+
+
+def inputs_suite(args, rehost, work, source):
+    """The same guest converted from raw and from qcow2 inputs; the ratios are to the raw input."""
+    disk = os.path.join(work, "from-input.raw")
+    rows = []
+    for label, make in INPUTS:
+        image = source
+        if make is not None:
+            image = os.path.join(work, "input.qcow2")
+            if os.path.exists(image):
+                os.unlink(image)
+            subprocess.run(["qemu-img", "convert", "-f", "raw"] + make + [source, image], check=True)
+            os.sync()
+        r = best_of(args.repeat, job(label, [rehost, "convert", image, "-o", disk, "-q", "--no-digest",
+                                             "--skip", "bootloader"], disk))
+        r["input_bytes"] = os.stat(image).st_size
+        check = subprocess.run(["e2fsck", "-fn", f"{disk}?offset=1048576"], capture_output=True, text=True)
+        r["output_clean"] = check.returncode == 0
+        rows.append(r)
+    base = rows[0]
+    print(f"inputs benchmark ({args.size}): one guest converted from each input, best of {args.repeat}; "
+          f"goal: qcow2 at most 1.1x raw")
+    print(f"{'input':<22}{'input MiB':>10}{'wall s':>9}{'cpu s':>9}{'RSS MiB':>9}{'wall/raw':>10}{'e2fsck':>8}")
+    for r in rows:
+        print(f"{r['tool']:<22}{r['input_bytes'] / 2**20:>10.1f}{r['wall']:>9.2f}{r['cpu']:>9.2f}"
+              f"{r['maxrss_kib'] / 1024:>9.1f}{r['wall'] / base['wall']:>10.2f}{'clean' if r['output_clean'] else 'NOT':>8}")
+    ok = all(r["output_clean"] for r in rows)
+    return ok, {"suite": "inputs", "results": rows}
+
+
 # label, rehost export options, file extension, qemu-img -O format and options, qemu-img -f to read it back
 FORMATS = [
     ("raw", [], "raw", ["-O", "raw"], "raw"),
@@ -279,7 +321,7 @@ def report_formats(args, disk_size, rows, failures, together, separate):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--suite", choices=["convert", "formats", "digests", "all"], default="all")
+    parser.add_argument("--suite", choices=["convert", "formats", "digests", "inputs", "all"], default="all")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--rehost", default=None, help="the rehost binary (default: a release build)")
@@ -308,6 +350,9 @@ def main():
         ok, results = True, {"size": args.size, "repeat": args.repeat}
         if args.suite in ("convert", "all"):
             passed, results["convert"] = convert_suite(args, rehost, work, tree, source, used_mib, fs_mib)
+            ok = ok and passed
+        if args.suite in ("inputs", "all"):
+            passed, results["inputs"] = inputs_suite(args, rehost, work, source)
             ok = ok and passed
         if args.suite in ("formats", "all"):
             passed, results["formats"] = formats_suite(args, rehost, work, source)

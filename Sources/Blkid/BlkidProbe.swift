@@ -57,7 +57,14 @@ public enum BlkidProbe {
     /// Probes the superblock of the filesystem that starts `offset` bytes into `path` and spans
     /// `size` bytes (to the end of the file when nil). Returns nil when nothing is recognised.
     public static func probeFilesystem(path: String, offset: UInt64 = 0, size: UInt64? = nil) throws -> FilesystemProbe? {
-        try withProbe(path: path, offset: offset, size: size) { probe in
+        try withFile(path) { try probeFilesystem(descriptor: $0, name: path, offset: offset, size: size) }
+    }
+
+    /// As `probeFilesystem(path:offset:size:)`, on a descriptor open for reading (a memfd holding
+    /// the bytes a disk image's format gives); `name` is used in messages.
+    public static func probeFilesystem(descriptor: Int32, name path: String, offset: UInt64 = 0,
+                                       size: UInt64? = nil) throws -> FilesystemProbe? {
+        try withProbe(descriptor: descriptor, path: path, offset: offset, size: size) { probe in
             blkid_probe_enable_superblocks(probe, 1)
             blkid_probe_set_superblocks_flags(probe, BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID | BLKID_SUBLKS_TYPE
                                               | BLKID_SUBLKS_VERSION | BLKID_SUBLKS_USAGE)
@@ -76,7 +83,12 @@ public enum BlkidProbe {
 
     /// Reads the partition table at the start of `path`. Returns nil when there is none.
     public static func probePartitions(path: String) throws -> PartitionTableProbe? {
-        try withProbe(path: path, offset: 0, size: nil) { probe in
+        try withFile(path) { try probePartitions(descriptor: $0, name: path) }
+    }
+
+    /// As `probePartitions(path:)`, on a descriptor open for reading.
+    public static func probePartitions(descriptor: Int32, name path: String) throws -> PartitionTableProbe? {
+        try withProbe(descriptor: descriptor, path: path, offset: 0, size: nil) { probe in
             blkid_probe_enable_superblocks(probe, 0)
             blkid_probe_enable_partitions(probe, 1)
             blkid_probe_set_partitions_flags(probe, BLKID_PARTS_ENTRY_DETAILS)
@@ -112,11 +124,15 @@ public enum BlkidProbe {
         }
     }
 
-    private static func withProbe<T>(path: String, offset: UInt64, size: UInt64?,
-                                     _ body: (blkid_probe) throws -> T) throws -> T {
+    private static func withFile<T>(_ path: String, _ body: (Int32) throws -> T) throws -> T {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw BlkidError.open(path: path, errno: errno) }
         defer { close(fd) }
+        return try body(fd)
+    }
+
+    private static func withProbe<T>(descriptor fd: Int32, path: String, offset: UInt64, size: UInt64?,
+                                     _ body: (blkid_probe) throws -> T) throws -> T {
         guard let probe = blkid_new_probe() else { throw BlkidError.probeCreation(path: path) }
         defer { blkid_free_probe(probe) }
         // size 0 means "to the end of the file" for libblkid.

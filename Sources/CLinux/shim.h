@@ -8,6 +8,7 @@
 #endif
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 // sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range without waiting for it,
 // so the disk works while the writer goes on and the final fsync finds little left to do.
@@ -17,6 +18,17 @@ static inline int rehost_start_writeback(int fd, int64_t offset, int64_t length)
 #else
     (void)fd; (void)offset; (void)length;
     return 0;
+#endif
+}
+
+// memfd_create(MFD_CLOEXEC): a file that lives in memory only, for libraries that want a file
+// descriptor (libblkid) when the bytes come from a disk image read through its tables.
+static inline int rehost_memfd_create(const char *name) {
+#ifdef __linux__
+    return memfd_create(name, MFD_CLOEXEC);
+#else
+    (void)name;
+    return -1;
 #endif
 }
 

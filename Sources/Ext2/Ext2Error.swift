@@ -7,6 +7,8 @@ public struct Ext2Error: RehostError {
     public let image: String
     public let subject: String?
     public let code: Int
+    /// What the block source said, when a read through it failed (a corrupt cluster, say).
+    public var cause: String? = nil
 
     /// The filesystem ran out of blocks or inodes: for a copy, the disk is too small.
     public var isOutOfSpace: Bool {
@@ -28,7 +30,7 @@ public struct Ext2Error: RehostError {
 
     public var description: String {
         let about = subject.map { " (\($0))" } ?? ""
-        return "\(image): \(operation)\(about) failed: \(message)"
+        return "\(image): \(operation)\(about) failed: \(message)" + (cause.map { " (\($0))" } ?? "")
     }
 }
 

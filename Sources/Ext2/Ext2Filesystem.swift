@@ -11,6 +11,8 @@ public final class Ext2Filesystem {
     public let offset: UInt64
     public let writable: Bool
     private var closed = false
+    /// The block source a filesystem opened with `init(source:name:)` is read through.
+    private let sourceChannel: SourceChannel?
 
     /// Opens the filesystem read-only (the input is never modified) or read-write.
     public init(path: String, offset: UInt64 = 0, writable: Bool = false) throws {
@@ -28,9 +30,31 @@ public final class Ext2Filesystem {
         self.image = label
         self.offset = offset
         self.writable = writable
+        self.sourceChannel = nil
         if writable {
             try check(ext2fs_read_bitmaps(fs), "reading the allocation bitmaps")
         }
+    }
+
+    /// Opens the filesystem that fills `source` (from its byte 0), read-only, through a libext2fs
+    /// io_manager that reads the source: no file is needed. `name` is used in every message.
+    public init(source: any Ext2BlockSource, name: String) throws {
+        Self.registerErrorTables()
+        let channel = SourceChannel(source: source, name: name)
+        var handle: ext2_filsys?
+        let code = withExtendedLifetime(channel) {
+            ext2fs_open2(channel.deviceName, "", EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0, SourceChannel.manager, &handle)
+        }
+        guard code == 0, let handle else {
+            var error = Ext2Error(operation: "opening the ext2/3/4 filesystem", image: name, subject: nil, code: Int(code))
+            error.cause = channel.takeError().map { "\($0)" }
+            throw error
+        }
+        self.fs = handle
+        self.image = name
+        self.offset = 0
+        self.writable = false
+        self.sourceChannel = channel
     }
 
     init(adopting handle: ext2_filsys, image: String, offset: UInt64) {
@@ -38,6 +62,7 @@ public final class Ext2Filesystem {
         self.image = image
         self.offset = offset
         self.writable = true
+        self.sourceChannel = nil
     }
 
     /// Writes every dirty structure (superblock, group descriptors, bitmaps) and releases the handle.
@@ -61,7 +86,9 @@ public final class Ext2Filesystem {
 
     func check(_ code: errcode_t, _ operation: @autoclosure () -> String, _ subject: @autoclosure () -> String? = nil) throws {
         guard code == 0 else {
-            throw Ext2Error(operation: operation(), image: image, subject: subject(), code: Int(code))
+            var error = Ext2Error(operation: operation(), image: image, subject: subject(), code: Int(code))
+            error.cause = sourceChannel?.takeError().map { "\($0)" }
+            throw error
         }
     }
 

@@ -14,7 +14,11 @@ final class SourceGuest {
          maxOutputSize: UInt64? = nil, progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition,
                                     externalFiles: externalFiles, maxOutputSize: maxOutputSize, progress: progress)
-        filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        if let file = input.filesystemPath {
+            filesystem = try Ext2Filesystem(path: file, offset: input.filesystemOffset)
+        } else {
+            filesystem = try Ext2Filesystem(source: DiskBlockSource(input.filesystem), name: input.filesystem.name)
+        }
         try filesystem.checkRootDirectory()
         report = InputReport(
             path: path, kind: Self.describe(input.kind), files: input.inputFiles, partition: input.rootPartition?.number,
@@ -38,5 +42,18 @@ final class SourceGuest {
         case let .gzip(inner): return "gzip-compressed \(describe(inner))"
         case let .diskImage(_, variant, inner): return "\(describe(inner)) inside \(variant)"
         }
+    }
+}
+
+/// A disk (or the slice of it holding the filesystem) as libext2fs's block source.
+final class DiskBlockSource: Ext2BlockSource {
+    let disk: any RandomAccessDisk
+
+    init(_ disk: any RandomAccessDisk) { self.disk = disk }
+
+    var size: UInt64 { disk.size }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+        try disk.read(into: buffer, at: offset)
     }
 }

@@ -158,8 +158,8 @@ import Zlib
     }
 
     /// `rehost convert vm.ova`: the OVA's disk (a streamOptimized VMDK of a bare ext3) is
-    /// expanded into one scratch raw copy; the VMDK's own scratch copy is gone by then, and
-    /// both are gone when the image is released.
+    /// copied out of the archive as it is stored, and read in place there: one scratch file, of
+    /// the member's size, gone when the image is released.
     @Test func ovaOfBareFilesystem() throws {
         let dir = try TestDirectory()
         let scratch = dir.file("scratch")
@@ -182,7 +182,9 @@ import Zlib
             temporary = try #require(image.temporaryPath)
             #expect(temporary.hasPrefix(scratch + "/"))
             #expect(image.probe.uuid == uuid && image.filesystemSize == fsKiB * 1024)
-            #expect(try readAll(temporary) == readAll(raw))
+            #expect(try readAll(temporary) == readAll(dir.file("root-disk1.vmdk")))
+            #expect(image.filesystemPath == nil)
+            #expect(try image.filesystem.read(count: Int(fsKiB * 1024), at: 0) == readAll(raw))
             #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).count == 1)
         }
         #expect(!FileManager.default.fileExists(atPath: temporary))
@@ -204,7 +206,7 @@ import Zlib
         #expect(table == "dos")
         #expect(image.filesystemOffset == 5 * ByteCount.MiB)
         #expect(image.rootPartition?.number == 2)
-        #expect(try FileFingerprint(image.filesystemPath).bytes == FileFingerprint(raw).bytes)
+        #expect(try FileFingerprint(#require(image.filesystemPath)).bytes == FileFingerprint(raw).bytes)
     }
 
     @Test func brokenGzipLeavesNoScratchFile() throws {
@@ -332,7 +334,7 @@ import Zlib
         (["-O", "vmdk", "-o", "subformat=streamOptimized"], .vmdk), (["-O", "vmdk"], .vmdk),
         (["-O", "vdi"], .vdi), (["-O", "vpc"], .vhd), (["-O", "vpc", "-o", "subformat=fixed,force_size=on"], .vhd),
     ])
-    func diskImagesAreReadThroughAScratchCopy(convert: [String], format: ImageFormat) throws {
+    func diskImagesAreReadInPlace(convert: [String], format: ImageFormat) throws {
         let dir = try TestDirectory()
         let scratch = dir.file("scratch")
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
@@ -355,13 +357,55 @@ import Zlib
                 if let expectedKind { #expect(inner == expectedKind) } else { #expect(image.rootPartition?.number == 2) }
                 #expect(image.probe.type == "ext3" && image.probe.label == "root" && image.probe.uuid == uuid)
                 #expect(image.filesystemSize == fsKiB * 1024)
-                let copy = try #require(image.temporaryPath)
-                #expect(copy.hasPrefix(scratch + "/"))
-                // The scratch copy holds the very bytes of the raw source.
-                #expect(try run("cmp", ["-n", "\(fsKiB * 1024)", copy, source]).isEmpty)
+                #expect(image.temporaryPath == nil && image.filesystemPath == nil)
+                #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "a scratch copy was made")
+                // The filesystem read through the format holds the very bytes of the raw source.
+                let raw = try RawFile(path: source, mode: .readOnly)
+                #expect(try image.filesystem.read(count: Int(fsKiB * 1024), at: 0)
+                    == raw.read(count: Int(fsKiB * 1024), at: image.filesystemOffset))
             }
-            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "scratch copy left behind")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
             #expect(try FileFingerprint(path) == before)
+        }
+    }
+
+    /// Logical partitions behind a chain of EBRs, read through qcow2 and VHD: libblkid sees them
+    /// through the probe window exactly as it sees them in the raw disk.
+    @Test(arguments: [["-O", "qcow2", "-c"], ["-O", "vpc"]])
+    func logicalPartitionsAreFoundInsideImages(convert: [String]) throws {
+        let dir = try TestDirectory()
+        let raw = dir.file("disk.raw")
+        try makeMBRDisk(raw, sizeMiB: 64, partitions: [
+            "\(raw)1 : start=2048, size=8192, type=83", "\(raw)2 : start=12288, type=5",
+            "\(raw)5 : size=8192, type=c", "\(raw)6 : size=49152, type=83", "\(raw)7 : size=16384, type=83",
+        ])
+        // sfdisk -d: "disk.raw5 : start=        14336, size=         8192, type=c"
+        let dump = String(decoding: try run("sfdisk", ["-d", raw]), as: UTF8.self)
+        var starts: [Int: UInt64] = [:]
+        for line in dump.split(separator: "\n") where line.hasPrefix(raw) {
+            let number = Int(line.dropFirst(raw.count).prefix { $0.isNumber }) ?? 0
+            let start = line.split(separator: "start=").last?.prefix { $0 != "," }.trimmingCharacters(in: .whitespaces)
+            starts[number] = UInt64(start ?? "").map { $0 * 512 }
+        }
+        try makeExt3(raw, sizeKiB: 4096, label: "boot", uuid: "11111111-2c47-4c1a-8d0e-5b9a7e3f2a11", offset: #require(starts[1]))
+        try run("mkfs.vfat", ["--offset=\(try #require(starts[5]) / 512)", raw, "4096"])
+        try makeExt3(raw, sizeKiB: 24576, label: "root", uuid: uuid, offset: #require(starts[6]))
+        try makeExt3(raw, sizeKiB: 8192, label: "var", uuid: "22222222-2c47-4c1a-8d0e-5b9a7e3f2a11", offset: #require(starts[7]))
+        let expected = try InputImage.open(path: raw)
+        #expect(expected.rootPartition?.number == 6)
+        guard case let .partitionedDisk(_, partitions) = expected.kind else { Issue.record("\(expected.kind)"); return }
+        #expect(partitions.map(\.number) == [1, 2, 5, 6, 7])
+        let image = dir.file("disk.img")
+        try run("qemu-img", ["convert", "-f", "raw"] + convert + [raw, image])
+        let got = try InputImage.open(path: image, scratchDirectory: dir.path)
+        guard case let .diskImage(_, _, inner) = got.kind else { Issue.record("\(got.kind)"); return }
+        #expect(inner == expected.kind)
+        #expect(got.rootPartition == expected.rootPartition && got.probe == expected.probe)
+        #expect(got.filesystemOffset == expected.filesystemOffset && got.filesystemSize == expected.filesystemSize)
+        #expect(got.temporaryPath == nil)
+        for number in [1, 7] {
+            let other = try InputImage.open(path: image, partition: number)
+            #expect(other.probe == (try InputImage.open(path: raw, partition: number)).probe)
         }
     }
 

@@ -1,4 +1,7 @@
 import ImageCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A virtual disk read at any offset: what libext2fs, libblkid-style probing, LVM and the
 /// partition tables need, as opposed to `DiskImageReader.forEachDataPiece`'s one front-to-back
@@ -79,7 +82,10 @@ public final class FileDisk: RandomAccessDisk {
 
     public init(path: String) throws {
         file = try RawFile(path: path, mode: .readOnly)
-        size = try file.size
+        // fstat gives 0 for a block device; seeking to the end works for both.
+        let end = lseek(file.fd, 0, SEEK_END)
+        guard end >= 0 else { throw FileError.stat(path: path, errno: errno) }
+        size = UInt64(end)
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
@@ -89,4 +95,17 @@ public final class FileDisk: RandomAccessDisk {
             throw FileError.shortRead(path: file.path, offset: offset, wanted: buffer.count, got: got)
         }
     }
+}
+
+/// A reader whose disk can also be read at any offset (qcow2, VMDK, VDI, VHD, and OVA through
+/// the copy of its disk member).
+public protocol RandomAccessDiskImageReader: DiskImageReader {
+    /// The disk read at any offset, through the tables the reader checked when it opened.
+    func randomAccess() -> any RandomAccessDisk
+    /// A scratch copy the reader made and reads from (an OVA's disk member), nil for none.
+    var scratchPath: String? { get }
+}
+
+extension RandomAccessDiskImageReader {
+    public var scratchPath: String? { nil }
 }

@@ -6,11 +6,11 @@ import ImageCore
 struct FilesystemLocator {
     /// The path named in messages (the original input, even when reading a decompressed copy).
     let displayPath: String
-    /// The path libblkid reads.
-    let dataPath: String
-    let file: RawFile
-    let size: UInt64
+    /// The disk's bytes, and how libblkid sees them.
+    let disk: any RandomAccessDisk
+    let prober: any DiskProber
     let partition: Int?
+    var size: UInt64 { disk.size }
 
     static let minimumSize = ExtSuperblockGeometry.superblockOffset + UInt64(ExtSuperblockGeometry.superblockSize)
     static let linuxMBRType = 0x83
@@ -20,11 +20,11 @@ struct FilesystemLocator {
         guard size >= Self.minimumSize else {
             throw InputError.tooSmall(path: displayPath, size: size, needed: Self.minimumSize)
         }
-        if let table = try BlkidProbe.probePartitions(path: dataPath) {
+        if let table = try prober.probePartitions() {
             return try locateInPartition(table)
         }
         if let partition { throw InputError.partitionWithoutTable(path: displayPath, number: partition) }
-        let probe = try BlkidProbe.probeFilesystem(path: dataPath, offset: 0, size: nil)
+        let probe = try prober.probeFilesystem(offset: 0, size: nil)
         let (fsProbe, fsSize) = try checkFilesystem(probe: probe, offset: 0, available: size,
                                                     location: nil, container: "the file")
         return LocatedFilesystem(kind: .bareFilesystem, offset: 0, size: fsSize, probe: fsProbe, choice: nil)
@@ -44,7 +44,7 @@ struct FilesystemLocator {
                 throw InputError.noSuchPartition(path: displayPath, number: number, available: usable.map(\.number))
             }
             try checkInsideFile(chosen)
-            let probe = try BlkidProbe.probeFilesystem(path: dataPath, offset: chosen.startBytes, size: chosen.sizeBytes)
+            let probe = try prober.probeFilesystem(offset: chosen.startBytes, size: chosen.sizeBytes)
             let (fsProbe, fsSize) = try checkFilesystem(probe: probe, offset: chosen.startBytes, available: chosen.sizeBytes,
                                                         location: "partition \(number)", container: "partition \(number)")
             return LocatedFilesystem(kind: kind, offset: chosen.startBytes, size: fsSize, probe: fsProbe,
@@ -58,7 +58,7 @@ struct FilesystemLocator {
             if linux { try checkInsideFile(entry) }
             var found = "beyond the end of the file"
             if entry.endBytes <= size {
-                let probe = try BlkidProbe.probeFilesystem(path: dataPath, offset: entry.startBytes, size: entry.sizeBytes)
+                let probe = try prober.probeFilesystem(offset: entry.startBytes, size: entry.sizeBytes)
                 if linux, let probe, probe.isExt { candidates.append((entry, probe)) }
                 found = probe?.type ?? "nothing recognised"
             }
@@ -121,7 +121,7 @@ struct FilesystemLocator {
             if probe == nil { throw InputError.noFilesystem(path: displayPath, location: location) }
             throw InputError.tooSmall(path: displayPath, size: available, needed: Self.minimumSize)
         }
-        let superblock = try file.read(count: ExtSuperblockGeometry.superblockSize, at: superblockAt)
+        let superblock = try disk.read(count: ExtSuperblockGeometry.superblockSize, at: superblockAt)
         guard ExtSuperblockGeometry.hasMagic(superblock) else {
             throw InputError.noFilesystem(path: displayPath, location: location)
         }

@@ -25,8 +25,8 @@ public final class OVAReader: DiskImageReader {
     static let copySize = 1 << 20
     static let extractAdvice = "extract the archive with `tar -xf`"
 
-    private let disk: VMDKReader
-    private let scratch: ScratchFile
+    let disk: VMDKReader
+    let scratch: ScratchFile
 
     /// Lists the archive at `path`, picks the disk and copies it into a scratch file in
     /// `scratchDirectory` (nil: $TMPDIR or /tmp).
@@ -141,7 +141,7 @@ public final class OVAReader: DiskImageReader {
     }
 
     /// A VMDK error about the scratch copy, restated about the member of the archive.
-    private static func inArchive(_ error: ImageReadError, path: String, member: TarMember) -> ImageReadError {
+    static func inArchive(_ error: ImageReadError, path: String, member: TarMember) -> ImageReadError {
         let name = "\(path): member \(member.name)"
         switch error {
         case let .truncated(format, _, offset, needed, fileSize):

@@ -38,12 +38,12 @@ public final class QCOW2Reader: DiskImageReader {
     public let variant: String
     public let header: QCOW2Header
 
-    private let file: RawFile
-    private let layout: Layout
+    let file: RawFile
+    let layout: QCOW2Layout
     /// The active L1 entries that cover the virtual disk; those after them map the VM state of
     /// snapshots (v2 savevm) and are never read.
-    private let l1: [UInt64]
-    private let decompressor: Decompressor
+    let l1: [UInt64]
+    let decompressor: Decompressor
 
     /// qemu's `QCOW_MAX_L1_SIZE`: 4 Mi entries.
     public static let maxL1Bytes: UInt64 = 32 << 20
@@ -68,7 +68,7 @@ public final class QCOW2Reader: DiskImageReader {
         self.path = path
         let file = try RawFile(path: path, mode: .readOnly)
         let fileSize = try file.size
-        let failure = Failure(path: path, fileSize: fileSize)
+        let failure = QCOW2Failure(path: path, fileSize: fileSize)
 
         // The header, checked field by field by QCOW2Header once enough bytes are known to be there.
         guard fileSize >= UInt64(QCOW2Header.version2Length) else {
@@ -223,7 +223,7 @@ public final class QCOW2Reader: DiskImageReader {
         }()
 
         virtualSize = header.size / 512 * 512
-        let layout = Layout(failure: failure, version: header.version, clusterBits: clusterBits, virtualSize: virtualSize)
+        let layout = QCOW2Layout(failure: failure, version: header.version, clusterBits: clusterBits, virtualSize: virtualSize)
 
         // Every L2 table inside the file, aligned, and used once: two L1 entries sharing a table
         // would let a small file describe an endless disk.
@@ -307,7 +307,7 @@ public final class QCOW2Reader: DiskImageReader {
 }
 
 /// Builds the reader's errors, all naming the file.
-private struct Failure: Sendable {
+struct QCOW2Failure: Sendable {
     let path: String
     let fileSize: UInt64
 
@@ -337,7 +337,7 @@ private struct Failure: Sendable {
 }
 
 /// Where a guest cluster's data is.
-private enum Mapping {
+enum QCOW2Mapping {
     /// `length` bytes (a cluster, or less at the end of the disk) at a host offset.
     case data(host: UInt64, length: UInt64)
     /// Compressed data from `host` to `end` (its last sector, cut at the end of the file).
@@ -346,8 +346,8 @@ private enum Mapping {
 
 /// The image's geometry and the checks of table entries against it, shared by `init` and the
 /// streaming pass.
-private struct Layout: Sendable {
-    let failure: Failure
+struct QCOW2Layout: Sendable {
+    let failure: QCOW2Failure
     let version: UInt32
     let clusterBits: Int
     let virtualSize: UInt64
@@ -382,7 +382,7 @@ private struct Layout: Sendable {
 
     /// Checks one L2 entry and says where its cluster's data is; nil for clusters that read as
     /// zeros. Copied flags are ignored; reserved bits too, as qemu does when reading.
-    func map(_ entry: UInt64, guestCluster: UInt64, entryAt: UInt64) throws -> Mapping? {
+    func map(_ entry: UInt64, guestCluster: UInt64, entryAt: UInt64) throws -> QCOW2Mapping? {
         let guest = guestCluster * clusterSize
         switch QCOW2Entry.cluster(of: entry, clusterBits: clusterBits) {
         case .unallocated:
@@ -423,8 +423,8 @@ private struct Layout: Sendable {
 /// gathered with the data runs around them into a batch, whose compressed data is read in a few
 /// large reads, inflated in parallel into one slot per cluster, and handed out in order.
 private final class PieceStreamer {
-    private let file: RawFile
-    private let layout: Layout
+    let file: RawFile
+    let layout: QCOW2Layout
     private let decompressor: Decompressor
     private let clusterSize: Int
     /// Compressed clusters per batch.
@@ -444,7 +444,7 @@ private final class PieceStreamer {
     private var units: [Unit] = []
     private var batchGuestBytes = 0
 
-    init(file: RawFile, layout: Layout, decompressor: Decompressor) {
+    init(file: RawFile, layout: QCOW2Layout, decompressor: Decompressor) {
         self.file = file
         self.layout = layout
         self.decompressor = decompressor

@@ -33,7 +33,7 @@ public final class VDIReader: DiskImageReader {
     public let header: VDIHeader
     /// One entry per block: an index into the data area, or `VDIHeader.freeBlock`/`zeroBlock`.
     public let blockMap: [UInt32]
-    private let file: RawFile
+    let file: RawFile
 
     public init(path: String) throws {
         self.path = path

@@ -40,7 +40,7 @@ public final class VHDReader: DiskImageReader {
     public let blockAllocationTable: [UInt32]
     /// Dynamic disks: bytes of sector bitmap before each block's data.
     public let bitmapSize: UInt64
-    private let file: RawFile
+    let file: RawFile
 
     /// qemu's VHD_MAX_GEOMETRY: the largest CHS geometry, which says "use the current size".
     static let maximumGeometry: UInt64 = 65535 * 16 * 255
