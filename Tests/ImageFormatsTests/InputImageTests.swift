@@ -100,6 +100,11 @@ import Zlib
         #expect(image.rootPartition?.number == 2)
         #expect(image.filesystemOffset == 6144 * 512)
         #expect(image.probe.label == "gptroot")
+        // Through a VDI, libblkid sees the same table in the probe window.
+        try run("qemu-img", ["convert", "-f", "raw", "-O", "vdi", path, dir.file("gpt.vdi")])
+        let vdi = try InputImage.open(path: dir.file("gpt.vdi"), scratchDirectory: dir.path)
+        guard case let .diskImage(_, _, inner) = vdi.kind else { Issue.record("\(vdi.kind)"); return }
+        #expect(inner == image.kind && vdi.probe == image.probe && vdi.rootPartition == image.rootPartition)
     }
 
     @Test func explicitPartitionMustHoldExt() throws {

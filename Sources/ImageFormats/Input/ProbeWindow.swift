@@ -23,15 +23,15 @@ struct PathProber: DiskProber {
 ///
 /// ```
 /// partitions:  the first and last MiB (MBR, GPT header and entries, and their backups), the
-///              EBR of every logical partition (the chain walked here), and the first MiB of
-///              every other partition (nested BSD or Solaris labels); probed again until no
-///              partition brings new bytes
+///              EBR of every logical partition (the chain walked here), and the first 64 KiB of
+///              every other partition (nested BSD, Solaris, UnixWare or Minix labels); probed
+///              again until no partition brings new bytes
 /// filesystem:  the first and last MiB of its range (every superblock libblkid knows lies there:
 ///              ext at 1 KiB, btrfs at 64 KiB, RAID and ZFS labels near the end)
 /// ```
 ///
 /// Bytes are copied in 64 KiB chunks, once each; chunks of zeros stay holes. Memory: two MiB,
-/// plus one MiB per partition, at most `maximumBytes`.
+/// 64 KiB per partition, two MiB per filesystem probed, at most `maximumBytes`.
 final class ProbeWindow: DiskProber {
     let disk: any RandomAccessDisk
     let name: String
@@ -40,7 +40,8 @@ final class ProbeWindow: DiskProber {
 
     static let chunkSize: UInt64 = 64 << 10
     static let edgeBytes: UInt64 = 1 << 20
-    /// At most this much of the disk is copied in: 256 partitions' heads.
+    static let partitionHeadBytes: UInt64 = 64 << 10
+    /// At most this much of the disk is copied in (a hundred filesystems probed).
     static let maximumBytes: UInt64 = 256 << 20
     /// Logical partitions followed along one EBR chain (Linux reads at most 256 partitions).
     static let maximumLogicalPartitions = 256
@@ -90,7 +91,7 @@ final class ProbeWindow: DiskProber {
                         added = try include(offset: ebr, count: 512) || added
                     }
                 } else {
-                    added = try include(offset: entry.startBytes, count: min(entry.sizeBytes, Self.edgeBytes)) || added
+                    added = try include(offset: entry.startBytes, count: min(entry.sizeBytes, Self.partitionHeadBytes)) || added
                 }
             }
             guard added else { return found }

@@ -4,7 +4,12 @@ import ImageCore
 extension QCOW2Reader: RandomAccessDiskImageReader {
     /// The disk read at any offset, through the tables `init` checked.
     public func randomAccess() -> any RandomAccessDisk {
-        QCOW2Disk(file: file, layout: layout, l1: l1, decompressor: decompressor, name: path)
+        randomAccess(l2CacheBytes: QCOW2Disk.l2CacheBytes)
+    }
+
+    /// As `randomAccess()`, holding at most `l2CacheBytes` of L2 tables (two at least).
+    public func randomAccess(l2CacheBytes: Int) -> QCOW2Disk {
+        QCOW2Disk(file: file, layout: layout, l1: l1, decompressor: decompressor, name: path, l2CacheBytes: l2CacheBytes)
     }
 }
 
@@ -24,20 +29,22 @@ public final class QCOW2Disk: RandomAccessDisk {
     private let l1: [UInt64]
     private let decompressor: Decompressor
     private let l2Tables: BoundedCache<UInt64, [UInt64]>
+    /// L2 tables held now: never more than the cache's capacity.
+    public var cachedL2Tables: Int { l2Tables.count }
     private let inflated: BoundedCache<UInt64, [UInt8]>
 
     /// 4 MiB of L2 tables map 32 GiB of guest with 64 KiB clusters.
-    static let l2CacheBytes = 4 << 20
+    public static let l2CacheBytes = 4 << 20
     static let inflatedCacheBytes = 1 << 20
 
-    init(file: RawFile, layout: QCOW2Layout, l1: [UInt64], decompressor: Decompressor, name: String) {
+    init(file: RawFile, layout: QCOW2Layout, l1: [UInt64], decompressor: Decompressor, name: String, l2CacheBytes: Int) {
         self.file = file
         self.layout = layout
         self.l1 = l1
         self.decompressor = decompressor
         self.name = name
         size = layout.virtualSize
-        l2Tables = BoundedCache(capacity: max(2, Self.l2CacheBytes / Int(layout.clusterSize)))
+        l2Tables = BoundedCache(capacity: max(2, l2CacheBytes / Int(layout.clusterSize)))
         inflated = BoundedCache(capacity: max(1, Self.inflatedCacheBytes / Int(layout.clusterSize)))
     }
 
