@@ -16,6 +16,18 @@ public final class TreeCopier {
         public var bytesCopied: UInt64 = 0
         /// Inodes whose sub-second timestamps could not be stored in the destination's small inodes.
         public var truncatedTimestamps = 0
+
+        /// Adds another copy's counts (a merged filesystem's).
+        public mutating func add(_ other: Statistics) {
+            directories += other.directories
+            regularFiles += other.regularFiles
+            symlinks += other.symlinks
+            hardLinks += other.hardLinks
+            specialFiles += other.specialFiles
+            extendedAttributes += other.extendedAttributes
+            bytesCopied += other.bytesCopied
+            truncatedTimestamps += other.truncatedTimestamps
+        }
     }
 
     let source: Ext2Filesystem
@@ -48,10 +60,25 @@ public final class TreeCopier {
         return statistics
     }
 
+    /// Copies the source's tree into `directory` of the destination, an existing directory (the
+    /// mount point of a filesystem merged into the new root, as `/boot`), which takes the source
+    /// root's owner, mode, times and attributes. The source's lost+found is left out: it belongs
+    /// to the source filesystem, not to the tree.
+    public func copy(into directory: String) throws -> Statistics {
+        guard let target = try destination.lookup(directory, followLast: false),
+              try destination.readInode(target).kind == .directory else {
+            throw Ext2FormatError.notADirectory(image: destination.image, path: directory)
+        }
+        try copyDirectory(from: ext2RootInode, to: target, isNew: false, skipLostFound: true)
+        try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, to: target)
+        return statistics
+    }
+
     private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber, isNew: Bool,
-                               existingLostFound: InodeNumber? = nil) throws {
+                               existingLostFound: InodeNumber? = nil, skipLostFound: Bool = false) throws {
         var entries: [Ext2NewEntry] = []
         for entry in try source.directoryEntries(sourceDir) {
+            if skipLostFound, entry.name == Array("lost+found".utf8) { continue }
             let inode = try source.readInode(entry.inode)
             let created: InodeNumber
             if inode.kind != .directory, let existing = hardLinkTargets[entry.inode] {

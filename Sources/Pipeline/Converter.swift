@@ -40,14 +40,13 @@ public final class Converter {
         let startedWall = monotonicSeconds()
         let source = try SourceGuest(path: options.input, partition: options.partition,
                                      scratchDirectory: options.scratchDirectory, progress: progress)
-        let fs = source.report.filesystem
         // Kernel packages are read and checked before anything else: a bad one fails at once.
         let supplied = try options.addKernels.map(SuppliedKernel.prepare(path:))
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue,
                                                kernel: supplied.isEmpty ? options.kernel : nil)
-        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
-                                     sourceFilesystemSize: fs.sizeBytes)
+        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+                                     sourceFilesystemSize: source.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
         let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
@@ -57,6 +56,8 @@ public final class Converter {
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip,
                                           kernel: options.kernel)
         repairOptions.selinux = options.selinux
+        repairOptions.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
+        repairOptions.volumeGroups = source.volumeGroupNames
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
         var warnings = planned.warnings
@@ -90,8 +91,8 @@ public final class Converter {
         try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
 
         let destination = try Ext2Filesystem.format(path: rawDisk.temporaryPath, offset: plan.partitionOffset, parameters: parameters)
-        progress.begin(stage: "copying files", totalBytes: fs.usedBytes)
-        let statistics: TreeCopier.Statistics
+        progress.begin(stage: "copying files", totalBytes: source.usedBytes)
+        var statistics: TreeCopier.Statistics
         do {
             // Writeback starts as the copy goes (libext2fs writes through its own descriptor, but
             // the page cache is the file's), so the final fsync finds the disk almost clean.
@@ -103,6 +104,15 @@ public final class Converter {
                     writebackAt = copied
                 }
             }.copy()
+            // Each filesystem the fstab mounts goes into its mount point, shallowest first.
+            var before = statistics.bytesCopied
+            for mount in source.mounts {
+                let base = before
+                let copied = try TreeCopier(from: mount.filesystem, to: destination) { [progress] in progress.advance(to: base + $0) }
+                    .copy(into: mount.mountPoint)
+                statistics.add(copied)
+                before = statistics.bytesCopied
+            }
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }

@@ -16,13 +16,15 @@ public enum Inspector {
         var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,
                                    plannedDisk: nil, plannedDiskProblem: nil, plannedChanges: [], plannedWarnings: [], plannedChangesProblem: nil)
         do {
-            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: fs.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
-                                                   sourceFilesystemSize: fs.sizeBytes)
+            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+                                                   sourceFilesystemSize: source.sizeBytes)
         } catch let error as RehostError {
             report.plannedDiskProblem = error.description
         }
         do {
-            let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
+            var options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
+            options.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
+            options.volumeGroups = source.volumeGroupNames
             let outcome = try GuestRepairs.apply(to: overlay, options: options, kernels: supplied)
             report.plannedChanges = outcome.changes
             report.guest = outcome.report

@@ -1,31 +1,121 @@
+import Blkid
 import Ext2
 import GuestFixups
 import ImageCore
 import ImageFormats
+import Volumes
 
-/// The input opened for reading: where its filesystem is, the filesystem itself (read-only),
-/// and what is inside the guest.
+/// The input opened for reading: where its filesystems are, the root filesystem and those its
+/// fstab mounts (read-only), and what is inside the guest.
 final class SourceGuest {
     let input: InputImage
+    /// The root filesystem: the one holding /etc/fstab.
     let filesystem: Ext2Filesystem
+    /// The other ext filesystems the root's fstab mounts, found among the input's partitions and
+    /// logical volumes, shallowest mount point first: merged into the new root by `convert`.
+    let mounts: [SourceMount]
+    let volumes: GuestVolumes?
     let report: InputReport
+
+    struct SourceMount {
+        var mountPoint: String
+        var volume: GuestVolume
+        var filesystem: Ext2Filesystem
+    }
 
     init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
-        filesystem = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        var located = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        var notes: [String] = []
+        var rootName = input.rootPartition.map { "partition \($0.number)" }
+        var rootPartition = input.rootPartition.map { (number: $0.number, reason: $0.reason) }
+        var rootOffset = input.filesystemOffset
+        var volumes: GuestVolumes?
+        if let partitions = Self.partitions(of: input.kind) {
+            volumes = try GuestVolumes.scan(path: input.filesystemPath, partitions: partitions)
+            for (name, reason) in volumes!.unreadable { notes.append("\(name) cannot be read: \(reason)") }
+            // The partition the locator chose may be a separate /boot: the root is the ext
+            // filesystem that holds /etc/fstab (a partition or a logical volume).
+            if partition == nil, try located.lookup("/etc/fstab") == nil {
+                for volume in volumes!.volumes where volume.isExt {
+                    guard let at = volume.location, at.offset != input.filesystemOffset else { continue }
+                    let candidate = try Ext2Filesystem(path: at.path, offset: at.offset)
+                    guard try candidate.lookup("/etc/fstab") != nil else { continue }
+                    let reason = "the ext filesystem holding /etc/fstab (\(rootName ?? "the first choice") has none)"
+                    if case let .partition(number) = volume.kind {
+                        rootPartition = (number, reason)
+                    } else {
+                        rootPartition = nil
+                        notes.append("the root filesystem is \(volume.name), \(reason)")
+                    }
+                    located = candidate
+                    rootName = volume.name
+                    rootOffset = at.offset
+                    break
+                }
+            }
+        }
+        filesystem = located
+        self.volumes = volumes
+
+        var mounts: [SourceMount] = []
+        var mountReports: [MountReport] = []
+        if let volumes, let ino = try filesystem.lookup("/etc/fstab"), try filesystem.readInode(ino).kind == .regular {
+            let fstab = String(decoding: try filesystem.readWholeFile(ino), as: UTF8.self)
+            let entries = FstabEntry.parse(fstab).sorted { $0.mountPoint.count < $1.mountPoint.count }
+            for entry in entries where entry.mountPoint != "/" && entry.mountPoint.hasPrefix("/") && entry.mayBeExt {
+                guard let volume = volumes.volume(named: entry.device) else {
+                    notes.append("fstab line \(entry.line): \(entry.device) on \(entry.mountPoint) is none of the input's partitions or logical volumes; its files are not copied")
+                    continue
+                }
+                guard volume.isExt, let at = volume.location else {
+                    notes.append("fstab line \(entry.line): \(entry.mountPoint) is on \(volume.name), which holds \(volume.probe?.type ?? "nothing Rehost can read"); its files are not copied")
+                    continue
+                }
+                guard at.offset != rootOffset || at.path != input.filesystemPath else { continue }
+                let fs = try Ext2Filesystem(path: at.path, offset: at.offset)
+                mounts.append(SourceMount(mountPoint: entry.mountPoint, volume: volume, filesystem: fs))
+                mountReports.append(MountReport(mountPoint: entry.mountPoint, device: entry.device, volume: volume.name,
+                                                type: fs.typeName, label: fs.label, uuid: UUIDBytes.format(fs.uuid),
+                                                sizeBytes: fs.sizeInBytes, usedBytes: fs.usedBytes))
+            }
+        }
+        self.mounts = mounts
+
         report = InputReport(
-            path: path, kind: Self.describe(input.kind), partition: input.rootPartition?.number,
-            partitionReason: input.rootPartition?.reason, filesystemOffset: input.filesystemOffset,
+            path: path, kind: Self.describe(input.kind), partition: rootPartition?.number,
+            partitionReason: rootPartition?.reason, filesystemOffset: rootOffset,
             filesystem: FilesystemReport(
                 type: filesystem.typeName, label: filesystem.label, uuid: UUIDBytes.format(filesystem.uuid),
                 sizeBytes: filesystem.sizeInBytes, usedBytes: filesystem.usedBytes, blockSize: filesystem.blockSize,
                 inodeSize: filesystem.inodeSize, inodesUsed: filesystem.usedInodes, inodesTotal: filesystem.inodesCount,
-                features: filesystem.featureNames))
+                features: filesystem.featureNames),
+            rootVolume: rootName,
+            volumeGroups: (volumes?.groups ?? []).map(VolumeGroupReport.init),
+            mounts: mountReports, notes: notes)
     }
 
-    /// The guest seen through an overlay: repairs planned on it never reach the input.
+    /// The used bytes and size of every filesystem the new root receives.
+    var usedBytes: UInt64 { mounts.reduce(filesystem.usedBytes) { $0 + $1.filesystem.usedBytes } }
+    var sizeBytes: UInt64 { mounts.reduce(filesystem.sizeInBytes) { $0 + $1.filesystem.sizeInBytes } }
+    var volumeGroupNames: Set<String> { Set((volumes?.groups ?? []).map(\.group.name)) }
+
+    /// The guest seen through an overlay, with its mounted filesystems at their mount points:
+    /// repairs planned on it never reach the input.
     func overlay() -> OverlayGuestFilesystem {
-        OverlayGuestFilesystem(base: Ext2GuestFilesystem(filesystem))
+        let root = Ext2GuestFilesystem(filesystem)
+        guard !mounts.isEmpty else { return OverlayGuestFilesystem(base: root) }
+        return OverlayGuestFilesystem(base: MountedGuestFilesystem(
+            root: root, mounts: mounts.map { ($0.mountPoint, Ext2GuestFilesystem($0.filesystem) as any GuestFilesystem) }))
+    }
+
+    static func partitions(of kind: InputKind) -> [PartitionProbe]? {
+        switch kind {
+        case .bareFilesystem: return nil
+        case let .partitionedDisk(_, partitions): return partitions
+        case let .gzip(inner): return partitions(of: inner)
+        case let .diskImage(_, _, inner): return partitions(of: inner)
+        }
     }
 
     static func describe(_ kind: InputKind) -> String {

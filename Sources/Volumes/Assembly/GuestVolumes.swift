@@ -1,0 +1,80 @@
+import Blkid
+import ImageCore
+import ImageFormats
+
+/// A block device of the guest as its fstab may name it: a partition of the input disk or an
+/// LVM2 logical volume, with what libblkid finds on it.
+public struct GuestVolume {
+    public enum Kind: Equatable, Sendable {
+        case wholeDisk
+        case partition(number: Int)
+        case logicalVolume(group: String, volume: String)
+    }
+
+    public var kind: Kind
+    public var disk: any RandomAccessDisk
+    /// What is on it (nil when nothing is recognised, or when it cannot be probed yet: an LV that
+    /// is not one contiguous run of a file).
+    public var probe: FilesystemProbe?
+    /// Where its bytes lie in a plain file, for readers that need a path and an offset
+    /// (libext2fs's unix_io); nil for an LV in several pieces.
+    public var location: (path: String, offset: UInt64)?
+
+    /// "partition 2", "VolGroup00/LogVol00".
+    public var name: String {
+        switch kind {
+        case .wholeDisk: return "the whole disk"
+        case let .partition(number): return "partition \(number)"
+        case let .logicalVolume(group, volume): return "\(group)/\(volume)"
+        }
+    }
+
+    public var isExt: Bool { probe?.isExt == true }
+}
+
+/// Every partition and logical volume of an input disk.
+public struct GuestVolumes {
+    public var volumes: [GuestVolume]
+    public var groups: [LVM2.AssembledGroup]
+    /// LVs that exist in the metadata but cannot be read, and why.
+    public var unreadable: [(name: String, reason: String)]
+
+    /// Scans `path` (a raw disk, the input or its scratch copy) and its `partitions` for LVM2
+    /// PVs, assembles their volume groups and probes every partition and LV.
+    public static func scan(path: String, partitions: [PartitionProbe]) throws -> GuestVolumes {
+        let file = try FileDisk(path: path)
+        var volumes: [GuestVolume] = []
+        var pvs: [LVM2.FoundPhysicalVolume] = []
+        let usable = partitions.filter { !$0.isExtended && $0.sizeBytes > 0 && $0.endBytes <= file.size }
+        let pieces: [(GuestVolume.Kind, any RandomAccessDisk)] = usable.isEmpty
+            ? [(.wholeDisk, file)]
+            : try usable.map { (.partition(number: $0.number),
+                                try DiskSlice(file, offset: $0.startBytes, size: $0.sizeBytes, name: "\(path), partition \($0.number)")) }
+        for (kind, disk) in pieces {
+            if let pv = try LVM2.examine(disk) {
+                pvs.append(pv)
+                continue
+            }
+            let probe = try BlkidProbe.probeFilesystem(path: path, offset: (disk as? DiskSlice)?.offset ?? 0, size: disk.size)
+            volumes.append(GuestVolume(kind: kind, disk: disk, probe: probe, location: fileLocation(of: disk)))
+        }
+        let groups = try LVM2.assemble(pvs)
+        var unreadable: [(String, String)] = []
+        for group in groups {
+            for lv in group.group.logicalVolumes where lv.isVisible {
+                let name = "\(group.group.name)/\(lv.name)"
+                do {
+                    let disk = try group.open(lv)
+                    let location = fileLocation(of: disk)
+                    let probe = try location.flatMap { try BlkidProbe.probeFilesystem(path: $0.path, offset: $0.offset, size: disk.size) }
+                    if location == nil { unreadable.append((name, "its extents are not one contiguous run: reading it needs the RandomAccessDisk io_manager")) }
+                    volumes.append(GuestVolume(kind: .logicalVolume(group: group.group.name, volume: lv.name), disk: disk,
+                                               probe: probe, location: location))
+                } catch let error as RehostError {
+                    unreadable.append((name, error.description))
+                }
+            }
+        }
+        return GuestVolumes(volumes: volumes, groups: groups, unreadable: unreadable)
+    }
+}
