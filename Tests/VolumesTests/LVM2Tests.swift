@@ -80,7 +80,7 @@ func resign(metadataHeader bytes: inout [UInt8]) {
         #expect(vg.logicalVolumes[0].segments.map(\.extentCount) == [2, 2])
         #expect(vg.logicalVolumes[0].segments.map { $0.stripes[0].startExtent } == [0, 4])
 
-        let groups = try LVM2.assemble([found])
+        let groups = LVM2.assemble([found])
         #expect(groups.count == 1 && groups[0].missing.isEmpty)
         let lv0 = try groups[0].open(vg.logicalVolumes[0])
         #expect(lv0.size == 16 << 20)
@@ -128,7 +128,7 @@ func resign(metadataHeader bytes: inout [UInt8]) {
             for chunk in 0..<64 { pv.bytes[(1 << 20) + chunk * 65536] = UInt8(index * 100 + chunk) }
         }
         let found = try [pv0, pv1].compactMap { try LVM2.examine($0) }
-        let groups = try LVM2.assemble(found)
+        let groups = LVM2.assemble(found)
         #expect(groups.count == 1)
         let vg = groups[0].group
         let data = try groups[0].open(try #require(vg.logicalVolumes.first { $0.name == "data" }))
@@ -140,7 +140,7 @@ func resign(metadataHeader bytes: inout [UInt8]) {
         }
         #expect(data.contiguousRun == nil)
         // With one disk missing, the striped LV cannot be opened and says which PV is missing.
-        let partial = try LVM2.assemble([found[0]])
+        let partial = LVM2.assemble([found[0]])
         #expect(partial[0].missing.map(\.name) == ["pv1"])
         #expect(throws: LVMError.self) { _ = try partial[0].open(vg.logicalVolumes[0]) }
     }
@@ -291,6 +291,11 @@ func resign(metadataHeader bytes: inout [UInt8]) {
         let bytes = try Self.pv()
         let truncated = MemoryDisk(Array(bytes[0..<(8 << 20)]))
         let found = try #require(try LVM2.examine(truncated))
-        #expect(throws: LVMError.self) { _ = try LVM2.assemble([found]) }
+        let group = try #require(LVM2.assemble([found]).first)
+        #expect(group.missing.map(\.name) == ["pv0"])
+        let needed: UInt64 = (1 << 20) + 5 * (4 << 20)
+        let expected = LVMError.physicalVolumeTooSmall(physicalVolume: "vg/pv0", disk: "memory", needed: needed, size: 8 << 20)
+        #expect(group.problems == [expected])
+        #expect(throws: LVMError.self) { _ = try group.open(group.group.logicalVolumes[0]) }
     }
 }

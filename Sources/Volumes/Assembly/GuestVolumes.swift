@@ -50,16 +50,23 @@ public struct GuestVolumes {
             ? [(.wholeDisk, file)]
             : try usable.map { (.partition(number: $0.number),
                                 try DiskSlice(file, offset: $0.startBytes, size: $0.sizeBytes, name: "\(path), partition \($0.number)")) }
+        var unreadable: [(String, String)] = []
         for (kind, disk) in pieces {
-            if let pv = try LVM2.examine(disk) {
-                pvs.append(pv)
+            // A damaged PV is reported, not fatal: the root may well be elsewhere.
+            do {
+                if let pv = try LVM2.examine(disk) {
+                    pvs.append(pv)
+                    continue
+                }
+            } catch let error as LVMError {
+                unreadable.append((disk.name, error.description))
                 continue
             }
             let probe = try BlkidProbe.probeFilesystem(path: path, offset: (disk as? DiskSlice)?.offset ?? 0, size: disk.size)
             volumes.append(GuestVolume(kind: kind, disk: disk, probe: probe, location: fileLocation(of: disk)))
         }
-        let groups = try LVM2.assemble(pvs)
-        var unreadable: [(String, String)] = []
+        let groups = LVM2.assemble(pvs)
+        for group in groups { unreadable += group.problems.map { (group.group.name, $0.description) } }
         for group in groups {
             for lv in group.group.logicalVolumes where lv.isVisible {
                 let name = "\(group.group.name)/\(lv.name)"

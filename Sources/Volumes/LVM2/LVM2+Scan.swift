@@ -16,6 +16,8 @@ extension LVM2 {
         public var group: VolumeGroup
         /// PV name in the metadata -> the disk that carries its UUID.
         public var disks: [String: any RandomAccessDisk]
+        /// PVs whose disk was found but cannot hold their extents (a truncated copy): left unmatched.
+        public var problems: [LVMError] = []
 
         /// PVs of the group that were not found.
         public var missing: [PhysicalVolume] { group.physicalVolumes.filter { disks[$0.name] == nil } }
@@ -47,8 +49,9 @@ extension LVM2 {
     }
 
     /// Groups the PVs by VG id (the newest metadata of each wins) and matches every PV of the
-    /// metadata to a disk by its UUID; checks each matched disk holds the PV's extents.
-    public static func assemble(_ found: [FoundPhysicalVolume]) throws -> [AssembledGroup] {
+    /// metadata to a disk by its UUID; a disk too small for the PV's extents is left unmatched
+    /// and listed in `problems`, so the LVs elsewhere stay readable.
+    public static func assemble(_ found: [FoundPhysicalVolume]) -> [AssembledGroup] {
         var groups: [AssembledGroup] = []
         for pv in found {
             guard let group = pv.group else { continue }
@@ -63,8 +66,9 @@ extension LVM2 {
                 guard let match = found.first(where: { $0.label.uuid == undashed(pv.id) }) else { continue }
                 let needed = pv.peStart * sectorSize + pv.peCount * groups[i].group.extentBytes
                 guard needed <= match.disk.size else {
-                    throw LVMError.physicalVolumeTooSmall(physicalVolume: "\(groups[i].group.name)/\(pv.name)", disk: match.disk.name,
-                                                          needed: needed, size: match.disk.size)
+                    groups[i].problems.append(.physicalVolumeTooSmall(physicalVolume: "\(groups[i].group.name)/\(pv.name)",
+                                                                      disk: match.disk.name, needed: needed, size: match.disk.size))
+                    continue
                 }
                 groups[i].disks[pv.name] = match.disk
             }
