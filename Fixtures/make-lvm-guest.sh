@@ -28,8 +28,14 @@ for tool in mke2fs debugfs sfdisk mkswap python3; do
     command -v "$tool" >/dev/null || die "$tool not found (install e2fsprogs, fdisk, util-linux, python3)"
 done
 
-bash "$HERE/make-xen-instance.sh" "$OUTDIR" >&2
-SOURCE=$OUTDIR/xen-instance.img
+# REHOST_XEN_INSTANCE names an xen-instance.img already built (the tests build it once and share it).
+if [ -n "${REHOST_XEN_INSTANCE:-}" ]; then
+    SOURCE=$REHOST_XEN_INSTANCE
+    [ -f "$SOURCE" ] || die "REHOST_XEN_INSTANCE=$SOURCE: no such file"
+else
+    bash "$HERE/make-xen-instance.sh" "$OUTDIR" >&2
+    SOURCE=$OUTDIR/xen-instance.img
+fi
 
 NAME=lvm-guest
 [ "$VAR" = 0 ] || NAME=lvm-var-guest

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Guests whose filesystems are spread over partitions and LVM2 logical volumes, as RHEL/CentOS
+/// installs lay them out: `/boot` on partition 1, `/` in VolGroup00/LogVol00 with a swap LV, and
+/// (the second fixture) `/var` on partition 3. Converted as nobody, read back with e2fsprogs,
+/// compared with the source filesystems, and booted in qemu (IDE for one, virtio for the other).
+@Suite(.serialized)
+struct LVMGuestTests {
+    struct Converted: Sendable {
+        let fixture: FixtureImage
+        let disk: String
+        let reportJSON: [UInt8]
+        let stderr: String
+        let status: Int32
+
+        var partition: String { "\(disk)?offset=1048576" }
+        var report: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(reportJSON))) as? [String: Any] ?? [:] }
+        var changes: [[String: Any]] { report["changes"] as? [[String: Any]] ?? [] }
+        func offset(_ key: String) -> UInt64 { UInt64(fixture[key] ?? "") ?? 0 }
+    }
+
+    nonisolated(unsafe) static var shared: [Bool: Converted] = [:]
+    static let lock = NSLock()
+    static let directory = "/tmp/rehost-lvm-convert-test"
+
+    static func converted(separateVar: Bool) throws -> Converted {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = shared[separateVar] { return known }
+        let fixture = try Fixture.lvmGuest(separateVar: separateVar)
+        if shared.isEmpty {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o777])
+        }
+        let disk = "\(directory)/\(separateVar ? "var" : "boot").raw"
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--json"], asUser: "nobody")
+        let made = Converted(fixture: fixture, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr, status: result.status)
+        shared[separateVar] = made
+        return made
+    }
+
+    @Test func inspectShowsTheVolumeGroupAndTheMounts() throws {
+        let fixture = try Fixture.lvmGuest(separateVar: true)
+        let json = try Command.runRehost(["inspect", "--json", fixture.imagePath], asUser: "nobody").requireSuccess()
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
+        let input = try #require(report["input"] as? [String: Any])
+        #expect(input["rootVolume"] as? String == "VolGroup00/LogVol00")
+        let groups = input["volumeGroups"] as? [[String: Any]] ?? []
+        #expect(groups.map { $0["name"] as? String } == ["VolGroup00"])
+        let lvs = groups.first?["logicalVolumes"] as? [[String: Any]] ?? []
+        #expect(lvs.map { $0["name"] as? String } == ["LogVol00", "LogVol01"])
+        #expect(lvs.map { ($0["sizeBytes"] as? NSNumber)?.uint64Value } == [192 << 20, 16 << 20])
+        let mounts = input["mounts"] as? [[String: Any]] ?? []
+        let summary = mounts.map { "\($0["mountPoint"] as? String ?? "?") \($0["device"] as? String ?? "?") \($0["volume"] as? String ?? "?")" }
+        #expect(summary == ["/var /dev/sda3 partition 3", "/boot UUID=\(fixture["BOOT_UUID"] ?? "?") partition 1"])
+        // The guest is inspected with /boot mounted: its kernels are found.
+        let kernels = (report["guest"] as? [String: Any])?["kernels"] as? [[String: Any]] ?? []
+        #expect(kernels.contains { ($0["path"] as? String)?.hasPrefix("/boot/vmlinuz-") == true })
+
+        let text = try Command.runRehost(["inspect", fixture.imagePath], asUser: "nobody").requireSuccess().stdout
+        #expect(text.contains("root on:      VolGroup00/LogVol00"))
+        #expect(text.contains("LV LogVol00:  192 MiB, linear pv0:0+48"))
+        #expect(text.contains("/boot from UUID="))
+    }
+
+    @Test(arguments: [false, true])
+    func convertsToOneCleanFilesystem(separateVar: Bool) throws {
+        let c = try Self.converted(separateVar: separateVar)
+        #expect(c.status == 0, "rehost convert failed: \(c.stderr)")
+        let fsck = try Command.run("e2fsck", ["-fn", c.partition])
+        #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
+        let fstab = try Command.run("debugfs", ["-R", "cat /etc/fstab", c.partition]).requireSuccess().stdout
+        let lines = fstab.split(separator: "\n").map(String.init)
+        #expect(lines.contains("LABEL=/\t/\text3\tdefaults\t1 1"), "\(fstab)")
+        #expect(lines.contains { $0.hasPrefix("# rehost: merged into /: ") && $0.contains("\t/boot\t") }, "\(fstab)")
+        #expect(lines.contains { $0.hasPrefix("# rehost: ") && $0.contains("LogVol01") && $0.contains("swap") }, "\(fstab)")
+        if separateVar {
+            #expect(lines.contains("# rehost: merged into /: /dev/sda3\t/var\text3\tdefaults\t1 2"), "\(fstab)")
+        }
+        #expect(!lines.contains { !$0.hasPrefix("#") && ($0.contains("VolGroup00") || $0.contains("/boot") || $0.contains("/var")) })
+    }
+
+    /// The output's tree is the root filesystem's with each mounted filesystem at its mount point
+    /// (its lost+found left out), apart from the declared repairs.
+    @Test(arguments: [false, true])
+    func mergedTreeIsTheSourceFilesystemsTogether(separateVar: Bool) throws {
+        let c = try Self.converted(separateVar: separateVar)
+        let image = c.fixture.imagePath
+        let root = try ExtTreeManifest.read(image: image, offset: c.offset("ROOT_OFFSET"))
+        var mounted = [("/boot", try ExtTreeManifest.read(image: image, offset: c.offset("BOOT_OFFSET")))]
+        if separateVar { mounted.append(("/var", try ExtTreeManifest.read(image: image, offset: c.offset("VAR_OFFSET")))) }
+        var entries = root.entries
+        for (index, (mountPoint, manifest)) in mounted.enumerated() {
+            #expect(manifest.entries.count > 3, "\(mountPoint) should hold files")
+            entries[mountPoint] = nil
+            for (path, var entry) in manifest.entries where path != "/lost+found" && !path.hasPrefix("/lost+found/") {
+                entry.path = path == "/" ? mountPoint : mountPoint + path
+                entry.inode += UInt32(index + 1) * 1_000_000   // inode numbers of different filesystems are unrelated
+                entries[entry.path] = entry
+            }
+        }
+        let expected = ExtTreeManifest(image: image, offset: 0, blockSize: root.blockSize, entries: entries)
+        let output = try ExtTreeManifest.read(image: c.disk, offset: 1_048_576)
+        let changed = Set(c.changes.compactMap { $0["path"] as? String })
+        #expect(changed.contains("/etc/fstab") && changed.contains("/boot/grub/grub.cfg"), "\(changed)")
+        let parents = Set(changed.map { ($0 as NSString).deletingLastPathComponent }).union(mounted.map(\.0))
+        let differences = ExtTreeManifest.differences(from: expected, to: output, ignoringTimesOf: parents, ignoringPaths: changed)
+            // A mount point loses its lost+found's link, and /boot gains the link of the /boot/grub the repairs create.
+            .filter { !($0.property == .linkCount && parents.contains($0.path)) }
+        #expect(differences.isEmpty, "undeclared differences:\n\(differences.map(\.description).joined(separator: "\n"))")
+        #expect(output.entries.keys.contains { $0.hasPrefix("/boot/vmlinuz-") })
+    }
+
+    @Test(arguments: [(false, "ide"), (true, "virtio")])
+    func bootsFromItsOwnMBR(separateVar: Bool, bus: String) throws {
+        let c = try Self.converted(separateVar: separateVar)
+        let log = "\(Self.directory)/serial-\(separateVar ? "var" : "boot")-\(bus).log"
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", c.disk, "--format", "raw",
+                                                 "--bus", bus, "--log", log, "--timeout", "240"],
+                                   timeout: .seconds(300), asUser: "nobody")
+        let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(boot.status == 0, "no boot marker on \(bus):\n\(boot.stdout)\(boot.stderr)")
+        #expect(serial.contains("REHOST-BOOT-OK"))
+        let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
+        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
+        #expect(serial.contains("fstab-root=LABEL=/\t/\text3"))
+    }
+}
