@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
         .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "Compression", "ImageCore", "KernelPackages", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),
-        .testTarget(name: "VolumesTests", dependencies: ["Volumes", "ImageFormats", "ImageCore", "TestSupport"]),
+        .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )

@@ -87,7 +87,7 @@ def main():
     extent = a.extent_mib << 20
     sizes = a.pv_size or [a.size] * a.pvs
     pvs = [{"uuid": uuid(f"pv:{a.vg}:{i}"), "size": s, "pe_count": (s - PE_START) // extent,
-            "device": a.device if i == a.pv_index else f"/dev/sd{chr(97 + i)}2", "next": 0}
+            "device": a.device if i == 0 else f"/dev/sd{chr(97 + i)}2", "next": 0}
            for i, s in enumerate(sizes)]
     lvs = []
     turn = 0
