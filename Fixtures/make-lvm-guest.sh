@@ -8,16 +8,19 @@
 # fstab: /dev/VolGroup00/LogVol00 /, LABEL=/boot /boot, /dev/VolGroup00/LogVol01 swap.
 # With --separate-var, OUTDIR/lvm-var-guest.img: the same, plus partition 3 (0x83) holding /var,
 # and fstab naming /dev/mapper/VolGroup00-LogVol00 for /, UUID= for /boot and /dev/sda3 for /var.
+# With --all-lvm, OUTDIR/lvm-only-guest.img: one partition (0x8e), the PV, and /boot inside the
+# root LV: no partition holds a filesystem itself.
 # The LVM2 metadata is written by Fixtures/lvm2-write.py (no lvm2 tools, loop device or root).
 # Writes OUTDIR/NAME.env with the layout (offsets, UUIDs) for the tests.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--separate-var]" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--separate-var | --all-lvm]" >&2; exit 2; }
 die() { echo "make-lvm-guest: error: $*" >&2; exit 1; }
 note() { echo "make-lvm-guest: $*" >&2; }
 
-VAR=0
+VAR=0 ONLY=0
 if [ $# -eq 2 ] && [ "$2" = --separate-var ]; then VAR=1; set -- "$1"; fi
+if [ $# -eq 2 ] && [ "$2" = --all-lvm ]; then ONLY=1; set -- "$1"; fi
 [ $# -eq 1 ] || usage
 case "$1" in -h|--help|-*) usage ;; esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +42,7 @@ fi
 
 NAME=lvm-guest
 [ "$VAR" = 0 ] || NAME=lvm-var-guest
+[ "$ONLY" = 0 ] || NAME=lvm-only-guest
 IMAGE=$OUTDIR/$NAME.img
 ENVFILE=$OUTDIR/$NAME.env
 WORK=$(mktemp -d "$OUTDIR/.lvm-guest-work.XXXXXX")
@@ -57,13 +61,17 @@ mkdir -p "$WORK/root"
 debugfs -R "rdump / $WORK/root" "$SOURCE" >/dev/null 2>&1 || true
 [ -f "$WORK/root/etc/inittab" ] && [ -d "$WORK/root/boot" ] || die "rdump of $SOURCE failed"
 rm -rf "$WORK/root/lost+found"
-mv "$WORK/root/boot" "$WORK/boot"
-mkdir "$WORK/root/boot"
+if [ "$ONLY" = 0 ]; then
+    mv "$WORK/root/boot" "$WORK/boot"
+    mkdir "$WORK/root/boot"
+fi
 if [ "$VAR" = 1 ]; then
     mv "$WORK/root/var" "$WORK/var"
     mkdir "$WORK/root/var"
 fi
-if [ "$VAR" = 0 ]; then
+if [ "$ONLY" = 1 ]; then
+    ROOT_DEV=/dev/mapper/VolGroup00-LogVol00 BOOT_DEV= SWAP_DEV=/dev/VolGroup00/LogVol01
+elif [ "$VAR" = 0 ]; then
     ROOT_DEV=/dev/VolGroup00/LogVol00 BOOT_DEV=LABEL=/boot SWAP_DEV=/dev/VolGroup00/LogVol01
 else
     ROOT_DEV=/dev/mapper/VolGroup00-LogVol00 BOOT_DEV=UUID=$BOOT_UUID SWAP_DEV=/dev/mapper/VolGroup00-LogVol01
@@ -71,7 +79,7 @@ fi
 {
     echo "# /etc/fstab: a RHEL 5 install on LVM, moved to a Xen cloud"
     printf '%s\t/\text3\tdefaults\t1 1\n' "$ROOT_DEV"
-    printf '%s\t/boot\text3\tdefaults\t1 2\n' "$BOOT_DEV"
+    [ "$ONLY" = 1 ] || printf '%s\t/boot\text3\tdefaults\t1 2\n' "$BOOT_DEV"
     [ "$VAR" = 0 ] || printf '/dev/sda3\t/var\text3\tdefaults\t1 2\n'
     printf 'tmpfs\t/dev/shm\ttmpfs\tdefaults\t0 0\n'
     printf 'devpts\t/dev/pts\tdevpts\tgid=5,mode=620\t0 0\n'
@@ -79,7 +87,7 @@ fi
     printf 'proc\t/proc\tproc\tdefaults\t0 0\n'
     printf '%s\tswap\tswap\tdefaults\t0 0\n' "$SWAP_DEV"
 } > "$WORK/root/etc/fstab"
-find "$WORK/root" "$WORK/boot" -exec touch -h -d "@$INSTALL_EPOCH" {} +
+find "$WORK/root" $([ "$ONLY" = 1 ] || echo "$WORK/boot") -exec touch -h -d "@$INSTALL_EPOCH" {} +
 [ "$VAR" = 0 ] || find "$WORK/var" -exec touch -h -d "@$INSTALL_EPOCH" {} +
 
 mkfs() { # label uuid tree file size-MiB
@@ -89,7 +97,7 @@ mkfs() { # label uuid tree file size-MiB
         | { grep -vE '^Creating regular file|128-byte inodes cannot handle dates' >&2 || true; }
 }
 note "creating the filesystems"
-mkfs /boot "$BOOT_UUID" "$WORK/boot" "$WORK/boot.ext3" 64
+[ "$ONLY" = 1 ] || mkfs /boot "$BOOT_UUID" "$WORK/boot" "$WORK/boot.ext3" 64
 mkfs / "$ROOT_UUID" "$WORK/root" "$WORK/root.ext3" 192
 [ "$VAR" = 0 ] || mkfs "" "$VAR_UUID" "$WORK/var" "$WORK/var.ext3" 96
 truncate -s 16M "$WORK/swap"
@@ -98,22 +106,23 @@ mkswap -U "$SWAP_UUID" "$WORK/swap" >/dev/null 2>&1
 # Partitions (MiB): 1 at 1 (64), 2 at 65 (216: 1 MiB of LVM2 metadata and 53 extents of 4 MiB),
 # 3 at 281 (96) with --separate-var.
 P1=1 P1_SIZE=64 P2=65 P2_SIZE=216 P3=281 P3_SIZE=96
+[ "$ONLY" = 0 ] || P2=1
 DISK_MIB=$((P2 + P2_SIZE + 1)); [ "$VAR" = 0 ] || DISK_MIB=$((P3 + P3_SIZE + 1))
 rm -f "$IMAGE.tmp"
 truncate -s "${DISK_MIB}M" "$IMAGE.tmp"
 {
     echo "label: dos"
     echo "label-id: 0x5eed1e55"
-    echo "start=$((P1 * 2048)), size=$((P1_SIZE * 2048)), type=83, bootable"
+    [ "$ONLY" = 1 ] || echo "start=$((P1 * 2048)), size=$((P1_SIZE * 2048)), type=83, bootable"
     echo "start=$((P2 * 2048)), size=$((P2_SIZE * 2048)), type=8e"
     [ "$VAR" = 0 ] || echo "start=$((P3 * 2048)), size=$((P3_SIZE * 2048)), type=83"
 } | sfdisk -q "$IMAGE.tmp" >/dev/null
 lvs=$(python3 "$HERE/lvm2-write.py" "$IMAGE.tmp" --offset $((P2 * MIB)) --size $((P2_SIZE * MIB)) \
-      --vg VolGroup00 --lv LogVol00:48 --lv LogVol01:4 --device /dev/sda2)
+      --vg VolGroup00 --lv LogVol00:48 --lv LogVol01:4 --device "$([ "$ONLY" = 1 ] && echo /dev/sda1 || echo /dev/sda2)")
 ROOT_OFFSET=$(echo "$lvs" | awk '$1 == "LogVol00" { print $2 }')
 SWAP_OFFSET=$(echo "$lvs" | awk '$1 == "LogVol01" { print $2 }')
 put() { dd if="$1" of="$IMAGE.tmp" bs=1M oflag=seek_bytes seek="$2" conv=notrunc,sparse status=none; }
-put "$WORK/boot.ext3" $((P1 * MIB))
+[ "$ONLY" = 1 ] || put "$WORK/boot.ext3" $((P1 * MIB))
 put "$WORK/root.ext3" "$ROOT_OFFSET"
 put "$WORK/swap" "$SWAP_OFFSET"
 [ "$VAR" = 0 ] || put "$WORK/var.ext3" $((P3 * MIB))
@@ -122,7 +131,7 @@ mv "$IMAGE.tmp" "$IMAGE"
 cat > "$ENVFILE" <<EOT
 IMAGE=$IMAGE
 SOURCE=$SOURCE
-BOOT_OFFSET=$((P1 * MIB))
+BOOT_OFFSET=$([ "$ONLY" = 1 ] || echo $((P1 * MIB)))
 BOOT_UUID=$BOOT_UUID
 ROOT_OFFSET=$ROOT_OFFSET
 ROOT_UUID=$ROOT_UUID

@@ -5,6 +5,18 @@ import ImageCore
 import ImageFormats
 import Volumes
 
+public enum SourceError: RehostError {
+    case noRootFilesystem(path: String, found: String, unreadable: [String])
+
+    public var description: String {
+        switch self {
+        case let .noRootFilesystem(path, found, unreadable):
+            return "\(path): no partition or LVM2 logical volume holds an ext2/ext3/ext4 filesystem (found: \(found))"
+                + (unreadable.isEmpty ? "" : "; cannot be read: " + unreadable.joined(separator: "; "))
+        }
+    }
+}
+
 /// The input opened for reading: where its filesystems are, the root filesystem and those its
 /// fstab mounts (read-only), and what is inside the guest.
 final class SourceGuest {
@@ -25,7 +37,8 @@ final class SourceGuest {
 
     init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
-        var located = try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset)
+        // On a disk whose only Linux partitions are LVM2 PVs, the locator's choice is a PV.
+        var located = input.probe.isExt ? try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset) : nil
         var notes: [String] = []
         var rootName = input.rootPartition.map { "partition \($0.number)" }
         var rootPartition = input.rootPartition.map { (number: $0.number, reason: $0.reason) }
@@ -36,12 +49,13 @@ final class SourceGuest {
             for (name, reason) in volumes!.unreadable { notes.append("\(name) cannot be read: \(reason)") }
             // The partition the locator chose may be a separate /boot: the root is the ext
             // filesystem that holds /etc/fstab (a partition or a logical volume).
-            if partition == nil, try located.lookup("/etc/fstab") == nil {
+            if partition == nil, try located?.lookup("/etc/fstab") == nil {
                 for volume in volumes!.volumes where volume.isExt {
-                    guard let at = volume.location, at.offset != input.filesystemOffset else { continue }
+                    guard let at = volume.location, located == nil || at.offset != input.filesystemOffset else { continue }
                     let candidate = try Ext2Filesystem(path: at.path, offset: at.offset)
                     guard try candidate.lookup("/etc/fstab") != nil else { continue }
-                    let reason = "the ext filesystem holding /etc/fstab (\(rootName ?? "the first choice") has none)"
+                    let reason = located == nil ? "the ext filesystem holding /etc/fstab"
+                        : "the ext filesystem holding /etc/fstab (\(rootName ?? "the first choice") has none)"
                     if case let .partition(number) = volume.kind {
                         rootPartition = (number, reason)
                     } else {
@@ -53,7 +67,20 @@ final class SourceGuest {
                     rootOffset = at.offset
                     break
                 }
+                // No fstab anywhere: the first ext filesystem, as the locator would have chosen.
+                if located == nil, let volume = volumes!.volumes.first(where: { $0.isExt && $0.location != nil }), let at = volume.location {
+                    located = try Ext2Filesystem(path: at.path, offset: at.offset)
+                    notes.append("the root filesystem is \(volume.name), the first ext filesystem (none holds /etc/fstab)")
+                    rootName = volume.name
+                    rootOffset = at.offset
+                    if case let .partition(number) = volume.kind { rootPartition = (number, "the first ext filesystem") } else { rootPartition = nil }
+                }
             }
+        }
+        guard let located else {
+            let seen = (volumes?.volumes ?? []).map { "\($0.name) \($0.probe?.type ?? "nothing recognised")" }
+            throw SourceError.noRootFilesystem(path: path, found: seen.isEmpty ? "none" : seen.joined(separator: ", "),
+                                               unreadable: (volumes?.unreadable ?? []).map { "\($0.name): \($0.reason)" })
         }
         filesystem = located
         self.volumes = volumes

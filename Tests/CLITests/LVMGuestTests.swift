@@ -21,29 +21,29 @@ struct LVMGuestTests {
         func offset(_ key: String) -> UInt64 { UInt64(fixture[key] ?? "") ?? 0 }
     }
 
-    nonisolated(unsafe) static var shared: [Bool: Converted] = [:]
+    nonisolated(unsafe) static var shared: [LVMGuestLayout: Converted] = [:]
     static let lock = NSLock()
     static let directory = "/tmp/rehost-lvm-convert-test"
 
-    static func converted(separateVar: Bool) throws -> Converted {
+    static func converted(_ layout: LVMGuestLayout) throws -> Converted {
         lock.lock()
         defer { lock.unlock() }
-        if let known = shared[separateVar] { return known }
-        let fixture = try Fixture.lvmGuest(separateVar: separateVar)
+        if let known = shared[layout] { return known }
+        let fixture = try Fixture.lvmGuest(layout)
         if shared.isEmpty {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o777])
         }
-        let disk = "\(directory)/\(separateVar ? "var" : "boot").raw"
+        let disk = "\(directory)/\(layout.rawValue).raw"
         let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--json"], asUser: "nobody")
         let made = Converted(fixture: fixture, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr, status: result.status)
-        shared[separateVar] = made
+        shared[layout] = made
         return made
     }
 
     @Test func inspectShowsTheVolumeGroupAndTheMounts() throws {
-        let fixture = try Fixture.lvmGuest(separateVar: true)
+        let fixture = try Fixture.lvmGuest(.separateVar)
         let json = try Command.runRehost(["inspect", "--json", fixture.imagePath], asUser: "nobody").requireSuccess()
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
         let input = try #require(report["input"] as? [String: Any])
@@ -66,18 +66,40 @@ struct LVMGuestTests {
         #expect(text.contains("/boot from UUID="))
     }
 
-    @Test(arguments: [false, true])
-    func convertsToOneCleanFilesystem(separateVar: Bool) throws {
-        let c = try Self.converted(separateVar: separateVar)
+    /// A disk holding one PV of a two-disk group: its striped LV cannot be read, and no root is
+    /// found; the error says so, naming the missing PV.
+    @Test func missingPhysicalVolumeIsNamed() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-lvm-missing")
+        try dir.makeWorldWritable()
+        let disk = dir.file("half.img")
+        _ = try Command.run("truncate", ["-s", "24M", disk]).requireSuccess()
+        _ = try Command.run("sfdisk", ["-q", disk], stdin: Array("label: dos\nstart=2048, type=8e\n".utf8)).requireSuccess()
+        _ = try Command.run("/usr/bin/python3", ["\(Fixture.repositoryRoot)/Fixtures/lvm2-write.py", disk, "--offset", "1048576",
+                                                 "--size", "\(23 << 20)", "--vg", "vgdata", "--pvs", "2", "--extent-mib", "1",
+                                                 "--lv", "data:8:striped:64"]).requireSuccess()
+        _ = try Command.run("chmod", ["644", disk]).requireSuccess()
+        let result = try Command.runRehost(["inspect", disk], asUser: "nobody")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no partition or LVM2 logical volume holds an ext2/ext3/ext4 filesystem"), "\(result.stderr)")
+        #expect(result.stderr.contains("vgdata/data: its physical volume pv1"), "\(result.stderr)")
+    }
+
+    @Test(arguments: LVMGuestLayout.allCases)
+    func convertsToOneCleanFilesystem(layout: LVMGuestLayout) throws {
+        let c = try Self.converted(layout)
         #expect(c.status == 0, "rehost convert failed: \(c.stderr)")
         let fsck = try Command.run("e2fsck", ["-fn", c.partition])
         #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
         let fstab = try Command.run("debugfs", ["-R", "cat /etc/fstab", c.partition]).requireSuccess().stdout
         let lines = fstab.split(separator: "\n").map(String.init)
         #expect(lines.contains("LABEL=/\t/\text3\tdefaults\t1 1"), "\(fstab)")
-        #expect(lines.contains { $0.hasPrefix("# rehost: merged into /: ") && $0.contains("\t/boot\t") }, "\(fstab)")
+        if layout != .allLVM {
+            #expect(lines.contains { $0.hasPrefix("# rehost: merged into /: ") && $0.contains("\t/boot\t") }, "\(fstab)")
+        }
         #expect(lines.contains { $0.hasPrefix("# rehost: ") && $0.contains("LogVol01") && $0.contains("swap") }, "\(fstab)")
-        if separateVar {
+        let boot = try Command.run("debugfs", ["-R", "ls -l /boot", c.partition]).requireSuccess().stdout
+        #expect(boot.contains("vmlinuz-") && boot.contains("grub"), "\(boot)")
+        if layout == .separateVar {
             #expect(lines.contains("# rehost: merged into /: /dev/sda3\t/var\text3\tdefaults\t1 2"), "\(fstab)")
         }
         #expect(!lines.contains { !$0.hasPrefix("#") && ($0.contains("VolGroup00") || $0.contains("/boot") || $0.contains("/var")) })
@@ -85,9 +107,10 @@ struct LVMGuestTests {
 
     /// The output's tree is the root filesystem's with each mounted filesystem at its mount point
     /// (its lost+found left out), apart from the declared repairs.
-    @Test(arguments: [false, true])
-    func mergedTreeIsTheSourceFilesystemsTogether(separateVar: Bool) throws {
-        let c = try Self.converted(separateVar: separateVar)
+    @Test(arguments: [LVMGuestLayout.bootPartition, .separateVar])
+    func mergedTreeIsTheSourceFilesystemsTogether(layout: LVMGuestLayout) throws {
+        let c = try Self.converted(layout)
+        let separateVar = layout == .separateVar
         let image = c.fixture.imagePath
         let root = try ExtTreeManifest.read(image: image, offset: c.offset("ROOT_OFFSET"))
         var mounted = [("/boot", try ExtTreeManifest.read(image: image, offset: c.offset("BOOT_OFFSET")))]
@@ -114,10 +137,10 @@ struct LVMGuestTests {
         #expect(output.entries.keys.contains { $0.hasPrefix("/boot/vmlinuz-") })
     }
 
-    @Test(arguments: [(false, "ide"), (true, "virtio")])
-    func bootsFromItsOwnMBR(separateVar: Bool, bus: String) throws {
-        let c = try Self.converted(separateVar: separateVar)
-        let log = "\(Self.directory)/serial-\(separateVar ? "var" : "boot")-\(bus).log"
+    @Test(arguments: [(LVMGuestLayout.bootPartition, "ide"), (.separateVar, "virtio")])
+    func bootsFromItsOwnMBR(layout: LVMGuestLayout, bus: String) throws {
+        let c = try Self.converted(layout)
+        let log = "\(Self.directory)/serial-\(layout.rawValue)-\(bus).log"
         let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", c.disk, "--format", "raw",
                                                  "--bus", bus, "--log", log, "--timeout", "240"],
                                    timeout: .seconds(300), asUser: "nobody")

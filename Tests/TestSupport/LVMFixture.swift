@@ -1,30 +1,47 @@
 import Foundation
 import Synchronization
 
+/// The layouts Fixtures/make-lvm-guest.sh builds.
+public enum LVMGuestLayout: String, Sendable, CaseIterable {
+    /// `/boot` on partition 1, `/` and swap in VolGroup00 on partition 2.
+    case bootPartition = "lvm-guest"
+    /// The same and `/var` on partition 3.
+    case separateVar = "lvm-var-guest"
+    /// One partition, the PV: `/boot` inside the root LV.
+    case allLVM = "lvm-only-guest"
+
+    var option: [String] {
+        switch self {
+        case .bootPartition: return []
+        case .separateVar: return ["--separate-var"]
+        case .allLVM: return ["--all-lvm"]
+        }
+    }
+}
+
 extension Fixture {
     public static var lvmGuestDirectory: String { "/tmp/rehost-lvm-fixture-\(getuid())" }
-    private static let lvmCache = Mutex<[Bool: Result<FixtureImage, TestSupportError>]>([:])
+    private static let lvmCache = Mutex<[LVMGuestLayout: Result<FixtureImage, TestSupportError>]>([:])
 
-    /// The Xen fixture guest on LVM2 (Fixtures/make-lvm-guest.sh): `/boot` on partition 1, `/` and
-    /// swap in VolGroup00 on partition 2; with `separateVar`, `/var` on partition 3. Built once
-    /// per test process from the shared Xen instance.
-    public static func lvmGuest(separateVar: Bool) throws -> FixtureImage {
+    /// The Xen fixture guest on LVM2 (Fixtures/make-lvm-guest.sh) in one of its layouts. Built
+    /// once per test process from the shared Xen instance.
+    public static func lvmGuest(_ layout: LVMGuestLayout) throws -> FixtureImage {
         let result = lvmCache.withLock { results in
-            if let known = results[separateVar] { return known }
-            let made = Result { () throws(TestSupportError) -> FixtureImage in try buildLVMGuest(separateVar: separateVar) }
-            results[separateVar] = made
+            if let known = results[layout] { return known }
+            let made = Result { () throws(TestSupportError) -> FixtureImage in try buildLVMGuest(layout) }
+            results[layout] = made
             return made
         }
         return try result.get()
     }
 
-    private static func buildLVMGuest(separateVar: Bool) throws(TestSupportError) -> FixtureImage {
+    private static func buildLVMGuest(_ layout: LVMGuestLayout) throws(TestSupportError) -> FixtureImage {
         let script = "\(repositoryRoot)/Fixtures/make-lvm-guest.sh"
-        let name = separateVar ? "lvm-var-guest" : "lvm-guest"
+        let name = layout.rawValue
         do {
             let xen = try xenInstance()
             try FileManager.default.createDirectory(atPath: lvmGuestDirectory, withIntermediateDirectories: true)
-            let result = try Command.run("/bin/bash", [script, lvmGuestDirectory] + (separateVar ? ["--separate-var"] : []),
+            let result = try Command.run("/bin/bash", [script, lvmGuestDirectory] + layout.option,
                                          environment: ["REHOST_XEN_INSTANCE": xen.imagePath], timeout: .seconds(1800))
             guard result.succeeded else {
                 throw TestSupportError.fixtureFailed(script: script, reason: "status \(result.status): \(TestSupportError.lastLine(of: result.stderr))")

@@ -78,7 +78,8 @@ public struct GuestVolumes {
                     volumes.append(GuestVolume(kind: .logicalVolume(group: group.group.name, volume: lv.name), disk: disk,
                                                probe: probe, location: location))
                 } catch let error as RehostError {
-                    unreadable.append((name, error.description))
+                    let text = error.description
+                    unreadable.append((name, text.hasPrefix(name + ": ") ? String(text.dropFirst(name.count + 2)) : text))
                 }
             }
         }
