@@ -10,17 +10,21 @@
 # and fstab naming /dev/mapper/VolGroup00-LogVol00 for /, UUID= for /boot and /dev/sda3 for /var.
 # With --all-lvm, OUTDIR/lvm-only-guest.img: one partition (0x8e), the PV, and /boot inside the
 # root LV: no partition holds a filesystem itself.
+# With --two-disks, the layout of the first and VolGroup00 spread over two disks:
+# OUTDIR/lvm-two-guest.img (as lvm-guest.img, PV pv0) and OUTDIR/lvm-two-guest-disk2.img (one
+# 0x8e partition, PV pv1, holding LogVol02: ext3 /home, named /dev/VolGroup00/LogVol02 in fstab).
 # The LVM2 metadata is written by Fixtures/lvm2-write.py (no lvm2 tools, loop device or root).
 # Writes OUTDIR/NAME.env with the layout (offsets, UUIDs) for the tests.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--separate-var | --all-lvm]" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--separate-var | --all-lvm | --two-disks]" >&2; exit 2; }
 die() { echo "make-lvm-guest: error: $*" >&2; exit 1; }
 note() { echo "make-lvm-guest: $*" >&2; }
 
-VAR=0 ONLY=0
+VAR=0 ONLY=0 TWO=0
 if [ $# -eq 2 ] && [ "$2" = --separate-var ]; then VAR=1; set -- "$1"; fi
 if [ $# -eq 2 ] && [ "$2" = --all-lvm ]; then ONLY=1; set -- "$1"; fi
+if [ $# -eq 2 ] && [ "$2" = --two-disks ]; then TWO=1; set -- "$1"; fi
 [ $# -eq 1 ] || usage
 case "$1" in -h|--help|-*) usage ;; esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,6 +47,8 @@ fi
 NAME=lvm-guest
 [ "$VAR" = 0 ] || NAME=lvm-var-guest
 [ "$ONLY" = 0 ] || NAME=lvm-only-guest
+[ "$TWO" = 0 ] || NAME=lvm-two-guest
+HOME_UUID=5b9d3e1f-2c4a-4b6d-8e0f-1a2b3c4d5e6f
 IMAGE=$OUTDIR/$NAME.img
 ENVFILE=$OUTDIR/$NAME.env
 WORK=$(mktemp -d "$OUTDIR/.lvm-guest-work.XXXXXX")
@@ -69,6 +75,10 @@ if [ "$VAR" = 1 ]; then
     mv "$WORK/root/var" "$WORK/var"
     mkdir "$WORK/root/var"
 fi
+if [ "$TWO" = 1 ]; then
+    mv "$WORK/root/home" "$WORK/home"
+    mkdir "$WORK/root/home"
+fi
 if [ "$ONLY" = 1 ]; then
     ROOT_DEV=/dev/mapper/VolGroup00-LogVol00 BOOT_DEV= SWAP_DEV=/dev/VolGroup00/LogVol01
 elif [ "$VAR" = 0 ]; then
@@ -81,6 +91,7 @@ fi
     printf '%s\t/\text3\tdefaults\t1 1\n' "$ROOT_DEV"
     [ "$ONLY" = 1 ] || printf '%s\t/boot\text3\tdefaults\t1 2\n' "$BOOT_DEV"
     [ "$VAR" = 0 ] || printf '/dev/sda3\t/var\text3\tdefaults\t1 2\n'
+    [ "$TWO" = 0 ] || printf '/dev/VolGroup00/LogVol02\t/home\text3\tdefaults\t1 2\n'
     printf 'tmpfs\t/dev/shm\ttmpfs\tdefaults\t0 0\n'
     printf 'devpts\t/dev/pts\tdevpts\tgid=5,mode=620\t0 0\n'
     printf 'sysfs\t/sys\tsysfs\tdefaults\t0 0\n'
@@ -89,6 +100,7 @@ fi
 } > "$WORK/root/etc/fstab"
 find "$WORK/root" $([ "$ONLY" = 1 ] || echo "$WORK/boot") -exec touch -h -d "@$INSTALL_EPOCH" {} +
 [ "$VAR" = 0 ] || find "$WORK/var" -exec touch -h -d "@$INSTALL_EPOCH" {} +
+[ "$TWO" = 0 ] || find "$WORK/home" -exec touch -h -d "@$INSTALL_EPOCH" {} +
 
 mkfs() { # label uuid tree file size-MiB
     E2FSPROGS_FAKE_TIME=$INSTALL_EPOCH mke2fs -q -F -t ext3 \
@@ -100,6 +112,7 @@ note "creating the filesystems"
 [ "$ONLY" = 1 ] || mkfs /boot "$BOOT_UUID" "$WORK/boot" "$WORK/boot.ext3" 64
 mkfs / "$ROOT_UUID" "$WORK/root" "$WORK/root.ext3" 192
 [ "$VAR" = 0 ] || mkfs "" "$VAR_UUID" "$WORK/var" "$WORK/var.ext3" 96
+[ "$TWO" = 0 ] || mkfs "" "$HOME_UUID" "$WORK/home" "$WORK/home.ext3" 32
 truncate -s 16M "$WORK/swap"
 mkswap -U "$SWAP_UUID" "$WORK/swap" >/dev/null 2>&1
 
@@ -117,8 +130,23 @@ truncate -s "${DISK_MIB}M" "$IMAGE.tmp"
     echo "start=$((P2 * 2048)), size=$((P2_SIZE * 2048)), type=8e"
     [ "$VAR" = 0 ] || echo "start=$((P3 * 2048)), size=$((P3_SIZE * 2048)), type=83"
 } | sfdisk -q "$IMAGE.tmp" >/dev/null
-lvs=$(python3 "$HERE/lvm2-write.py" "$IMAGE.tmp" --offset $((P2 * MIB)) --size $((P2_SIZE * MIB)) \
-      --vg VolGroup00 --lv LogVol00:48 --lv LogVol01:4 --device "$([ "$ONLY" = 1 ] && echo /dev/sda1 || echo /dev/sda2)")
+if [ "$TWO" = 0 ]; then
+    lvs=$(python3 "$HERE/lvm2-write.py" "$IMAGE.tmp" --offset $((P2 * MIB)) --size $((P2_SIZE * MIB)) \
+          --vg VolGroup00 --lv LogVol00:48 --lv LogVol01:4 --device "$([ "$ONLY" = 1 ] && echo /dev/sda1 || echo /dev/sda2)")
+else
+    # LVs are given to the PVs in turn: LogVol00 on pv0, LogVol02 on pv1, LogVol01 on pv0.
+    D2_SIZE=41
+    TWO_PVS=(--vg VolGroup00 --pvs 2 --pv-size $((P2_SIZE * MIB)) --pv-size $((D2_SIZE * MIB)) --lv LogVol00:48 --lv LogVol02:8 --lv LogVol01:4)
+    lvs=$(python3 "$HERE/lvm2-write.py" "$IMAGE.tmp" --offset $((P2 * MIB)) --size $((P2_SIZE * MIB)) --pv-index 0 "${TWO_PVS[@]}")
+    DISK2=$OUTDIR/$NAME-disk2.img
+    rm -f "$DISK2.tmp"
+    truncate -s $(((D2_SIZE + 2) * MIB)) "$DISK2.tmp"
+    printf 'label: dos\nlabel-id: 0x5eed1e56\nstart=2048, size=%d, type=8e\n' $((D2_SIZE * 2048)) | sfdisk -q "$DISK2.tmp" >/dev/null
+    HOME_OFFSET=$(python3 "$HERE/lvm2-write.py" "$DISK2.tmp" --offset "$MIB" --size $((D2_SIZE * MIB)) --pv-index 1 "${TWO_PVS[@]}" \
+                  | awk '$1 == "LogVol02" { print $2 }')
+    dd if="$WORK/home.ext3" of="$DISK2.tmp" bs=1M oflag=seek_bytes seek="$HOME_OFFSET" conv=notrunc,sparse status=none
+    mv "$DISK2.tmp" "$DISK2"
+fi
 ROOT_OFFSET=$(echo "$lvs" | awk '$1 == "LogVol00" { print $2 }')
 SWAP_OFFSET=$(echo "$lvs" | awk '$1 == "LogVol01" { print $2 }')
 put() { dd if="$1" of="$IMAGE.tmp" bs=1M oflag=seek_bytes seek="$2" conv=notrunc,sparse status=none; }
@@ -138,6 +166,9 @@ ROOT_UUID=$ROOT_UUID
 SWAP_OFFSET=$SWAP_OFFSET
 VAR_OFFSET=$([ "$VAR" = 0 ] || echo $((P3 * MIB)))
 VAR_UUID=$([ "$VAR" = 0 ] || echo "$VAR_UUID")
+DISK2=$([ "$TWO" = 0 ] || echo "$DISK2")
+HOME_OFFSET=$([ "$TWO" = 0 ] || echo "$HOME_OFFSET")
+HOME_UUID=$([ "$TWO" = 0 ] || echo "$HOME_UUID")
 ROOT_DEV=$ROOT_DEV
 BOOT_DEV=$BOOT_DEV
 EOT

@@ -38,7 +38,7 @@ public final class Converter {
 
     public func run() throws -> ConvertReport {
         let startedWall = monotonicSeconds()
-        let source = try SourceGuest(path: options.input, partition: options.partition,
+        let source = try SourceGuest(path: options.input, moreDisks: options.moreDisks, partition: options.partition,
                                      scratchDirectory: options.scratchDirectory, progress: progress)
         // Kernel packages are read and checked before anything else: a bad one fails at once.
         let supplied = try options.addKernels.map(SuppliedKernel.prepare(path:))
@@ -153,8 +153,10 @@ public final class Converter {
     }
 
     private func refuseOverwritingInput(_ source: SourceGuest) throws {
-        for output in options.outputs where isSameFile(options.input, output.path) {
-            throw ConvertError.sameFile(path: output.path)
+        for output in options.outputs {
+            for input in [options.input] + options.moreDisks where isSameFile(input, output.path) {
+                throw ConvertError.sameFile(path: output.path)
+            }
         }
     }
 }

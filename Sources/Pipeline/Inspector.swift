@@ -6,9 +6,9 @@ import ImageCore
 public enum Inspector {
     public static func inspect(path: String, target: Target = .kvm, rootReference: RootReferenceChoice = .auto,
                                partition: Int? = nil, scratchDirectory: String? = nil, kernel: String? = nil,
-                               addKernels: [String] = []) throws -> InspectReport {
+                               addKernels: [String] = [], moreDisks: [String] = []) throws -> InspectReport {
         let supplied = try addKernels.map(SuppliedKernel.prepare(path:))
-        let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory)
+        let source = try SourceGuest(path: path, moreDisks: moreDisks, partition: partition, scratchDirectory: scratchDirectory)
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: target, kernel: supplied.isEmpty ? kernel : nil)
         let fs = source.report.filesystem

@@ -13,6 +13,8 @@ public struct InputReport: Codable, Sendable {
     public var partitionReason: String?
     public var filesystemOffset: UInt64
     public var filesystem: FilesystemReport
+    /// Further disks given for the guest's LVM2 PVs.
+    public var moreDisks: [String] = []
     /// Where the root filesystem is when the disk has several: "partition 1", "VolGroup00/LogVol00".
     public var rootVolume: String?
     /// The LVM2 volume groups found on the input's partitions.

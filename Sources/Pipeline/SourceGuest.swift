@@ -27,6 +27,8 @@ final class SourceGuest {
     /// logical volumes, shallowest mount point first: merged into the new root by `convert`.
     let mounts: [SourceMount]
     let volumes: GuestVolumes?
+    /// Further disks of the guest (holding more of its LVM2 PVs), opened like the input.
+    let moreDisks: [InputImage]
     let report: InputReport
 
     struct SourceMount {
@@ -35,8 +37,10 @@ final class SourceGuest {
         var filesystem: Ext2Filesystem
     }
 
-    init(path: String, partition: Int?, scratchDirectory: String?, progress: ProgressSink = SilentProgress()) throws {
+    init(path: String, moreDisks: [String] = [], partition: Int?, scratchDirectory: String?,
+         progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
+        self.moreDisks = try moreDisks.map { try InputImage.open(path: $0, scratchDirectory: scratchDirectory, progress: progress) }
         // On a disk whose only Linux partitions are LVM2 PVs, the locator's choice is a PV.
         var located = input.probe.isExt ? try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset) : nil
         var notes: [String] = []
@@ -44,19 +48,22 @@ final class SourceGuest {
         var rootPartition = input.rootPartition.map { (number: $0.number, reason: $0.reason) }
         var rootOffset = input.filesystemOffset
         var volumes: GuestVolumes?
-        if let partitions = Self.partitions(of: input.kind) {
-            volumes = try GuestVolumes.scan(path: input.filesystemPath, partitions: partitions)
+        // A bare ext filesystem alone has nothing to assemble; a partitioned disk, a whole-disk PV
+        // or several disks are scanned.
+        if Self.partitions(of: input.kind) != nil || !input.probe.isExt || !moreDisks.isEmpty {
+            volumes = try GuestVolumes.scan(([input] + self.moreDisks).map {
+                GuestVolumes.Disk(path: $0.filesystemPath, partitions: Self.partitions(of: $0.kind) ?? [])
+            })
             for (name, reason) in volumes!.unreadable { notes.append("\(name) cannot be read: \(reason)") }
             // The partition the locator chose may be a separate /boot: the root is the ext
             // filesystem that holds /etc/fstab (a partition or a logical volume).
             if partition == nil, try located?.lookup("/etc/fstab") == nil {
                 for volume in volumes!.volumes where volume.isExt {
-                    guard let at = volume.location, located == nil || at.offset != input.filesystemOffset else { continue }
-                    let candidate = try Ext2Filesystem(path: at.path, offset: at.offset)
+                    guard located == nil || !Self.isLocatorChoice(volume, input), let candidate = try Self.open(volume) else { continue }
                     guard try candidate.lookup("/etc/fstab") != nil else { continue }
                     let reason = located == nil ? "the ext filesystem holding /etc/fstab"
                         : "the ext filesystem holding /etc/fstab (\(rootName ?? "the first choice") has none)"
-                    if case let .partition(number) = volume.kind {
+                    if case let .partition(0, number) = volume.kind {
                         rootPartition = (number, reason)
                     } else {
                         rootPartition = nil
@@ -64,16 +71,17 @@ final class SourceGuest {
                     }
                     located = candidate
                     rootName = volume.name
-                    rootOffset = at.offset
+                    rootOffset = volume.location?.offset ?? 0
                     break
                 }
                 // No fstab anywhere: the first ext filesystem, as the locator would have chosen.
-                if located == nil, let volume = volumes!.volumes.first(where: { $0.isExt && $0.location != nil }), let at = volume.location {
-                    located = try Ext2Filesystem(path: at.path, offset: at.offset)
+                if located == nil, let volume = volumes!.volumes.first(where: { $0.isExt && $0.location != nil }),
+                   let at = volume.location, let opened = try Self.open(volume) {
+                    located = opened
                     notes.append("the root filesystem is \(volume.name), the first ext filesystem (none holds /etc/fstab)")
                     rootName = volume.name
                     rootOffset = at.offset
-                    if case let .partition(number) = volume.kind { rootPartition = (number, "the first ext filesystem") } else { rootPartition = nil }
+                    if case let .partition(0, number) = volume.kind { rootPartition = (number, "the first ext filesystem") } else { rootPartition = nil }
                 }
             }
         }
@@ -95,12 +103,11 @@ final class SourceGuest {
                     notes.append("fstab line \(entry.line): \(entry.device) on \(entry.mountPoint) is none of the input's partitions or logical volumes; its files are not copied")
                     continue
                 }
-                guard volume.isExt, let at = volume.location else {
+                guard volume.isExt, let fs = try Self.open(volume) else {
                     notes.append("fstab line \(entry.line): \(entry.mountPoint) is on \(volume.name), which holds \(volume.probe?.type ?? "nothing Rehost can read"); its files are not copied")
                     continue
                 }
-                guard at.offset != rootOffset || at.path != input.filesystemPath else { continue }
-                let fs = try Ext2Filesystem(path: at.path, offset: at.offset)
+                guard volume.name != rootName else { continue }
                 mounts.append(SourceMount(mountPoint: entry.mountPoint, volume: volume, filesystem: fs))
                 mountReports.append(MountReport(mountPoint: entry.mountPoint, device: entry.device, volume: volume.name,
                                                 type: fs.typeName, label: fs.label, uuid: UUIDBytes.format(fs.uuid),
@@ -117,9 +124,24 @@ final class SourceGuest {
                 sizeBytes: filesystem.sizeInBytes, usedBytes: filesystem.usedBytes, blockSize: filesystem.blockSize,
                 inodeSize: filesystem.inodeSize, inodesUsed: filesystem.usedInodes, inodesTotal: filesystem.inodesCount,
                 features: filesystem.featureNames),
+            moreDisks: moreDisks,
             rootVolume: rootName,
             volumeGroups: (volumes?.groups ?? []).map(VolumeGroupReport.init),
             mounts: mountReports, notes: notes)
+    }
+
+    /// The one place a partition or LV becomes a filesystem. Today libext2fs reads a plain file at
+    /// an offset (unix_io's `offset=`), so only volumes that are one run of a file open; the
+    /// io_manager over `RandomAccessDisk` will open `volume.disk` itself (striped and multi-segment
+    /// LVs, qcow2/VMDK inputs without a scratch copy).
+    static func open(_ volume: GuestVolume) throws -> Ext2Filesystem? {
+        guard let at = volume.location else { return nil }
+        return try Ext2Filesystem(path: at.path, offset: at.offset)
+    }
+
+    /// Whether `volume` is the filesystem the locator chose (already open as `located`).
+    private static func isLocatorChoice(_ volume: GuestVolume, _ input: InputImage) -> Bool {
+        volume.location?.path == input.filesystemPath && volume.location?.offset == input.filesystemOffset
     }
 
     /// The used bytes and size of every filesystem the new root receives.

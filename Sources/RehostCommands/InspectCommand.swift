@@ -28,7 +28,7 @@ struct InspectCommand: ParsableCommand {
         try runReportingErrors {
             let report = try Inspector.inspect(path: guest.input, target: guest.target, rootReference: guest.rootReference,
                                                partition: guest.partition, scratchDirectory: guest.scratchDirectory,
-                                               kernel: guest.kernel, addKernels: guest.addKernel)
+                                               kernel: guest.kernel, addKernels: guest.addKernel, moreDisks: guest.moreDisks)
             if guest.json { try printJSON(report) } else { print(TextReport.inspect(report), terminator: "") }
         }
     }

@@ -12,6 +12,10 @@ struct GuestOptions: ParsableArguments {
                                  valueName: "input"))
     var input: String
 
+    @Argument(help: ArgumentHelp("More disks of the same guest, for an LVM2 volume group spread over several disks (each raw, gzip, qcow2, VMDK, VDI, VHD or OVA).",
+                                 valueName: "disk"))
+    var moreDisks: [String] = []
+
     @Option(help: ArgumentHelp("For a partitioned input disk, the partition number of the root filesystem (default: the bootable, else the largest, Linux partition).",
                                valueName: "n"))
     var partition: Int?

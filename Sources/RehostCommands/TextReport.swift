@@ -109,6 +109,7 @@ enum TextReport {
         out += "  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid)\n"
         out += "  size:         \(ByteCount.format(f.sizeBytes)), \(ByteCount.format(f.usedBytes)) used, \(f.inodesUsed) of \(f.inodesTotal) inodes, \(f.blockSize)-byte blocks, \(f.inodeSize)-byte inodes\n"
         out += "  features:     \(f.features.joined(separator: " "))\n"
+        for d in i.moreDisks { out += "  more disk:    \(d)\n" }
         if let root = i.rootVolume, i.partition == nil { out += "  root on:      \(root)\n" }
         for g in i.volumeGroups {
             out += "  LVM2 VG:      \(g.name) (\(g.uuid)), extents of \(ByteCount.format(g.extentSize)), seqno \(g.seqno)\n"

@@ -36,7 +36,8 @@ struct LVMGuestTests {
                                                     attributes: [.posixPermissions: 0o777])
         }
         let disk = "\(directory)/\(layout.rawValue).raw"
-        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--json"], asUser: "nobody")
+        let more = [fixture["DISK2"] ?? ""].filter { !$0.isEmpty }
+        let result = try Command.runRehost(["convert", fixture.imagePath] + more + ["-o", disk, "--json"], asUser: "nobody")
         let made = Converted(fixture: fixture, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr, status: result.status)
         shared[layout] = made
         return made
@@ -84,6 +85,19 @@ struct LVMGuestTests {
         #expect(result.stderr.contains("vgdata/data: its physical volume pv1"), "\(result.stderr)")
     }
 
+    /// Without its second disk, the two-disk guest converts without /home and says why.
+    @Test func secondDiskMissingIsANote() throws {
+        let fixture = try Fixture.lvmGuest(.twoDisks)
+        let json = try Command.runRehost(["inspect", "--json", fixture.imagePath], asUser: "nobody").requireSuccess()
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
+        let input = try #require(report["input"] as? [String: Any])
+        let notes = input["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.hasPrefix("VolGroup00/LogVol02 cannot be read: its physical volume pv1") }, "\(notes)")
+        #expect(notes.contains { $0.contains("/dev/VolGroup00/LogVol02 on /home") }, "\(notes)")
+        let mounts = (input["mounts"] as? [[String: Any]] ?? []).compactMap { $0["mountPoint"] as? String }
+        #expect(mounts == ["/boot"])
+    }
+
     @Test(arguments: LVMGuestLayout.allCases)
     func convertsToOneCleanFilesystem(layout: LVMGuestLayout) throws {
         let c = try Self.converted(layout)
@@ -99,6 +113,9 @@ struct LVMGuestTests {
         #expect(lines.contains { $0.hasPrefix("# rehost: ") && $0.contains("LogVol01") && $0.contains("swap") }, "\(fstab)")
         let boot = try Command.run("debugfs", ["-R", "ls -l /boot", c.partition]).requireSuccess().stdout
         #expect(boot.contains("vmlinuz-") && boot.contains("grub"), "\(boot)")
+        if layout == .twoDisks {
+            #expect(lines.contains("# rehost: merged into /: /dev/VolGroup00/LogVol02\t/home\text3\tdefaults\t1 2"), "\(fstab)")
+        }
         if layout == .separateVar {
             #expect(lines.contains("# rehost: merged into /: /dev/sda3\t/var\text3\tdefaults\t1 2"), "\(fstab)")
         }
@@ -107,14 +124,16 @@ struct LVMGuestTests {
 
     /// The output's tree is the root filesystem's with each mounted filesystem at its mount point
     /// (its lost+found left out), apart from the declared repairs.
-    @Test(arguments: [LVMGuestLayout.bootPartition, .separateVar])
+    @Test(arguments: [LVMGuestLayout.bootPartition, .separateVar, .twoDisks])
     func mergedTreeIsTheSourceFilesystemsTogether(layout: LVMGuestLayout) throws {
         let c = try Self.converted(layout)
-        let separateVar = layout == .separateVar
         let image = c.fixture.imagePath
         let root = try ExtTreeManifest.read(image: image, offset: c.offset("ROOT_OFFSET"))
         var mounted = [("/boot", try ExtTreeManifest.read(image: image, offset: c.offset("BOOT_OFFSET")))]
-        if separateVar { mounted.append(("/var", try ExtTreeManifest.read(image: image, offset: c.offset("VAR_OFFSET")))) }
+        if layout == .separateVar { mounted.append(("/var", try ExtTreeManifest.read(image: image, offset: c.offset("VAR_OFFSET")))) }
+        if layout == .twoDisks {
+            mounted.append(("/home", try ExtTreeManifest.read(image: c.fixture["DISK2"] ?? "?", offset: c.offset("HOME_OFFSET"))))
+        }
         var entries = root.entries
         for (index, (mountPoint, manifest)) in mounted.enumerated() {
             #expect(manifest.entries.count > 3, "\(mountPoint) should hold files")

@@ -9,12 +9,16 @@ public enum LVMGuestLayout: String, Sendable, CaseIterable {
     case separateVar = "lvm-var-guest"
     /// One partition, the PV: `/boot` inside the root LV.
     case allLVM = "lvm-only-guest"
+    /// As `bootPartition`, with VolGroup00 spread over a second disk (`DISK2` in the environment)
+    /// whose PV holds LogVol02, mounted on `/home`.
+    case twoDisks = "lvm-two-guest"
 
     var option: [String] {
         switch self {
         case .bootPartition: return []
         case .separateVar: return ["--separate-var"]
         case .allLVM: return ["--all-lvm"]
+        case .twoDisks: return ["--two-disks"]
         }
     }
 }

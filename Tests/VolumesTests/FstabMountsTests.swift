@@ -36,7 +36,7 @@ import Testing
             FilesystemProbe(type: "ext3", label: label, uuid: uuid, version: nil, usage: "filesystem")
         }
         let volumes = GuestVolumes(volumes: [
-            GuestVolume(kind: .partition(number: 1), disk: disk, probe: probe("/boot", "6c0f1c2a-aaaa"), location: ("d", 1 << 20)),
+            GuestVolume(kind: .partition(disk: 0, number: 1), disk: disk, probe: probe("/boot", "6c0f1c2a-aaaa"), location: ("d", 1 << 20)),
             GuestVolume(kind: .logicalVolume(group: "vg-data", volume: "root"), disk: disk, probe: probe("", "0e5b"), location: nil),
         ], groups: [], unreadable: [])
         #expect(volumes.volume(named: "LABEL=/boot")?.name == "partition 1")

@@ -25,6 +25,10 @@ struct FilesystemLocator {
         }
         if let partition { throw InputError.partitionWithoutTable(path: displayPath, number: partition) }
         let probe = try BlkidProbe.probeFilesystem(path: dataPath, offset: 0, size: nil)
+        if let probe, probe.type == "LVM2_member" {
+            // A whole-disk LVM2 PV: its logical volumes are found above this layer (Volumes).
+            return LocatedFilesystem(kind: .bareFilesystem, offset: 0, size: size, probe: probe, choice: nil)
+        }
         let (fsProbe, fsSize) = try checkFilesystem(probe: probe, offset: 0, available: size,
                                                     location: nil, container: "the file")
         return LocatedFilesystem(kind: .bareFilesystem, offset: 0, size: fsSize, probe: fsProbe, choice: nil)

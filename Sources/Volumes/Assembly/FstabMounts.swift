@@ -48,8 +48,12 @@ extension GuestVolumes {
         if parts.count == 4, parts[0].isEmpty, parts[1] == "dev" {
             return volumes.first { $0.kind == .logicalVolume(group: String(parts[2]), volume: String(parts[3])) }
         }
-        if let number = Self.partitionNumber(device) {
-            return volumes.first { $0.kind == .partition(number: number) }
+        if let (letter, number) = Self.partitionName(device) {
+            // With one disk every letter is that disk (clouds numbered Xen disks xvde, xvdf...);
+            // with several, b is the second disk given, c the third.
+            let index = Int(letter.asciiValue ?? 97) - 97
+            let disk = diskCount > 1 && index > 0 && index < diskCount ? index : 0
+            return volumes.first { $0.kind == .partition(disk: disk, number: number) }
         }
         return nil
     }
@@ -61,13 +65,16 @@ extension GuestVolumes {
 
     /// 2 for /dev/sda2, /dev/hda2, /dev/xvda2, /dev/vda2, /dev/xvde2 (a Xen disk letter other than a
     /// counts as the first disk: clouds numbered them so); nil for anything else.
-    static func partitionNumber(_ device: String) -> Int? {
+    static func partitionNumber(_ device: String) -> Int? { partitionName(device)?.number }
+
+    /// The disk letter and partition number of /dev/sdb2 and the like.
+    static func partitionName(_ device: String) -> (letter: Character, number: Int)? {
         for prefix in ["/dev/xvd", "/dev/sd", "/dev/hd", "/dev/vd"] where device.hasPrefix(prefix) {
             let rest = device.dropFirst(prefix.count)
-            guard let letter = rest.first, letter.isLetter else { return nil }
+            guard let letter = rest.first, letter.isASCII, letter.isLowercase else { return nil }
             let digits = rest.dropFirst()
             guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let n = Int(digits), n > 0 else { return nil }
-            return n
+            return (letter, n)
         }
         return nil
     }

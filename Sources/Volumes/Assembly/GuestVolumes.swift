@@ -7,7 +7,8 @@ import ImageFormats
 public struct GuestVolume {
     public enum Kind: Equatable, Sendable {
         case wholeDisk
-        case partition(number: Int)
+        /// A partition of the input disk (`disk` 0) or of a further disk given for its PVs.
+        case partition(disk: Int, number: Int)
         case logicalVolume(group: String, volume: String)
     }
 
@@ -24,7 +25,8 @@ public struct GuestVolume {
     public var name: String {
         switch kind {
         case .wholeDisk: return "the whole disk"
-        case let .partition(number): return "partition \(number)"
+        case let .partition(0, number): return "partition \(number)"
+        case let .partition(disk, number): return "disk \(disk + 1) partition \(number)"
         case let .logicalVolume(group, volume): return "\(group)/\(volume)"
         }
     }
@@ -38,32 +40,54 @@ public struct GuestVolumes {
     public var groups: [LVM2.AssembledGroup]
     /// LVs that exist in the metadata but cannot be read, and why.
     public var unreadable: [(name: String, reason: String)]
+    /// How many disks were scanned: the input and the further disks given for their PVs.
+    public var diskCount = 1
+
+    /// One disk to scan: a raw file (an input or its scratch copy) and its partitions (none for a
+    /// disk without a partition table, scanned whole).
+    public struct Disk {
+        public var path: String
+        public var partitions: [PartitionProbe]
+        public init(path: String, partitions: [PartitionProbe]) {
+            self.path = path
+            self.partitions = partitions
+        }
+    }
 
     /// Scans `path` (a raw disk, the input or its scratch copy) and its `partitions` for LVM2
     /// PVs, assembles their volume groups and probes every partition and LV.
     public static func scan(path: String, partitions: [PartitionProbe]) throws -> GuestVolumes {
-        let file = try FileDisk(path: path)
+        try scan([Disk(path: path, partitions: partitions)])
+    }
+
+    /// Scans several disks of one guest: the first is the input, the others hold more PVs of its
+    /// volume groups (and may hold filesystems the fstab mounts: /dev/sdb1 is partition 1 of the
+    /// second).
+    public static func scan(_ disks: [Disk]) throws -> GuestVolumes {
         var volumes: [GuestVolume] = []
         var pvs: [LVM2.FoundPhysicalVolume] = []
-        let usable = partitions.filter { !$0.isExtended && $0.sizeBytes > 0 && $0.endBytes <= file.size }
-        let pieces: [(GuestVolume.Kind, any RandomAccessDisk)] = usable.isEmpty
-            ? [(.wholeDisk, file)]
-            : try usable.map { (.partition(number: $0.number),
-                                try DiskSlice(file, offset: $0.startBytes, size: $0.sizeBytes, name: "\(path), partition \($0.number)")) }
         var unreadable: [(String, String)] = []
-        for (kind, disk) in pieces {
-            // A damaged PV is reported, not fatal: the root may well be elsewhere.
-            do {
-                if let pv = try LVM2.examine(disk) {
-                    pvs.append(pv)
+        for (index, input) in disks.enumerated() {
+            let file = try FileDisk(path: input.path)
+            let usable = input.partitions.filter { !$0.isExtended && $0.sizeBytes > 0 && $0.endBytes <= file.size }
+            let pieces: [(GuestVolume.Kind, any RandomAccessDisk)] = usable.isEmpty
+                ? [(.wholeDisk, file)]
+                : try usable.map { (.partition(disk: index, number: $0.number),
+                                    try DiskSlice(file, offset: $0.startBytes, size: $0.sizeBytes, name: "\(input.path), partition \($0.number)")) }
+            for (kind, disk) in pieces {
+                // A damaged PV is reported, not fatal: the root may well be elsewhere.
+                do {
+                    if let pv = try LVM2.examine(disk) {
+                        pvs.append(pv)
+                        continue
+                    }
+                } catch let error as LVMError {
+                    unreadable.append((disk.name, error.description))
                     continue
                 }
-            } catch let error as LVMError {
-                unreadable.append((disk.name, error.description))
-                continue
+                let probe = try BlkidProbe.probeFilesystem(path: input.path, offset: (disk as? DiskSlice)?.offset ?? 0, size: disk.size)
+                volumes.append(GuestVolume(kind: kind, disk: disk, probe: probe, location: fileLocation(of: disk)))
             }
-            let probe = try BlkidProbe.probeFilesystem(path: path, offset: (disk as? DiskSlice)?.offset ?? 0, size: disk.size)
-            volumes.append(GuestVolume(kind: kind, disk: disk, probe: probe, location: fileLocation(of: disk)))
         }
         let groups = LVM2.assemble(pvs)
         for group in groups { unreadable += group.problems.map { (group.group.name, $0.description) } }
@@ -83,6 +107,6 @@ public struct GuestVolumes {
                 }
             }
         }
-        return GuestVolumes(volumes: volumes, groups: groups, unreadable: unreadable)
+        return GuestVolumes(volumes: volumes, groups: groups, unreadable: unreadable, diskCount: max(1, disks.count))
     }
 }

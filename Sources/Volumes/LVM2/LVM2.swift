@@ -88,7 +88,7 @@ public enum LVMError: RehostError, Equatable {
         case let .unsupportedSegment(lv, type):
             return "\(lv): a \(type) segment; only linear and striped logical volumes can be read (activate the volume with lvm2 and convert its filesystem instead)"
         case let .missingPhysicalVolume(lv, pv, uuid):
-            return "\(lv): its physical volume \(pv) (\(uuid)) is not on the disks read (every PV of the group is needed, and Rehost reads one input disk)"
+            return "\(lv): its physical volume \(pv) (\(uuid)) is not on the disks read: name the guest's other disks after the input (rehost convert DISK1 DISK2 ...)"
         case let .extentsOutsidePhysicalVolume(lv, pv, last, count):
             return "\(lv): uses extent \(last) of \(pv), which has only \(count)"
         case let .physicalVolumeTooSmall(pv, disk, needed, size):
