@@ -49,7 +49,8 @@ public final class Converter {
                                      sourceFilesystemSize: source.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
-        let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
+        let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format,
+                                                  mergedUsedInodes: source.mounts.reduce(0) { $0 + UInt64($1.filesystem.usedInodes) })
         let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
                                                   uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest)
         var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
@@ -106,7 +107,14 @@ public final class Converter {
             }.copy()
             // Each filesystem the fstab mounts goes into its mount point, shallowest first.
             var before = statistics.bytesCopied
+            let merged = Ext2GuestFilesystem(destination)
             for mount in source.mounts {
+                // The mount point normally exists in the root (an empty directory); if not, it is made.
+                var path = ""
+                for component in mount.mountPoint.split(separator: "/") {
+                    path += "/" + component
+                    try merged.createDirectory(path, mode: 0o755)
+                }
                 let base = before
                 let copied = try TreeCopier(from: mount.filesystem, to: destination) { [progress] in progress.advance(to: base + $0) }
                     .copy(into: mount.mountPoint)

@@ -99,6 +99,10 @@ final class SourceGuest {
             let fstab = String(decoding: try filesystem.readWholeFile(ino), as: UTF8.self)
             let entries = FstabEntry.parse(fstab).sorted { $0.mountPoint.count < $1.mountPoint.count }
             for entry in entries where entry.mountPoint != "/" && entry.mountPoint.hasPrefix("/") && entry.mayBeExt {
+                guard !mounts.contains(where: { $0.mountPoint == entry.mountPoint }) else {
+                    notes.append("fstab line \(entry.line): \(entry.mountPoint) is mounted by an earlier line already; this one is ignored")
+                    continue
+                }
                 guard let volume = volumes.volume(named: entry.device) else {
                     notes.append("fstab line \(entry.line): \(entry.device) on \(entry.mountPoint) is none of the input's partitions or logical volumes; its files are not copied")
                     continue
