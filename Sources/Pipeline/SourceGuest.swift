@@ -52,7 +52,7 @@ final class SourceGuest {
         // or several disks are scanned.
         if Self.partitions(of: input.kind) != nil || !input.probe.isExt || !moreDisks.isEmpty {
             volumes = try GuestVolumes.scan(([input] + self.moreDisks).map {
-                GuestVolumes.Disk(path: $0.filesystemPath, partitions: Self.partitions(of: $0.kind) ?? [])
+                GuestVolumes.Disk(path: $0.filesystemPath, partitions: Self.partitions(of: $0.kind) ?? [], displayName: $0.path)
             })
             for (name, reason) in volumes!.unreadable { notes.append("\(name) cannot be read: \(reason)") }
             // The partition the locator chose may be a separate /boot: the root is the ext

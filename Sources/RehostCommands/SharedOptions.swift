@@ -16,7 +16,7 @@ struct GuestOptions: ParsableArguments {
                                  valueName: "disk"))
     var moreDisks: [String] = []
 
-    @Option(help: ArgumentHelp("For a partitioned input disk, the partition number of the root filesystem (default: the bootable, else the largest, Linux partition).",
+    @Option(help: ArgumentHelp("For a partitioned input disk, the partition number of the root filesystem (default: the ext filesystem holding /etc/fstab: the bootable, else the largest, Linux partition, else another partition or an LVM2 logical volume).",
                                valueName: "n"))
     var partition: Int?
 

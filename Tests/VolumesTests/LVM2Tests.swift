@@ -276,6 +276,11 @@ func resign(metadataHeader bytes: inout [UInt8]) {
         ] {
             #expect(throws: LVMError.self, "\(segments)") { _ = try Self.group(Self.vg(segments: segments)) }
         }
+        // A stripe chunk that does not divide the extent (6 MiB extents, 4 MiB chunks).
+        let uneven = Self.vg(extentSize: "12288", segments: """
+            segment_count = 1 segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 2 stripe_size = 8192 stripes = ["pv0", 0, "pv0", 4] }
+            """)
+        #expect(throws: LVMError.self) { _ = try Self.group(uneven) }
     }
 
     @Test func otherSegmentTypesAreRefusedWhenOpened() throws {

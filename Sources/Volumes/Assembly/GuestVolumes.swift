@@ -48,9 +48,12 @@ public struct GuestVolumes {
     public struct Disk {
         public var path: String
         public var partitions: [PartitionProbe]
-        public init(path: String, partitions: [PartitionProbe]) {
+        /// What messages call it: the input's path when `path` is its scratch copy.
+        public var displayName: String
+        public init(path: String, partitions: [PartitionProbe], displayName: String? = nil) {
             self.path = path
             self.partitions = partitions
+            self.displayName = displayName ?? path
         }
     }
 
@@ -71,9 +74,9 @@ public struct GuestVolumes {
             let file = try FileDisk(path: input.path)
             let usable = input.partitions.filter { !$0.isExtended && $0.sizeBytes > 0 && $0.endBytes <= file.size }
             let pieces: [(GuestVolume.Kind, any RandomAccessDisk)] = usable.isEmpty
-                ? [(.wholeDisk, file)]
+                ? [(.wholeDisk, try DiskSlice(file, offset: 0, size: file.size, name: input.displayName))]
                 : try usable.map { (.partition(disk: index, number: $0.number),
-                                    try DiskSlice(file, offset: $0.startBytes, size: $0.sizeBytes, name: "\(input.path), partition \($0.number)")) }
+                                    try DiskSlice(file, offset: $0.startBytes, size: $0.sizeBytes, name: "\(input.displayName), partition \($0.number)")) }
             for (kind, disk) in pieces {
                 // A damaged PV is reported, not fatal: the root may well be elsewhere.
                 do {

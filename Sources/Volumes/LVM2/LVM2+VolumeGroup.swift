@@ -136,6 +136,10 @@ extension LVM2.VolumeGroup {
                     guard stripeSize > 0, stripeSize & (stripeSize - 1) == 0 else {
                         throw bad("\(where_): stripe_size \(stripeSize) is not a power of two")
                     }
+                    // Each stripe's area is whole chunks, as device-mapper's stripe target requires.
+                    guard extentSize % stripeSize == 0 else {
+                        throw bad("\(where_): stripe_size \(stripeSize) does not divide extent_size \(extentSize)")
+                    }
                 }
                 guard let list = segment["stripes"]?.array, list.count == 2 * Int(stripeCount) else {
                     throw bad("\(where_): stripes must list \(stripeCount) pairs of a PV name and an extent")
