@@ -85,6 +85,35 @@ struct LVMGuestTests {
         #expect(result.stderr.contains("vgdata/data: its physical volume pv1"), "\(result.stderr)")
     }
 
+    /// The same disk inside qcow2 is read from its scratch copy; the report names the input.
+    @Test func lvmGuestInsideQcow2() throws {
+        let fixture = try Fixture.lvmGuest(.separateVar)
+        let dir = try TemporaryDirectory(prefix: "rehost-lvm-qcow2")
+        try dir.makeWorldWritable()
+        let image = dir.file("guest.qcow2")
+        _ = try Command.run("qemu-img", ["convert", "-O", "qcow2", fixture.imagePath, image]).requireSuccess()
+        _ = try Command.run("chmod", ["644", image]).requireSuccess()
+        let json = try Command.runRehost(["inspect", "--json", image], asUser: "nobody").requireSuccess()
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
+        let input = try #require(report["input"] as? [String: Any])
+        #expect(input["rootVolume"] as? String == "VolGroup00/LogVol00")
+        #expect((input["mounts"] as? [[String: Any]] ?? []).compactMap { $0["mountPoint"] as? String } == ["/var", "/boot"])
+        let pv = ((input["volumeGroups"] as? [[String: Any]])?.first?["physicalVolumes"] as? [[String: Any]])?.first
+        #expect(pv?["found"] as? String == "\(image), partition 2")
+    }
+
+    /// A converted guest is one partition without LVM: converting it again changes nothing.
+    @Test func convertingTheResultAgainChangesNothing() throws {
+        let c = try Self.converted(.separateVar)
+        let again = try Command.runRehost(["convert", c.disk, "-o", "\(Self.directory)/again.raw", "--dry-run", "--json"], asUser: "nobody")
+        #expect(again.status == 0, "\(again.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(again.stdoutBytes)) as? [String: Any]
+        #expect((report?["changes"] as? [[String: Any]])?.isEmpty == true, "\(again.stdout)")
+        let input = report?["input"] as? [String: Any]
+        #expect((input?["mounts"] as? [Any])?.isEmpty == true)
+        #expect((input?["volumeGroups"] as? [Any])?.isEmpty == true)
+    }
+
     /// Without its second disk, the two-disk guest converts without /home and says why.
     @Test func secondDiskMissingIsANote() throws {
         let fixture = try Fixture.lvmGuest(.twoDisks)
