@@ -47,14 +47,15 @@ expect() { # what expected got
     if [ "$2" = "$3" ]; then echo "ok: $1"; else echo "MISMATCH: $1"; echo "  expected: $2"; echo "  got:      $3"; status=1; fi
 }
 
-# 1. One PV, two linear LVs (the fixture's layout).
+# 1. One PV, two linear LVs (the fixture's layout), the first in two segments (--all-lvm's).
 truncate -s 216M "$WORK/one.img"
 python3 "$HERE/lvm2-write.py" "$WORK/one.img" --offset 0 --size $((216 << 20)) --vg VolGroup00 \
-    --lv LogVol00:48 --lv LogVol01:4 >/dev/null
+    --lv LogVol00:24+24 --lv LogVol01:4 >/dev/null
 DEVICES=$(attach "$WORK/one.img")
 got=$(lvm lvs --noheadings --separator ' ' -o lv_name,lv_size,seg_pe_ranges --units m | sed "s|$DEVICES|PV|g" | awk '{$1=$1; print}')
-expect "linear LVs" "LogVol00 192.00m PV:0-47
-LogVol01 16.00m PV:48-51" "$got"
+expect "linear LVs" "LogVol00 192.00m PV:0-23
+LogVol00 192.00m PV:28-51
+LogVol01 16.00m PV:24-27" "$got"
 got=$(lvm pvs --noheadings --separator ' ' -o pv_pe_count,pe_start --units k | awk '{$1=$1; print}')
 expect "PV extents and pe_start" "53 1024.00k" "$got"
 lvm vgck VolGroup00

@@ -9,7 +9,8 @@
 # With --separate-var, OUTDIR/lvm-var-guest.img: the same, plus partition 3 (0x83) holding /var,
 # and fstab naming /dev/mapper/VolGroup00-LogVol00 for /, UUID= for /boot and /dev/sda3 for /var.
 # With --all-lvm, OUTDIR/lvm-only-guest.img: one partition (0x8e), the PV, and /boot inside the
-# root LV: no partition holds a filesystem itself.
+# root LV: no partition holds a filesystem itself. Its root LV is in two segments (extents 0-23,
+# then 28-51 after the swap LV, as an lvextend leaves it), so it is not one run of the disk.
 # With --two-disks, the layout of the first and VolGroup00 spread over two disks:
 # OUTDIR/lvm-two-guest.img (as lvm-guest.img, PV pv0) and OUTDIR/lvm-two-guest-disk2.img (one
 # 0x8e partition, PV pv1, holding LogVol02: ext3 /home, named /dev/VolGroup00/LogVol02 in fstab).
@@ -130,9 +131,12 @@ truncate -s "${DISK_MIB}M" "$IMAGE.tmp"
     echo "start=$((P2 * 2048)), size=$((P2_SIZE * 2048)), type=8e"
     [ "$VAR" = 0 ] || echo "start=$((P3 * 2048)), size=$((P3_SIZE * 2048)), type=83"
 } | sfdisk -q "$IMAGE.tmp" >/dev/null
-if [ "$TWO" = 0 ]; then
+if [ "$ONLY" = 1 ]; then
     lvs=$(python3 "$HERE/lvm2-write.py" "$IMAGE.tmp" --offset $((P2 * MIB)) --size $((P2_SIZE * MIB)) \
-          --vg VolGroup00 --lv LogVol00:48 --lv LogVol01:4 --device "$([ "$ONLY" = 1 ] && echo /dev/sda1 || echo /dev/sda2)")
+          --vg VolGroup00 --lv LogVol00:24+24 --lv LogVol01:4 --device /dev/sda1)
+elif [ "$TWO" = 0 ]; then
+    lvs=$(python3 "$HERE/lvm2-write.py" "$IMAGE.tmp" --offset $((P2 * MIB)) --size $((P2_SIZE * MIB)) \
+          --vg VolGroup00 --lv LogVol00:48 --lv LogVol01:4 --device /dev/sda2)
 else
     # LVs are given to the PVs in turn: LogVol00 on pv0, LogVol02 on pv1, LogVol01 on pv0.
     D2_SIZE=41
@@ -151,7 +155,16 @@ ROOT_OFFSET=$(echo "$lvs" | awk '$1 == "LogVol00" { print $2 }')
 SWAP_OFFSET=$(echo "$lvs" | awk '$1 == "LogVol01" { print $2 }')
 put() { dd if="$1" of="$IMAGE.tmp" bs=1M oflag=seek_bytes seek="$2" conv=notrunc,sparse status=none; }
 [ "$ONLY" = 1 ] || put "$WORK/boot.ext3" $((P1 * MIB))
-put "$WORK/root.ext3" "$ROOT_OFFSET"
+if [ "$ONLY" = 1 ]; then
+    first=$(echo "$lvs" | awk '$1 == "LogVol00" { print $3 }')
+    second_at=$(echo "$lvs" | awk '$1 == "LogVol00#2" { print $2 }')
+    dd if="$WORK/root.ext3" of="$IMAGE.tmp" bs=1M iflag=count_bytes count="$first" oflag=seek_bytes seek="$ROOT_OFFSET" \
+        conv=notrunc,sparse status=none
+    dd if="$WORK/root.ext3" of="$IMAGE.tmp" bs=1M iflag=skip_bytes skip="$first" oflag=seek_bytes seek="$second_at" \
+        conv=notrunc,sparse status=none
+else
+    put "$WORK/root.ext3" "$ROOT_OFFSET"
+fi
 put "$WORK/swap" "$SWAP_OFFSET"
 [ "$VAR" = 0 ] || put "$WORK/var.ext3" $((P3 * MIB))
 mv "$IMAGE.tmp" "$IMAGE"

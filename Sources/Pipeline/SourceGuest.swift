@@ -29,6 +29,8 @@ final class SourceGuest {
     let volumes: GuestVolumes?
     /// Further disks of the guest (holding more of its LVM2 PVs), opened like the input.
     let moreDisks: [InputImage]
+    /// Scratch copies of LVs in several pieces, which must live as long as their filesystems.
+    let scratch: ScratchSpace
     let report: InputReport
 
     struct SourceMount {
@@ -41,6 +43,8 @@ final class SourceGuest {
          progress: ProgressSink = SilentProgress()) throws {
         input = try InputImage.open(path: path, scratchDirectory: scratchDirectory, partition: partition, progress: progress)
         self.moreDisks = try moreDisks.map { try InputImage.open(path: $0, scratchDirectory: scratchDirectory, progress: progress) }
+        let scratch = ScratchSpace(directory: scratchDirectory, progress: progress)
+        self.scratch = scratch
         // On a disk whose only Linux partitions are LVM2 PVs, the locator's choice is a PV.
         var located = input.probe.isExt ? try Ext2Filesystem(path: input.filesystemPath, offset: input.filesystemOffset) : nil
         var notes: [String] = []
@@ -58,8 +62,10 @@ final class SourceGuest {
             // The partition the locator chose may be a separate /boot: the root is the ext
             // filesystem that holds /etc/fstab (a partition or a logical volume).
             if partition == nil, try located?.lookup("/etc/fstab") == nil {
-                for volume in volumes!.volumes where volume.isExt {
-                    guard located == nil || !Self.isLocatorChoice(volume, input), let candidate = try Self.open(volume) else { continue }
+                // Volumes readable in place first: one in pieces is copied out before it can be looked at.
+                let candidates = volumes!.volumes.filter(\.isExt).sorted { ($0.location != nil ? 0 : 1) < ($1.location != nil ? 0 : 1) }
+                for volume in candidates {
+                    guard located == nil || !Self.isLocatorChoice(volume, input), let candidate = try Self.open(volume, scratch: scratch) else { continue }
                     guard try candidate.lookup("/etc/fstab") != nil else { continue }
                     let reason = located == nil ? "the ext filesystem holding /etc/fstab"
                         : "the ext filesystem holding /etc/fstab (\(rootName ?? "the first choice") has none)"
@@ -75,12 +81,12 @@ final class SourceGuest {
                     break
                 }
                 // No fstab anywhere: the first ext filesystem, as the locator would have chosen.
-                if located == nil, let volume = volumes!.volumes.first(where: { $0.isExt && $0.location != nil }),
-                   let at = volume.location, let opened = try Self.open(volume) {
+                if located == nil, let volume = volumes!.volumes.first(where: { $0.isExt }),
+                   let opened = try Self.open(volume, scratch: scratch) {
                     located = opened
                     notes.append("the root filesystem is \(volume.name), the first ext filesystem (none holds /etc/fstab)")
                     rootName = volume.name
-                    rootOffset = at.offset
+                    rootOffset = volume.location?.offset ?? 0
                     if case let .partition(0, number) = volume.kind { rootPartition = (number, "the first ext filesystem") } else { rootPartition = nil }
                 }
             }
@@ -107,7 +113,7 @@ final class SourceGuest {
                     notes.append("fstab line \(entry.line): \(entry.device) on \(entry.mountPoint) is none of the input's partitions or logical volumes; its files are not copied")
                     continue
                 }
-                guard volume.isExt, let fs = try Self.open(volume) else {
+                guard volume.isExt, let fs = try Self.open(volume, scratch: scratch) else {
                     notes.append("fstab line \(entry.line): \(entry.mountPoint) is on \(volume.name), which holds \(volume.probe?.type ?? "nothing Rehost can read"); its files are not copied")
                     continue
                 }
@@ -119,6 +125,9 @@ final class SourceGuest {
             }
         }
         self.mounts = mounts
+        for name in scratch.files.keys.sorted() {
+            notes.append("\(name) is not one run of the disk: it was read through a sparse scratch copy")
+        }
 
         report = InputReport(
             path: path, kind: Self.describe(input.kind), partition: rootPartition?.number,
@@ -135,12 +144,52 @@ final class SourceGuest {
     }
 
     /// The one place a partition or LV becomes a filesystem. Today libext2fs reads a plain file at
-    /// an offset (unix_io's `offset=`), so only volumes that are one run of a file open; the
-    /// io_manager over `RandomAccessDisk` will open `volume.disk` itself (striped and multi-segment
-    /// LVs, qcow2/VMDK inputs without a scratch copy).
-    static func open(_ volume: GuestVolume) throws -> Ext2Filesystem? {
-        guard let at = volume.location else { return nil }
-        return try Ext2Filesystem(path: at.path, offset: at.offset)
+    /// an offset (unix_io's `offset=`): a volume that is one run of a file opens in place, and an
+    /// LV in several pieces (extended by lvextend, or striped) is first copied out to a sparse
+    /// scratch file (`scratch`, kept as long as the filesystem). The io_manager over
+    /// `RandomAccessDisk` will open `volume.disk` itself and make the copy unnecessary.
+    static func open(_ volume: GuestVolume, scratch: ScratchSpace) throws -> Ext2Filesystem? {
+        if let at = volume.location { return try Ext2Filesystem(path: at.path, offset: at.offset) }
+        guard volume.isExt else { return nil }
+        let path = try scratch.copy(volume)
+        return try Ext2Filesystem(path: path, offset: 0)
+    }
+
+    /// Sparse scratch copies of volumes libext2fs cannot read in place, removed with this object.
+    final class ScratchSpace {
+        let directory: String?
+        let progress: ProgressSink
+        private(set) var files: [String: ScratchFile] = [:]
+
+        init(directory: String?, progress: ProgressSink) {
+            self.directory = directory
+            self.progress = progress
+        }
+
+        /// Copies the volume's bytes once, leaving holes for all-zero MiBs; returns the copy's path.
+        func copy(_ volume: GuestVolume) throws -> String {
+            if let known = files[volume.name] { return known.path }
+            let scratch = try ScratchFile(directory: directory, hint: volume.name.replacingOccurrences(of: "/", with: "-"))
+            let chunk = 1 << 20
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+            defer { buffer.deallocate() }
+            progress.begin(stage: "reading \(volume.name)", totalBytes: volume.disk.size)
+            var offset: UInt64 = 0
+            while offset < volume.disk.size {
+                let count = Int(min(UInt64(chunk), volume.disk.size - offset))
+                let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+                try volume.disk.read(into: piece, at: offset)
+                if !ZeroDetection.isAllZero(UnsafeRawBufferPointer(piece)) {
+                    try scratch.file.write(UnsafeRawBufferPointer(piece), at: offset)
+                }
+                offset += UInt64(count)
+                progress.advance(to: offset)
+            }
+            try scratch.file.truncate(to: volume.disk.size)
+            progress.end()
+            files[volume.name] = scratch
+            return scratch.path
+        }
     }
 
     /// Whether `volume` is the filesystem the locator chose (already open as `located`).

@@ -100,8 +100,9 @@ public struct GuestVolumes {
                 do {
                     let disk = try group.open(lv)
                     let location = fileLocation(of: disk)
-                    let probe = try location.flatMap { try BlkidProbe.probeFilesystem(path: $0.path, offset: $0.offset, size: disk.size) }
-                    if location == nil { unreadable.append((name, "its extents are not one contiguous run: reading it needs the RandomAccessDisk io_manager")) }
+                    // libblkid reads a file at an offset; an LV in several pieces has its superblock read directly.
+                    let probe = try location.map { try BlkidProbe.probeFilesystem(path: $0.path, offset: $0.offset, size: disk.size) }
+                        ?? ExtSuperblockProbe.probe(disk)
                     volumes.append(GuestVolume(kind: .logicalVolume(group: group.group.name, volume: lv.name), disk: disk,
                                                probe: probe, location: location))
                 } catch let error as RehostError {
