@@ -7,7 +7,7 @@
 #                                   LogVol01  swap
 # fstab: /dev/VolGroup00/LogVol00 /, LABEL=/boot /boot, /dev/VolGroup00/LogVol01 swap.
 # With --separate-var, OUTDIR/lvm-var-guest.img: the same, plus partition 3 (0x83) holding /var,
-# and fstab naming /dev/mapper/VolGroup00-LogVol00 for /, UUID= for /boot and /dev/sda3 for /var.
+# and fstab naming /dev/mapper/VolGroup00-LogVol00 for /, UUID= for /boot and swap, /dev/sda3 for /var.
 # With --all-lvm, OUTDIR/lvm-only-guest.img: one partition (0x8e), the PV, and /boot inside the
 # root LV: no partition holds a filesystem itself. Its root LV is in two segments (extents 0-23,
 # then 28-51 after the swap LV, as an lvextend leaves it), so it is not one run of the disk.
@@ -85,7 +85,7 @@ if [ "$ONLY" = 1 ]; then
 elif [ "$VAR" = 0 ]; then
     ROOT_DEV=/dev/VolGroup00/LogVol00 BOOT_DEV=LABEL=/boot SWAP_DEV=/dev/VolGroup00/LogVol01
 else
-    ROOT_DEV=/dev/mapper/VolGroup00-LogVol00 BOOT_DEV=UUID=$BOOT_UUID SWAP_DEV=/dev/mapper/VolGroup00-LogVol01
+    ROOT_DEV=/dev/mapper/VolGroup00-LogVol00 BOOT_DEV=UUID=$BOOT_UUID SWAP_DEV=UUID=$SWAP_UUID
 fi
 {
     echo "# /etc/fstab: a RHEL 5 install on LVM, moved to a Xen cloud"

@@ -61,6 +61,9 @@ public struct RepairOptions: Sendable, Equatable {
     /// The source's LVM2 volume groups: fstab entries on `/dev/VG/LV` or `/dev/mapper/...` name
     /// volumes the new disk does not have, and are commented out (swap LVs among them).
     public var volumeGroups: Set<String> = []
+    /// fstab devices (as written: `UUID=...`, `LABEL=swap`) of the source's disks that the new disk
+    /// does not have (swap, filesystems not copied): their entries are commented out.
+    public var droppedDevices: Set<String> = []
 
     public init(target: Target, rootReference: String, rootFilesystemType: String,
                 skip: Set<String> = [], serialSpeed: Int = 115200, kernel: String? = nil) {

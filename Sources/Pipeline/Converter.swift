@@ -59,6 +59,7 @@ public final class Converter {
         repairOptions.selinux = options.selinux
         repairOptions.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
         repairOptions.volumeGroups = source.volumeGroupNames
+        repairOptions.droppedDevices = source.droppedDevices
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
         var warnings = planned.warnings

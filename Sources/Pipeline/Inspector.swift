@@ -25,6 +25,7 @@ public enum Inspector {
             var options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
             options.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
             options.volumeGroups = source.volumeGroupNames
+            options.droppedDevices = source.droppedDevices
             let outcome = try GuestRepairs.apply(to: overlay, options: options, kernels: supplied)
             report.plannedChanges = outcome.changes
             report.guest = outcome.report

@@ -27,6 +27,9 @@ final class SourceGuest {
     /// logical volumes, shallowest mount point first: merged into the new root by `convert`.
     let mounts: [SourceMount]
     let volumes: GuestVolumes?
+    /// fstab devices (as written) that are on the input but not in the new root: a swap partition,
+    /// an XFS /data, a filesystem Rehost cannot read. The new disk has none of them.
+    let droppedDevices: Set<String>
     /// Further disks of the guest (holding more of its LVM2 PVs), opened like the input.
     let moreDisks: [InputImage]
     /// Scratch copies of LVs in several pieces, which must live as long as their filesystems.
@@ -101,10 +104,16 @@ final class SourceGuest {
 
         var mounts: [SourceMount] = []
         var mountReports: [MountReport] = []
+        var dropped: Set<String> = []
         if let volumes, let ino = try filesystem.lookup("/etc/fstab"), try filesystem.readInode(ino).kind == .regular {
             let fstab = String(decoding: try filesystem.readWholeFile(ino), as: UTF8.self)
             let entries = FstabEntry.parse(fstab).sorted { $0.mountPoint.count < $1.mountPoint.count }
-            for entry in entries where entry.mountPoint != "/" && entry.mountPoint.hasPrefix("/") && entry.mayBeExt {
+            for entry in entries where entry.mountPoint != "/" {
+                guard entry.mountPoint.hasPrefix("/"), entry.mayBeExt else {
+                    // Swap and other filesystems on the input's volumes do not come along.
+                    if let volume = volumes.volume(named: entry.device), volume.name != rootName { dropped.insert(entry.device) }
+                    continue
+                }
                 guard !mounts.contains(where: { $0.mountPoint == entry.mountPoint }) else {
                     notes.append("fstab line \(entry.line): \(entry.mountPoint) is mounted by an earlier line already; this one is ignored")
                     continue
@@ -114,6 +123,7 @@ final class SourceGuest {
                     continue
                 }
                 guard volume.isExt, let fs = try Self.open(volume, scratch: scratch) else {
+                    dropped.insert(entry.device)
                     notes.append("fstab line \(entry.line): \(entry.mountPoint) is on \(volume.name), which holds \(volume.probe?.type ?? "nothing Rehost can read"); its files are not copied")
                     continue
                 }
@@ -125,6 +135,7 @@ final class SourceGuest {
             }
         }
         self.mounts = mounts
+        droppedDevices = dropped
         for name in scratch.files.keys.sorted() {
             notes.append("\(name) is not one run of the disk: it was read through a sparse scratch copy")
         }

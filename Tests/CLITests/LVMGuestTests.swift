@@ -139,7 +139,9 @@ struct LVMGuestTests {
         if layout != .allLVM {
             #expect(lines.contains { $0.hasPrefix("# rehost: merged into /: ") && $0.contains("\t/boot\t") }, "\(fstab)")
         }
-        #expect(lines.contains { $0.hasPrefix("# rehost: ") && $0.contains("LogVol01") && $0.contains("swap") }, "\(fstab)")
+        // The swap LV: by its LV name, or (separate /var) by the UUID of its swap signature.
+        let swap = layout == .separateVar ? "# rehost: UUID=11111111-2222-4333-8444-555555555555\t" : "# rehost: /dev/VolGroup00/LogVol01\t"
+        #expect(lines.contains { $0.hasPrefix(swap) && $0.contains("\tswap\t") }, "\(fstab)")
         let boot = try Command.run("debugfs", ["-R", "ls -l /boot", c.partition]).requireSuccess().stdout
         #expect(boot.contains("vmlinuz-") && boot.contains("grub"), "\(boot)")
         if layout == .allLVM {

@@ -9,6 +9,9 @@ import Testing
         /dev/sda3\t/var\text3\tdefaults\t1 2
         tmpfs                   /dev/shm                tmpfs   defaults        0 0
         /dev/VolGroup00/LogVol01 swap                    swap    defaults        0 0
+        UUID=1111-2222 swap swap defaults 0 0
+        LABEL=data /data xfs defaults 0 0
+        LABEL=kept /kept ext3 defaults 0 0
 
         """
 
@@ -18,6 +21,7 @@ import Testing
         var options = GuestFixtures.only("fstab")
         options.mergedMountPoints = ["/boot", "/var"]
         options.volumeGroups = ["VolGroup00"]
+        options.droppedDevices = ["UUID=1111-2222", "LABEL=data"]
         _ = try GuestRepairs.apply(to: fs, options: options)
         #expect(fs.text("/etc/fstab") == """
             LABEL=/ /                       ext3    defaults        1 1
@@ -26,6 +30,9 @@ import Testing
             # rehost: merged into /: /dev/sda3\t/var\text3\tdefaults\t1 2
             tmpfs                   /dev/shm                tmpfs   defaults        0 0
             # rehost: /dev/VolGroup00/LogVol01 swap                    swap    defaults        0 0
+            # rehost: UUID=1111-2222 swap swap defaults 0 0
+            # rehost: LABEL=data /data xfs defaults 0 0
+            LABEL=kept /kept ext3 defaults 0 0
 
             """)
     }

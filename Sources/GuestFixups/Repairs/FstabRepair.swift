@@ -4,7 +4,8 @@
 /// partition and a missing device would stop the boot. Entries by LABEL=/UUID= and pseudo
 /// filesystems stay. Entries of filesystems merged into the new root (`mergedMountPoints`) and
 /// entries on LVM2 volumes (`/dev/VG/LV`, `/dev/mapper/VG-LV`: the new disk has no LVM, so swap
-/// LVs go too) are commented out the same way. Only the changed fields are rewritten; the
+/// LVs go too) and entries naming other volumes of the source by LABEL=/UUID= that were not
+/// copied (`droppedDevices`: swap, XFS) are commented out the same way. Only the changed fields are rewritten; the
 /// separators are kept.
 enum FstabRepair {
     static let commentPrefix = "# rehost: "
@@ -37,7 +38,8 @@ enum FstabRepair {
                     if edited != text { lines.replace(index, with: edited) }
                 } else if options.mergedMountPoints.contains(String(fields[1])) {
                     lines.replace(index, with: mergedPrefix + text)
-                } else if GuestPaths.isOldBlockDevice(fields[0]) || isLogicalVolume(fields[0], groups: options.volumeGroups) {
+                } else if GuestPaths.isOldBlockDevice(fields[0]) || isLogicalVolume(fields[0], groups: options.volumeGroups)
+                            || options.droppedDevices.contains(String(fields[0])) {
                     lines.replace(index, with: commentPrefix + text)
                 }
             }
