@@ -265,6 +265,19 @@ func resign(metadataHeader bytes: inout [UInt8]) {
         }
     }
 
+    /// Two segments, each inside its own PV, whose sum in bytes overflows 64 bits.
+    @Test func refusesAnLVLargerThan64BitsOfBytes() {
+        let text = """
+            vg { id = "x" seqno = 1 extent_size = 4294967296
+            physical_volumes { pv0 { id = "a" pe_start = 2048 pe_count = 4194303 } pv1 { id = "b" pe_start = 2048 pe_count = 4194303 } }
+            logical_volumes { lv { id = "y" status = ["VISIBLE"] segment_count = 2
+              segment1 { start_extent = 0 extent_count = 4194303 type = "striped" stripe_count = 1 stripes = ["pv0", 0] }
+              segment2 { start_extent = 4194303 extent_count = 4194303 type = "striped" stripe_count = 1 stripes = ["pv1", 0] } } }
+            }
+            """
+        #expect(throws: LVMError.self) { _ = try Self.group(text) }
+    }
+
     @Test func refusesInconsistentSegments() {
         for segments in [
             "segment_count = 2 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 0] }",

@@ -119,6 +119,7 @@ extension LVM2.VolumeGroup {
                 let type = try text(segment, "type", in: where_)
                 let start = try number(segment, "start_extent", in: where_)
                 let count = try number(segment, "extent_count", in: where_)
+                guard nextExtent <= Self.maximumCount else { throw bad("\(what) has more than \(Self.maximumCount) extents") }
                 guard start == nextExtent else { throw bad("\(where_) starts at extent \(start), expected \(nextExtent)") }
                 guard count > 0 else { throw bad("\(where_) has no extents") }
                 nextExtent = start + count
@@ -162,7 +163,9 @@ extension LVM2.VolumeGroup {
                 volume.segments.append(LVM2.Segment(startExtent: start, extentCount: count, type: stripeCount == 1 ? "linear" : "striped",
                                                     stripeSize: stripeSize, stripes: stripes))
             }
-            guard nextExtent <= Self.maximumCount else { throw bad("\(what) is too large") }
+            // Its size in bytes must be representable (each segment fits its PV, but their sum may not).
+            let (bytes, overflow) = nextExtent.multipliedReportingOverflow(by: extentSize * LVM2.sectorSize)
+            guard !overflow, bytes < UInt64(Int64.max) else { throw bad("\(what): \(nextExtent) extents overflow 64 bits of bytes") }
             logicalVolumes.append(volume)
         }
     }
