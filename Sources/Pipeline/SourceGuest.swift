@@ -119,6 +119,10 @@ final class SourceGuest {
                     continue
                 }
                 guard let volume = volumes.volume(named: entry.device) else {
+                    if let lv = volumes.unreadableVolume(named: entry.device) {
+                        notes.append("fstab line \(entry.line): \(entry.mountPoint) is on \(lv.name), which cannot be read; its files are not copied")
+                        continue
+                    }
                     notes.append("fstab line \(entry.line): \(entry.device) on \(entry.mountPoint) is none of the input's partitions or logical volumes; its files are not copied")
                     continue
                 }

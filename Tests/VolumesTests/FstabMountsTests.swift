@@ -38,7 +38,7 @@ import Testing
         let volumes = GuestVolumes(volumes: [
             GuestVolume(kind: .partition(disk: 0, number: 1), disk: disk, probe: probe("/boot", "6c0f1c2a-aaaa"), location: ("d", 1 << 20)),
             GuestVolume(kind: .logicalVolume(group: "vg-data", volume: "root"), disk: disk, probe: probe("", "0e5b"), location: nil),
-        ], groups: [], unreadable: [])
+        ], groups: [], unreadable: [("vg-data/home", "its physical volume pv1 is missing")])
         #expect(volumes.volume(named: "LABEL=/boot")?.name == "partition 1")
         #expect(volumes.volume(named: "UUID=6C0F1C2A-AAAA")?.name == "partition 1")
         #expect(volumes.volume(named: "/dev/xvda1")?.name == "partition 1")
@@ -47,5 +47,8 @@ import Testing
         #expect(volumes.volume(named: "/dev/mapper/vg-data-root") == nil)
         #expect(volumes.volume(named: "/dev/sda2") == nil)
         #expect(volumes.volume(named: "LABEL=/home") == nil)
+        #expect(volumes.unreadableVolume(named: "/dev/vg-data/home")?.name == "vg-data/home")
+        #expect(volumes.unreadableVolume(named: "/dev/mapper/vg--data-home")?.name == "vg-data/home")
+        #expect(volumes.unreadableVolume(named: "/dev/vg-data/root") == nil)
     }
 }

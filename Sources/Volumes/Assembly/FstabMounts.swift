@@ -58,6 +58,15 @@ extension GuestVolumes {
         return nil
     }
 
+    /// The unreadable LV an fstab device names (`/dev/VG/LV`, `/dev/mapper/VG-LV`), with why.
+    public func unreadableVolume(named device: String) -> (name: String, reason: String)? {
+        unreadable.first { entry in
+            let parts = entry.name.split(separator: "/").map(String.init)
+            guard parts.count == 2 else { return false }
+            return device == "/dev/\(parts[0])/\(parts[1])" || device == "/dev/mapper/" + Self.mapperName(group: parts[0], volume: parts[1])
+        }
+    }
+
     /// device-mapper's name of an LV: VG-LV with dashes inside either doubled.
     public static func mapperName(group: String, volume: String) -> String {
         group.replacingOccurrences(of: "-", with: "--") + "-" + volume.replacingOccurrences(of: "-", with: "--")
