@@ -5,7 +5,8 @@ import PackageDescription
 // Compression, Digests) -> kernel knowledge (KernelModules: ELF, modinfo, depmod; Initrd: cpio and
 // initramfs members; KernelPackages: kernel images judged by their bytes, RPM and DEB kernel
 // packages read with Initrd's cpio reader) -> domain modules
-// (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats) -> Pipeline -> RehostCommands -> the
+// (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
+// LVM2, the assembly of a guest's filesystems from fstab) -> Pipeline -> RehostCommands -> the
 // `rehost` executable.
 let package = Package(
     name: "Rehost",
@@ -45,8 +46,9 @@ let package = Package(
         .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages"]),
         .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
         .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib", "Blkid", "Compression", "Digests"]),
+        .target(name: "Volumes", dependencies: ["ImageCore", "Blkid", "ImageFormats"]),
         .target(name: "Pipeline", dependencies: [
-            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Digests",
+            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes", "Digests",
         ]),
         .target(name: "RehostCommands", dependencies: [
             "Pipeline", "ImageCore", "ImageFormats",
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
         .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "Compression", "ImageCore", "KernelPackages", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),
+        .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )

@@ -20,12 +20,16 @@ public struct FormatOptions: Sendable {
 public enum FormatPlanner {
     /// Parameters for a filesystem of `capacity` bytes that will hold a copy of `source`: the same
     /// block size, label, UUID (unless a new one is asked for), bytes-per-inode ratio and reserve.
-    public static func parameters(for source: Ext2Filesystem, capacity: UInt64, options: FormatOptions) -> Ext2FormatParameters {
+    /// `mergedUsedInodes` counts the inodes of other filesystems copied into it (a separate /boot
+    /// or /var merged into the root), which must fit too.
+    public static func parameters(for source: Ext2Filesystem, capacity: UInt64, options: FormatOptions,
+                                  mergedUsedInodes: UInt64 = 0) -> Ext2FormatParameters {
         let blockSize = source.blockSize
         let blocks = capacity / UInt64(blockSize)
         let bytesPerInode = max(UInt64(4096), source.sizeInBytes / UInt64(max(source.inodesCount, 1)))
         // Keep the source's density of inodes, and always room for every used inode plus a margin.
-        let wanted = max(capacity / bytesPerInode, UInt64(source.usedInodes) + UInt64(source.usedInodes) / 4 + 1024)
+        let used = UInt64(source.usedInodes) + mergedUsedInodes
+        let wanted = max(capacity / bytesPerInode, used + used / 4 + 1024)
         let inodes = UInt32(min(wanted, UInt64(UInt32.max - 1), blocks))
         let reserved = source.blocksCount > 0 ? blocks * source.reservedBlocksCount / source.blocksCount : blocks / 20
         var uuid = source.uuid

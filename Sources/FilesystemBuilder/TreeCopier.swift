@@ -25,6 +25,19 @@ public final class TreeCopier {
         public var truncatedTimestamps = 0
         /// Problems found in the source filesystem (each is also in `warnings`, up to a limit).
         public var sourceProblems = 0
+
+        /// Adds another copy's counts (a merged filesystem's).
+        public mutating func add(_ other: Statistics) {
+            directories += other.directories
+            regularFiles += other.regularFiles
+            symlinks += other.symlinks
+            hardLinks += other.hardLinks
+            specialFiles += other.specialFiles
+            extendedAttributes += other.extendedAttributes
+            bytesCopied += other.bytesCopied
+            truncatedTimestamps += other.truncatedTimestamps
+            sourceProblems += other.sourceProblems
+        }
     }
 
     /// What was wrong in the source and how the copy dealt with it, one line each, capped at
@@ -63,14 +76,32 @@ public final class TreeCopier {
 
     deinit { buffer.deallocate() }
 
+    /// Copies the source's whole tree into the destination's root.
     public func copy() throws -> Statistics {
-        try source.checkRootDirectory()
         // The root and lost+found exist already, so their entries are linked one by one; every
         // other directory is new and gets all its entries written at once.
         let lostFound = try destination.lookup("/lost+found", followLast: false)
+        return try copyTree(to: ext2RootInode, existingLostFound: lostFound, skipLostFound: false)
+    }
+
+    /// Copies the source's tree into `directory` of the destination, an existing directory (the
+    /// mount point of a filesystem merged into the new root, as `/boot`), which takes the source
+    /// root's owner, mode, times and attributes. The source's lost+found is left out: it belongs
+    /// to the source filesystem, not to the tree.
+    public func copy(into directory: String) throws -> Statistics {
+        guard let target = try destination.lookup(directory, followLast: false),
+              try destination.readInode(target).kind == .directory else {
+            throw Ext2FormatError.notADirectory(image: destination.image, path: directory)
+        }
+        return try copyTree(to: target, existingLostFound: nil, skipLostFound: true)
+    }
+
+    private func copyTree(to target: InodeNumber, existingLostFound: InodeNumber?, skipLostFound: Bool) throws -> Statistics {
+        try source.checkRootDirectory()
         copiedDirectories[ext2RootInode] = []
-        try copyDirectory(from: ext2RootInode, to: ext2RootInode, path: [], isNew: false, existingLostFound: lostFound)
-        try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, path: [], to: ext2RootInode)
+        try copyDirectory(from: ext2RootInode, to: target, path: [], isNew: false, existingLostFound: existingLostFound,
+                          skipLostFound: skipLostFound)
+        try applyMetadata(from: try source.readInode(ext2RootInode), sourceInode: ext2RootInode, path: [], to: target)
         try correctLinkCounts()
         if statistics.sourceProblems > Self.warningLimit {
             warnings.append("\(statistics.sourceProblems - Self.warningLimit) more problems in the source filesystem")
@@ -91,7 +122,7 @@ public final class TreeCopier {
     }
 
     private func copyDirectory(from sourceDir: InodeNumber, to destinationDir: InodeNumber, path: [UInt8], isNew: Bool,
-                               existingLostFound: InodeNumber? = nil) throws {
+                               existingLostFound: InodeNumber? = nil, skipLostFound: Bool = false) throws {
         depth += 1
         defer { depth -= 1 }
         var entries: [Ext2NewEntry] = []
@@ -104,6 +135,7 @@ public final class TreeCopier {
         }
         var names = Set<[UInt8]>()
         for entry in sourceEntries {
+            if skipLostFound, entry.name == Array("lost+found".utf8) { continue }
             let entryPath = path + [0x2F] + entry.name
             // A name no file may have, or one the directory already holds, would make the new
             // filesystem one e2fsck repairs.

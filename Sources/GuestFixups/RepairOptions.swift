@@ -55,6 +55,15 @@ public struct RepairOptions: Sendable, Equatable {
     /// The kernel to boot, by file-name version or release; nil: the newest that boots on the target.
     public var kernel: String?
     public var selinux: SELinuxMode = .label
+    /// Mount points whose filesystems were merged into the new root (`/boot`, `/var`): their
+    /// fstab entries are commented out.
+    public var mergedMountPoints: Set<String> = []
+    /// The source's LVM2 volume groups: fstab entries on `/dev/VG/LV` or `/dev/mapper/...` name
+    /// volumes the new disk does not have, and are commented out (swap LVs among them).
+    public var volumeGroups: Set<String> = []
+    /// fstab devices (as written: `UUID=...`, `LABEL=swap`) of the source's disks that the new disk
+    /// does not have (swap, filesystems not copied): their entries are commented out.
+    public var droppedDevices: Set<String> = []
 
     public init(target: Target, rootReference: String, rootFilesystemType: String,
                 skip: Set<String> = [], serialSpeed: Int = 115200, kernel: String? = nil) {

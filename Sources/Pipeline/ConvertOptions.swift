@@ -6,6 +6,9 @@ import ImageFormats
 /// Everything `rehost convert` was asked to do.
 public struct ConvertOptions: Sendable {
     public var input: String
+    /// Further disks of the same guest, read for the LVM2 PVs they hold (a volume group spread over
+    /// several disks) and the filesystems its fstab mounts from them.
+    public var moreDisks: [String] = []
     /// Every disk to write; the bootable disk is built once and streamed to all of them.
     public var outputs: [OutputRequest]
     public var writerOptions = WriterOptions()

@@ -39,27 +39,29 @@ public final class Converter {
 
     public func run() throws -> ConvertReport {
         let startedWall = monotonicSeconds()
-        let source = try SourceGuest(path: options.input, partition: options.partition,
+        let source = try SourceGuest(path: options.input, moreDisks: options.moreDisks, partition: options.partition,
                                      scratchDirectory: options.scratchDirectory, externalFiles: options.externalFiles,
-                                     maxOutputSize: options.maxOutputSize,
-                                     progress: progress)
-        let fs = source.report.filesystem
+                                     maxOutputSize: options.maxOutputSize, progress: progress)
         // Kernel packages are read and checked before anything else: a bad one fails at once.
         let supplied = try options.addKernels.map(SuppliedKernel.prepare(path:))
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue,
                                                kernel: supplied.isEmpty ? options.kernel : nil)
-        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: fs.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
-                                     sourceFilesystemSize: fs.sizeBytes)
+        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+                                     sourceFilesystemSize: source.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
-        let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format)
+        let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format,
+                                                  mergedUsedInodes: source.mounts.reduce(0) { $0 + UInt64($1.filesystem.usedInodes) })
         let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
                                                   uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest)
         var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip,
                                           kernel: options.kernel)
         repairOptions.selinux = options.selinux
+        repairOptions.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
+        repairOptions.volumeGroups = source.volumeGroupNames
+        repairOptions.droppedDevices = source.droppedDevices
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
         var warnings = planned.warnings
@@ -93,8 +95,8 @@ public final class Converter {
         try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
 
         let destination = try Ext2Filesystem.format(path: rawDisk.temporaryPath, offset: plan.partitionOffset, parameters: parameters)
-        progress.begin(stage: "copying files", totalBytes: fs.usedBytes)
-        let statistics: TreeCopier.Statistics
+        progress.begin(stage: "copying files", totalBytes: source.usedBytes)
+        var statistics: TreeCopier.Statistics
         do {
             // Writeback starts as the copy goes (libext2fs writes through its own descriptor, but
             // the page cache is the file's), so the final fsync finds the disk almost clean.
@@ -108,6 +110,22 @@ public final class Converter {
             }
             statistics = try copier.copy()
             report.warnings += copier.warnings
+            // Each filesystem the fstab mounts goes into its mount point, shallowest first.
+            var before = statistics.bytesCopied
+            let merged = Ext2GuestFilesystem(destination)
+            for mount in source.mounts {
+                // The mount point normally exists in the root (an empty directory); if not, it is made.
+                var path = ""
+                for component in mount.mountPoint.split(separator: "/") {
+                    path += "/" + component
+                    try merged.createDirectory(path, mode: 0o755)
+                }
+                let base = before
+                let mountCopier = TreeCopier(from: mount.filesystem, to: destination) { [progress] in progress.advance(to: base + $0) }
+                statistics.add(try mountCopier.copy(into: mount.mountPoint))
+                report.warnings += mountCopier.warnings.map { "\(mount.mountPoint): \($0)" }
+                before = statistics.bytesCopied
+            }
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }
@@ -153,8 +171,10 @@ public final class Converter {
     }
 
     private func refuseOverwritingInput(_ source: SourceGuest) throws {
-        for output in options.outputs where isSameFile(options.input, output.path) {
-            throw ConvertError.sameFile(path: output.path)
+        for output in options.outputs {
+            for input in [options.input] + options.moreDisks where isSameFile(input, output.path) {
+                throw ConvertError.sameFile(path: output.path)
+            }
         }
     }
 }

@@ -7,10 +7,10 @@ import ImageFormats
 public enum Inspector {
     public static func inspect(path: String, target: Target = .kvm, rootReference: RootReferenceChoice = .auto,
                                partition: Int? = nil, scratchDirectory: String? = nil, kernel: String? = nil,
-                               addKernels: [String] = [], externalFiles: ExternalFiles = .contained,
+                               addKernels: [String] = [], moreDisks: [String] = [], externalFiles: ExternalFiles = .contained,
                                maxOutputSize: UInt64? = nil) throws -> InspectReport {
         let supplied = try addKernels.map(SuppliedKernel.prepare(path:))
-        let source = try SourceGuest(path: path, partition: partition, scratchDirectory: scratchDirectory,
+        let source = try SourceGuest(path: path, moreDisks: moreDisks, partition: partition, scratchDirectory: scratchDirectory,
                                      externalFiles: externalFiles, maxOutputSize: maxOutputSize)
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: target, kernel: supplied.isEmpty ? kernel : nil)
@@ -19,13 +19,16 @@ public enum Inspector {
         var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,
                                    plannedDisk: nil, plannedDiskProblem: nil, plannedChanges: [], plannedWarnings: [], plannedChangesProblem: nil)
         do {
-            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: fs.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
-                                                   sourceFilesystemSize: fs.sizeBytes)
+            report.plannedDisk = try DiskPlan.make(requestedSize: nil, usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+                                                   sourceFilesystemSize: source.sizeBytes)
         } catch let error as RehostError {
             report.plannedDiskProblem = error.description
         }
         do {
-            let options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
+            var options = RepairOptions(target: target, rootReference: root, rootFilesystemType: "ext3", skip: [], kernel: kernel)
+            options.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
+            options.volumeGroups = source.volumeGroupNames
+            options.droppedDevices = source.droppedDevices
             let outcome = try GuestRepairs.apply(to: overlay, options: options, kernels: supplied)
             report.plannedChanges = outcome.changes
             report.guest = outcome.report

@@ -2,6 +2,7 @@ import DiskLayout
 import FilesystemBuilder
 import GuestFixups
 import ImageFormats
+import Volumes
 
 /// What the input is, for `inspect` and the top of every `convert` report.
 public struct InputReport: Codable, Sendable {
@@ -14,6 +15,93 @@ public struct InputReport: Codable, Sendable {
     public var partitionReason: String?
     public var filesystemOffset: UInt64
     public var filesystem: FilesystemReport
+    /// Further disks given for the guest's LVM2 PVs.
+    public var moreDisks: [String] = []
+    /// Where the root filesystem is when the disk has several: "partition 1", "VolGroup00/LogVol00".
+    public var rootVolume: String?
+    /// The LVM2 volume groups found on the input's partitions.
+    public var volumeGroups: [VolumeGroupReport] = []
+    /// The other ext filesystems the root's fstab mounts, found among the partitions and LVs:
+    /// `convert` merges each into the new root at its mount point.
+    public var mounts: [MountReport] = []
+    /// What the assembly of the guest's filesystems found worth saying (an fstab entry on a
+    /// device that is not there, an LV that cannot be read).
+    public var notes: [String] = []
+}
+
+public struct VolumeGroupReport: Codable, Sendable {
+    public var name: String
+    public var uuid: String
+    public var seqno: UInt64
+    public var extentSize: UInt64
+    public var physicalVolumes: [PhysicalVolumeReport]
+    public var logicalVolumes: [LogicalVolumeReport]
+
+    init(_ assembled: LVM2.AssembledGroup) {
+        let g = assembled.group
+        name = g.name
+        uuid = g.id
+        seqno = g.seqno
+        extentSize = g.extentBytes
+        physicalVolumes = g.physicalVolumes.map {
+            PhysicalVolumeReport(name: $0.name, uuid: $0.id, device: $0.device, found: assembled.disks[$0.name]?.name,
+                                 dataOffset: $0.peStart * LVM2.sectorSize, extents: $0.peCount)
+        }
+        logicalVolumes = g.logicalVolumes.map { lv in
+            LogicalVolumeReport(
+                name: lv.name, uuid: lv.id, sizeBytes: lv.extentCount * g.extentBytes, visible: lv.isVisible,
+                segments: lv.segments.map { s in
+                    SegmentReport(type: s.type, startExtent: s.startExtent, extents: s.extentCount,
+                                  stripeSize: s.stripeSize * LVM2.sectorSize,
+                                  stripes: s.stripes.map { "\($0.physicalVolume):\($0.startExtent)" })
+                },
+                unsupported: lv.unsupported)
+        }
+    }
+}
+
+public struct PhysicalVolumeReport: Codable, Sendable {
+    public var name: String
+    public var uuid: String
+    /// The device the metadata last saw it on.
+    public var device: String?
+    /// Where it was found among the inputs; nil when missing.
+    public var found: String?
+    public var dataOffset: UInt64
+    public var extents: UInt64
+}
+
+public struct LogicalVolumeReport: Codable, Sendable {
+    public var name: String
+    public var uuid: String
+    public var sizeBytes: UInt64
+    public var visible: Bool
+    public var segments: [SegmentReport]
+    /// The segment type that makes it unreadable (mirror, raid1, thin, snapshot...).
+    public var unsupported: String?
+}
+
+public struct SegmentReport: Codable, Sendable {
+    /// "linear" or "striped" (or the unsupported type).
+    public var type: String
+    public var startExtent: UInt64
+    public var extents: UInt64
+    public var stripeSize: UInt64
+    /// "pv0:0" per stripe: the PV and its first extent.
+    public var stripes: [String]
+}
+
+public struct MountReport: Codable, Sendable {
+    public var mountPoint: String
+    /// As fstab names it.
+    public var device: String
+    /// "partition 1", "VolGroup00/LogVol02".
+    public var volume: String
+    public var type: String
+    public var label: String
+    public var uuid: String
+    public var sizeBytes: UInt64
+    public var usedBytes: UInt64
 }
 
 public struct FilesystemReport: Codable, Sendable {

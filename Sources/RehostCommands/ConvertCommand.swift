@@ -82,6 +82,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             var options = ConvertOptions(input: guest.input, outputs: try outputs.requests())
+            options.moreDisks = guest.moreDisks
             options.writerOptions = outputs.writerOptions
             options.digests = !outputs.noDigest
             options.diskSize = size.flatMap(ByteCount.parse)

@@ -28,8 +28,8 @@ struct InspectCommand: ParsableCommand {
         try runReportingErrors {
             let report = try Inspector.inspect(path: guest.input, target: guest.target, rootReference: guest.rootReference,
                                                partition: guest.partition, scratchDirectory: guest.scratchDirectory,
-                                               kernel: guest.kernel, addKernels: guest.addKernel, externalFiles: guest.externalFiles,
-                                               maxOutputSize: guest.maxOutputBytes)
+                                               kernel: guest.kernel, addKernels: guest.addKernel, moreDisks: guest.moreDisks,
+                                               externalFiles: guest.externalFiles, maxOutputSize: guest.maxOutputBytes)
             if guest.json { try printJSON(report) } else { print(TextReport.inspect(report), terminator: "") }
         }
     }

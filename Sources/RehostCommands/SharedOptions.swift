@@ -14,7 +14,11 @@ struct GuestOptions: ParsableArguments {
                                  valueName: "input"))
     var input: String
 
-    @Option(help: ArgumentHelp("For a partitioned input disk, the partition number of the root filesystem (default: the bootable, else the largest, Linux partition).",
+    @Argument(help: ArgumentHelp("More disks of the same guest, for an LVM2 volume group spread over several disks (each raw, gzip, qcow2, VMDK, VDI, VHD or OVA).",
+                                 valueName: "disk"))
+    var moreDisks: [String] = []
+
+    @Option(help: ArgumentHelp("For a partitioned input disk, the partition number of the root filesystem (default: the ext filesystem holding /etc/fstab: the bootable, else the largest, Linux partition, else another partition or an LVM2 logical volume).",
                                valueName: "n"))
     var partition: Int?
 

@@ -137,6 +137,25 @@ enum TextReport {
         out += line("  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid)\n")
         out += line("  size:         \(ByteCount.format(f.sizeBytes)), \(ByteCount.format(f.usedBytes)) used, \(f.inodesUsed) of \(f.inodesTotal) inodes, \(f.blockSize)-byte blocks, \(f.inodeSize)-byte inodes\n")
         out += line("  features:     \(f.features.joined(separator: " "))\n")
+        for d in i.moreDisks { out += line("  more disk:    \(d)\n") }
+        if let root = i.rootVolume, i.partition == nil { out += line("  root on:      \(root)\n") }
+        for g in i.volumeGroups {
+            out += line("  LVM2 VG:      \(g.name) (\(g.uuid)), extents of \(ByteCount.format(g.extentSize)), seqno \(g.seqno)\n")
+            for pv in g.physicalVolumes {
+                out += line("    PV \(pv.name):      \(pv.uuid), \(pv.extents) extents, \(pv.found.map { "on \($0)" } ?? "MISSING (was \(pv.device ?? "?"))")\n")
+            }
+            for lv in g.logicalVolumes {
+                let layout = lv.segments.map { s in
+                    s.type == "striped" ? "striped \(s.stripes.joined(separator: " ")) (\(ByteCount.format(s.stripeSize)) stripes)"
+                                        : "\(s.type) \(s.stripes.joined(separator: " "))+\(s.extents)"
+                }.joined(separator: ", ")
+                out += line("    LV \(lv.name):  \(ByteCount.format(lv.sizeBytes))\(lv.visible ? "" : ", hidden"), \(layout)\(lv.unsupported.map { " (cannot be read: \($0))" } ?? "")\n")
+            }
+        }
+        for m in i.mounts {
+            out += line("  mounts:       \(m.mountPoint) from \(m.device) = \(m.volume): \(m.type), label \"\(m.label)\", \(ByteCount.format(m.usedBytes)) used of \(ByteCount.format(m.sizeBytes)); merged into the new root\n")
+        }
+        for n in i.notes { out += line("  note:         \(n)\n") }
         return out
     }
 

@@ -2,9 +2,20 @@
 /// the Xen disks' other entries (/dev/xvd*, /dev/sd*, /dev/hd*, /dev/vd*: swap, the cloud's
 /// ephemeral /mnt) are commented out with `# rehost: `, because the converted disk has one
 /// partition and a missing device would stop the boot. Entries by LABEL=/UUID= and pseudo
-/// filesystems stay. Only the changed fields are rewritten; the separators are kept.
+/// filesystems stay. Entries of filesystems merged into the new root (`mergedMountPoints`) and
+/// entries on LVM2 volumes (`/dev/VG/LV`, `/dev/mapper/VG-LV`: the new disk has no LVM, so swap
+/// LVs go too) and entries naming other volumes of the source by LABEL=/UUID= that were not
+/// copied (`droppedDevices`: swap, XFS) are commented out the same way. Only the changed fields are rewritten; the
+/// separators are kept.
 enum FstabRepair {
     static let commentPrefix = "# rehost: "
+    static let mergedPrefix = "# rehost: merged into /: "
+
+    static func isLogicalVolume(_ device: Substring, groups: Set<String>) -> Bool {
+        if device.hasPrefix("/dev/mapper/") { return true }
+        let parts = device.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0].isEmpty && parts[1] == "dev" && groups.contains(String(parts[2]))
+    }
 
     static func run(_ context: inout RepairContext) throws {
         let options = context.options
@@ -25,7 +36,10 @@ enum FstabRepair {
                         edited += text[fields[0].endIndex...]
                     }
                     if edited != text { lines.replace(index, with: edited) }
-                } else if GuestPaths.isOldBlockDevice(fields[0]) {
+                } else if options.mergedMountPoints.contains(String(fields[1])) {
+                    lines.replace(index, with: mergedPrefix + text)
+                } else if GuestPaths.isOldBlockDevice(fields[0]) || isLogicalVolume(fields[0], groups: options.volumeGroups)
+                            || options.droppedDevices.contains(String(fields[0])) {
                     lines.replace(index, with: commentPrefix + text)
                 }
             }

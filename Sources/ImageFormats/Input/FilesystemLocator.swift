@@ -25,6 +25,10 @@ struct FilesystemLocator {
         }
         if let partition { throw InputError.partitionWithoutTable(path: displayPath, number: partition) }
         let probe = try prober.probeFilesystem(offset: 0, size: nil)
+        if let probe, probe.type == "LVM2_member" {
+            // A whole-disk LVM2 PV: its logical volumes are found above this layer (Volumes).
+            return LocatedFilesystem(kind: .bareFilesystem, offset: 0, size: size, probe: probe, choice: nil)
+        }
         let (fsProbe, fsSize) = try checkFilesystem(probe: probe, offset: 0, available: size,
                                                     location: nil, container: "the file")
         return LocatedFilesystem(kind: .bareFilesystem, offset: 0, size: fsSize, probe: fsProbe, choice: nil)
@@ -52,6 +56,7 @@ struct FilesystemLocator {
         }
 
         var candidates: [(PartitionProbe, FilesystemProbe)] = []
+        var physicalVolumes: [(PartitionProbe, FilesystemProbe)] = []
         var seen: [String] = []
         for entry in usable {
             let linux = isLinux(entry, table: table.type)
@@ -60,9 +65,16 @@ struct FilesystemLocator {
             if entry.endBytes <= size {
                 let probe = try prober.probeFilesystem(offset: entry.startBytes, size: entry.sizeBytes)
                 if linux, let probe, probe.isExt { candidates.append((entry, probe)) }
+                if let probe, probe.type == "LVM2_member" { physicalVolumes.append((entry, probe)) }
                 found = probe?.type ?? "nothing recognised"
             }
             seen.append("\(entry.number) \(typeName(entry)) \(found)")
+        }
+        if candidates.isEmpty, let (pv, probe) = physicalVolumes.first {
+            // No ext partition, but LVM2: the root is in a logical volume, which the caller
+            // (Volumes, above this layer) finds. The PV stands for the root until then.
+            return LocatedFilesystem(kind: kind, offset: pv.startBytes, size: pv.sizeBytes, probe: probe,
+                                     choice: RootPartitionChoice(number: pv.number, reason: "an LVM2 physical volume: no partition holds ext2/3/4 itself"))
         }
         guard !candidates.isEmpty else {
             throw InputError.noLinuxPartition(path: displayPath, table: table.type,

@@ -4,11 +4,12 @@ import Glibc
 #endif
 
 /// A temporary file that is unlinked when released, and by `TemporaryFiles` on an interrupt.
-final class ScratchFile {
-    let path: String
-    let file: RawFile
+public final class ScratchFile {
+    public let path: String
+    public let file: RawFile
 
-    init(directory: String?, hint: String) throws {
+    /// Creates `.rehost-PID-RANDOM-HINT.raw` in `directory` (default $TMPDIR or /tmp).
+    public init(directory: String?, hint: String) throws {
         let dir = directory ?? defaultScratchDirectory()
         let base = hint.split(separator: "/").last.map(String.init) ?? "input"
         var attempt = 0

@@ -1,0 +1,209 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Guests whose filesystems are spread over partitions and LVM2 logical volumes, as RHEL/CentOS
+/// installs lay them out: `/boot` on partition 1, `/` in VolGroup00/LogVol00 with a swap LV, and
+/// (the second fixture) `/var` on partition 3. Converted as nobody, read back with e2fsprogs,
+/// compared with the source filesystems, and booted in qemu (IDE for one, virtio for the other).
+@Suite(.serialized)
+struct LVMGuestTests {
+    struct Converted: Sendable {
+        let fixture: FixtureImage
+        let disk: String
+        let reportJSON: [UInt8]
+        let stderr: String
+        let status: Int32
+
+        var partition: String { "\(disk)?offset=1048576" }
+        var report: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(reportJSON))) as? [String: Any] ?? [:] }
+        var changes: [[String: Any]] { report["changes"] as? [[String: Any]] ?? [] }
+        func offset(_ key: String) -> UInt64 { UInt64(fixture[key] ?? "") ?? 0 }
+    }
+
+    nonisolated(unsafe) static var shared: [LVMGuestLayout: Converted] = [:]
+    static let lock = NSLock()
+    static let directory = "/tmp/rehost-lvm-convert-test"
+
+    static func converted(_ layout: LVMGuestLayout) throws -> Converted {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = shared[layout] { return known }
+        let fixture = try Fixture.lvmGuest(layout)
+        if shared.isEmpty {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o777])
+        }
+        let disk = "\(directory)/\(layout.rawValue).raw"
+        let more = [fixture["DISK2"] ?? ""].filter { !$0.isEmpty }
+        let result = try Command.runRehost(["convert", fixture.imagePath] + more + ["-o", disk, "--json"], asUser: "nobody")
+        let made = Converted(fixture: fixture, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr, status: result.status)
+        shared[layout] = made
+        return made
+    }
+
+    @Test func inspectShowsTheVolumeGroupAndTheMounts() throws {
+        let fixture = try Fixture.lvmGuest(.separateVar)
+        let json = try Command.runRehost(["inspect", "--json", fixture.imagePath], asUser: "nobody").requireSuccess()
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
+        let input = try #require(report["input"] as? [String: Any])
+        #expect(input["rootVolume"] as? String == "VolGroup00/LogVol00")
+        let groups = input["volumeGroups"] as? [[String: Any]] ?? []
+        #expect(groups.map { $0["name"] as? String } == ["VolGroup00"])
+        let lvs = groups.first?["logicalVolumes"] as? [[String: Any]] ?? []
+        #expect(lvs.map { $0["name"] as? String } == ["LogVol00", "LogVol01"])
+        #expect(lvs.map { ($0["sizeBytes"] as? NSNumber)?.uint64Value } == [192 << 20, 16 << 20])
+        let mounts = input["mounts"] as? [[String: Any]] ?? []
+        let summary = mounts.map { "\($0["mountPoint"] as? String ?? "?") \($0["device"] as? String ?? "?") \($0["volume"] as? String ?? "?")" }
+        #expect(summary == ["/var /dev/sda3 partition 3", "/boot UUID=\(fixture["BOOT_UUID"] ?? "?") partition 1"])
+        // The guest is inspected with /boot mounted: its kernels are found.
+        let kernels = (report["guest"] as? [String: Any])?["kernels"] as? [[String: Any]] ?? []
+        #expect(kernels.contains { ($0["path"] as? String)?.hasPrefix("/boot/vmlinuz-") == true })
+
+        let text = try Command.runRehost(["inspect", fixture.imagePath], asUser: "nobody").requireSuccess().stdout
+        #expect(text.contains("root on:      VolGroup00/LogVol00"))
+        #expect(text.contains("LV LogVol00:  192 MiB, linear pv0:0+48"))
+        #expect(text.contains("/boot from UUID="))
+    }
+
+    /// A disk holding one PV of a two-disk group: its striped LV cannot be read, and no root is
+    /// found; the error says so, naming the missing PV.
+    @Test func missingPhysicalVolumeIsNamed() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-lvm-missing")
+        try dir.makeWorldWritable()
+        let disk = dir.file("half.img")
+        _ = try Command.run("truncate", ["-s", "24M", disk]).requireSuccess()
+        _ = try Command.run("sfdisk", ["-q", disk], stdin: Array("label: dos\nstart=2048, type=8e\n".utf8)).requireSuccess()
+        _ = try Command.run("/usr/bin/python3", ["\(Fixture.repositoryRoot)/Fixtures/lvm2-write.py", disk, "--offset", "1048576",
+                                                 "--size", "\(23 << 20)", "--vg", "vgdata", "--pvs", "2", "--extent-mib", "1",
+                                                 "--lv", "data:8:striped:64"]).requireSuccess()
+        _ = try Command.run("chmod", ["644", disk]).requireSuccess()
+        let result = try Command.runRehost(["inspect", disk], asUser: "nobody")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no partition or LVM2 logical volume holds an ext2/ext3/ext4 filesystem"), "\(result.stderr)")
+        #expect(result.stderr.contains("vgdata/data: its physical volume pv1"), "\(result.stderr)")
+    }
+
+    /// The same disk inside qcow2 is read from its scratch copy; the report names the input.
+    @Test func lvmGuestInsideQcow2() throws {
+        let fixture = try Fixture.lvmGuest(.separateVar)
+        let dir = try TemporaryDirectory(prefix: "rehost-lvm-qcow2")
+        try dir.makeWorldWritable()
+        let image = dir.file("guest.qcow2")
+        _ = try Command.run("qemu-img", ["convert", "-O", "qcow2", fixture.imagePath, image]).requireSuccess()
+        _ = try Command.run("chmod", ["644", image]).requireSuccess()
+        let json = try Command.runRehost(["inspect", "--json", image], asUser: "nobody").requireSuccess()
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
+        let input = try #require(report["input"] as? [String: Any])
+        #expect(input["rootVolume"] as? String == "VolGroup00/LogVol00")
+        #expect((input["mounts"] as? [[String: Any]] ?? []).compactMap { $0["mountPoint"] as? String } == ["/var", "/boot"])
+        let pv = ((input["volumeGroups"] as? [[String: Any]])?.first?["physicalVolumes"] as? [[String: Any]])?.first
+        #expect(pv?["found"] as? String == "\(image), partition 2")
+    }
+
+    /// A converted guest is one partition without LVM: converting it again changes nothing.
+    @Test func convertingTheResultAgainChangesNothing() throws {
+        let c = try Self.converted(.separateVar)
+        let again = try Command.runRehost(["convert", c.disk, "-o", "\(Self.directory)/again.raw", "--dry-run", "--json"], asUser: "nobody")
+        #expect(again.status == 0, "\(again.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(again.stdoutBytes)) as? [String: Any]
+        #expect((report?["changes"] as? [[String: Any]])?.isEmpty == true, "\(again.stdout)")
+        let input = report?["input"] as? [String: Any]
+        #expect((input?["mounts"] as? [Any])?.isEmpty == true)
+        #expect((input?["volumeGroups"] as? [Any])?.isEmpty == true)
+    }
+
+    /// Without its second disk, the two-disk guest converts without /home and says why.
+    @Test func secondDiskMissingIsANote() throws {
+        let fixture = try Fixture.lvmGuest(.twoDisks)
+        let json = try Command.runRehost(["inspect", "--json", fixture.imagePath], asUser: "nobody").requireSuccess()
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdoutBytes)) as? [String: Any])
+        let input = try #require(report["input"] as? [String: Any])
+        let notes = input["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.hasPrefix("VolGroup00/LogVol02 cannot be read: its physical volume pv1") }, "\(notes)")
+        #expect(notes.contains("fstab line 4: /home is on VolGroup00/LogVol02, which cannot be read; its files are not copied"), "\(notes)")
+        let mounts = (input["mounts"] as? [[String: Any]] ?? []).compactMap { $0["mountPoint"] as? String }
+        #expect(mounts == ["/boot"])
+    }
+
+    @Test(arguments: LVMGuestLayout.allCases)
+    func convertsToOneCleanFilesystem(layout: LVMGuestLayout) throws {
+        let c = try Self.converted(layout)
+        #expect(c.status == 0, "rehost convert failed: \(c.stderr)")
+        let fsck = try Command.run("e2fsck", ["-fn", c.partition])
+        #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
+        let fstab = try Command.run("debugfs", ["-R", "cat /etc/fstab", c.partition]).requireSuccess().stdout
+        let lines = fstab.split(separator: "\n").map(String.init)
+        #expect(lines.contains("LABEL=/\t/\text3\tdefaults\t1 1"), "\(fstab)")
+        if layout != .allLVM {
+            #expect(lines.contains { $0.hasPrefix("# rehost: merged into /: ") && $0.contains("\t/boot\t") }, "\(fstab)")
+        }
+        // The swap LV: by its LV name, or (separate /var) by the UUID of its swap signature.
+        let swap = layout == .separateVar ? "# rehost: UUID=11111111-2222-4333-8444-555555555555\t" : "# rehost: /dev/VolGroup00/LogVol01\t"
+        #expect(lines.contains { $0.hasPrefix(swap) && $0.contains("\tswap\t") }, "\(fstab)")
+        let boot = try Command.run("debugfs", ["-R", "ls -l /boot", c.partition]).requireSuccess().stdout
+        #expect(boot.contains("vmlinuz-") && boot.contains("grub"), "\(boot)")
+        if layout == .allLVM {
+            // Its root LV is in two segments: read through a scratch copy until the io_manager.
+            let notes = (c.report["input"] as? [String: Any])?["notes"] as? [String] ?? []
+            #expect(notes.contains("VolGroup00/LogVol00 is not one run of the disk: it was read through a sparse scratch copy"), "\(notes)")
+        }
+        if layout == .twoDisks {
+            #expect(lines.contains("# rehost: merged into /: /dev/VolGroup00/LogVol02\t/home\text3\tdefaults\t1 2"), "\(fstab)")
+        }
+        if layout == .separateVar {
+            #expect(lines.contains("# rehost: merged into /: /dev/sda3\t/var\text3\tdefaults\t1 2"), "\(fstab)")
+        }
+        #expect(!lines.contains { !$0.hasPrefix("#") && ($0.contains("VolGroup00") || $0.contains("/boot") || $0.contains("/var")) })
+    }
+
+    /// The output's tree is the root filesystem's with each mounted filesystem at its mount point
+    /// (its lost+found left out), apart from the declared repairs.
+    @Test(arguments: [LVMGuestLayout.bootPartition, .separateVar, .twoDisks])
+    func mergedTreeIsTheSourceFilesystemsTogether(layout: LVMGuestLayout) throws {
+        let c = try Self.converted(layout)
+        let image = c.fixture.imagePath
+        let root = try ExtTreeManifest.read(image: image, offset: c.offset("ROOT_OFFSET"))
+        var mounted = [("/boot", try ExtTreeManifest.read(image: image, offset: c.offset("BOOT_OFFSET")))]
+        if layout == .separateVar { mounted.append(("/var", try ExtTreeManifest.read(image: image, offset: c.offset("VAR_OFFSET")))) }
+        if layout == .twoDisks {
+            mounted.append(("/home", try ExtTreeManifest.read(image: c.fixture["DISK2"] ?? "?", offset: c.offset("HOME_OFFSET"))))
+        }
+        var entries = root.entries
+        for (index, (mountPoint, manifest)) in mounted.enumerated() {
+            #expect(manifest.entries.count > 3, "\(mountPoint) should hold files")
+            entries[mountPoint] = nil
+            for (path, var entry) in manifest.entries where path != "/lost+found" && !path.hasPrefix("/lost+found/") {
+                entry.path = path == "/" ? mountPoint : mountPoint + path
+                entry.inode += UInt32(index + 1) * 1_000_000   // inode numbers of different filesystems are unrelated
+                entries[entry.path] = entry
+            }
+        }
+        let expected = ExtTreeManifest(image: image, offset: 0, blockSize: root.blockSize, entries: entries)
+        let output = try ExtTreeManifest.read(image: c.disk, offset: 1_048_576)
+        let changed = Set(c.changes.compactMap { $0["path"] as? String })
+        #expect(changed.contains("/etc/fstab") && changed.contains("/boot/grub/grub.cfg"), "\(changed)")
+        let parents = Set(changed.map { ($0 as NSString).deletingLastPathComponent }).union(mounted.map(\.0))
+        let differences = ExtTreeManifest.differences(from: expected, to: output, ignoringTimesOf: parents, ignoringPaths: changed)
+            // A mount point loses its lost+found's link, and /boot gains the link of the /boot/grub the repairs create.
+            .filter { !($0.property == .linkCount && parents.contains($0.path)) }
+        #expect(differences.isEmpty, "undeclared differences:\n\(differences.map(\.description).joined(separator: "\n"))")
+        #expect(output.entries.keys.contains { $0.hasPrefix("/boot/vmlinuz-") })
+    }
+
+    @Test(arguments: [(LVMGuestLayout.bootPartition, "ide"), (.separateVar, "virtio")])
+    func bootsFromItsOwnMBR(layout: LVMGuestLayout, bus: String) throws {
+        let c = try Self.converted(layout)
+        let log = "\(Self.directory)/serial-\(layout.rawValue)-\(bus).log"
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", c.disk, "--format", "raw",
+                                                 "--bus", bus, "--log", log, "--timeout", "240"],
+                                   timeout: .seconds(300), asUser: "nobody")
+        let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(boot.status == 0, "no boot marker on \(bus):\n\(boot.stdout)\(boot.stderr)")
+        #expect(serial.contains("REHOST-BOOT-OK"))
+        let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
+        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
+        #expect(serial.contains("fstab-root=LABEL=/\t/\text3"))
+    }
+}
