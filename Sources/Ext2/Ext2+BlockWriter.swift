@@ -21,16 +21,31 @@ extension Ext2Filesystem {
 
         /// Writes `data` (a whole number of blocks) at logical block `logical`.
         public func write(_ data: UnsafeRawBufferPointer, atBlock logical: UInt64) throws {
+            precondition(data.count % owner.blockSize == 0, "BlockWriter writes whole blocks")
+            try place(UInt64(data.count / owner.blockSize), atBlock: logical) { start, done, count in
+                try owner.writeBlocks(start, count: count, from: data.baseAddress! + done * owner.blockSize)
+            }
+        }
+
+        /// Allocates `count` blocks at logical block `logical` and maps them into the file without
+        /// writing them: they keep what the disk holds there (zeros, in a new filesystem on a
+        /// sparse output). Only the indirect blocks the mapping needs are written. For files that
+        /// must have no holes but whose contents do not matter, such as a swap file.
+        public func allocate(_ count: UInt64, atBlock logical: UInt64) throws {
+            try place(count, atBlock: logical) { _, _, _ in }
+        }
+
+        /// Finds free runs for `total` blocks, maps each into the file at `logical` onwards, and
+        /// hands each run (its first physical block, the blocks placed before it, its length) to `fill`.
+        private func place(_ total: UInt64, atBlock logical: UInt64, fill: (blk64_t, Int, Int) throws -> Void) throws {
             let fs = owner.fs
-            let blockSize = owner.blockSize
-            precondition(data.count % blockSize == 0, "BlockWriter writes whole blocks")
             var done = 0
-            let total = data.count / blockSize
-            while done < total {
+            while UInt64(done) < total {
+                let remaining = blk64_t(total - UInt64(done))
                 var start: blk64_t = 0, length: blk64_t = 0
-                try owner.check(ext2fs_new_range(fs, 0, goal, blk64_t(total - done), nil, &start, &length),
-                                "allocating \(total - done) blocks for inode \(ino)")
-                let count = Int(min(length, blk64_t(total - done)))
+                try owner.check(ext2fs_new_range(fs, 0, goal, remaining, nil, &start, &length),
+                                "allocating \(remaining) blocks for inode \(ino)")
+                let count = Int(min(length, remaining))
                 ext2fs_block_alloc_stats_range(fs, start, UInt32(count), 1)
                 for i in 0..<count {
                     var physical = start + blk64_t(i)
@@ -41,7 +56,7 @@ extension Ext2Filesystem {
                                         "mapping block \(block) of inode \(ino)")
                     }
                 }
-                try owner.writeBlocks(start, count: count, from: data.baseAddress! + done * blockSize)
+                try fill(start, done, count)
                 dataBlocks += UInt64(count)
                 done += count
                 goal = start + blk64_t(count)
