@@ -64,6 +64,9 @@ public struct RepairOptions: Sendable, Equatable {
     /// fstab devices (as written: `UUID=...`, `LABEL=swap`) of the source's disks that the new disk
     /// does not have (swap, filesystems not copied): their entries are commented out.
     public var droppedDevices: Set<String> = []
+    /// A swap file Rehost creates in the new root (`/swapfile`, from `--swap-file`): fstab gets a
+    /// line for it.
+    public var swapFile: String?
 
     public init(target: Target, rootReference: String, rootFilesystemType: String,
                 skip: Set<String> = [], serialSpeed: Int = 115200, kernel: String? = nil) {

@@ -37,6 +37,27 @@ import Testing
             """)
     }
 
+    /// `--swap-file`: one line for it, with the options and separators of the guest's own swap
+    /// line, added once however often the repair runs.
+    @Test(arguments: [
+        (lvmFstab, "/swapfile none swap defaults 0 0"),
+        ("/dev/xvda1\t/\text3\terrors=remount-ro\t0 1\n/dev/xvda3\tnone\tswap\tsw\t0 0\n", "/swapfile\tnone\tswap\tsw\t0 0"),
+        ("LABEL=/ / ext3 defaults 1 1", "/swapfile\tnone\tswap\tdefaults\t0 0"),
+    ])
+    func fstabGainsTheSwapFile(fstab: String, line: String) throws {
+        let fs = MemoryGuestFilesystem()
+        fs.addFile("/etc/fstab", fstab)
+        var options = GuestFixtures.only("fstab")
+        options.volumeGroups = ["VolGroup00"]
+        options.swapFile = "/swapfile"
+        _ = try GuestRepairs.apply(to: fs, options: options)
+        _ = try GuestRepairs.apply(to: fs, options: options)
+        let lines = (fs.text("/etc/fstab") ?? "").split(separator: "\n").map(String.init)
+        #expect(lines.last == line, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("/swapfile") }.count == 1, "\(lines)")
+        #expect(!lines.contains { $0.hasPrefix("/dev/xvda3") || $0.hasPrefix("/dev/VolGroup00/LogVol01") })
+    }
+
     @Test func pathsGoToTheLongestMountPoint() throws {
         let root = MemoryGuestFilesystem()
         root.addFile("/etc/fstab", "x")

@@ -42,6 +42,20 @@ import Testing
         #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.kvmOptions).changes.isEmpty)
     }
 
+    /// `--swap-file`: the swap file the converter made is listed with its fstab line and labelled
+    /// like a created file; a second pass changes nothing.
+    @Test func swapFileIsListedAndLabelled() throws {
+        let fs = Self.selinuxGuest(withContexts: true)
+        fs.addFile("/swapfile", "swap")
+        var options = GuestFixtures.kvmOptions
+        options.swapFile = "/swapfile"
+        let changes = try GuestRepairs.apply(to: fs, options: options).changes
+        #expect(changes.contains { $0.repair == "fstab" && $0.path == "/swapfile" && $0.action == .created })
+        #expect(changes.contains { $0.path == "/swapfile" && $0.action == .labelled })
+        #expect(Self.label(fs, "/swapfile") == "system_u:object_r:default_t:s0")
+        #expect(try GuestRepairs.apply(to: fs, options: options).changes.isEmpty)
+    }
+
     /// A hostile policy line that would backtrack for ever is never matched.
     @Test func nestedRepetitionInAPatternIsNeverMatched() throws {
         let fs = MemoryGuestFilesystem()

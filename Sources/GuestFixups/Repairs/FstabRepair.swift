@@ -6,7 +6,9 @@
 /// entries on LVM2 volumes (`/dev/VG/LV`, `/dev/mapper/VG-LV`: the new disk has no LVM, so swap
 /// LVs go too) and entries naming other volumes of the source by LABEL=/UUID= that were not
 /// copied (`droppedDevices`: swap, XFS) are commented out the same way. Only the changed fields are rewritten; the
-/// separators are kept.
+/// separators are kept. With `swapFile` (`--swap-file`), a line mounting it as swap is added at the
+/// end (unless one is there), with the options of the guest's own swap line (`defaults`, `sw`)
+/// and its separators (tabs or spaces), and the file is listed as created then.
 enum FstabRepair {
     static let commentPrefix = "# rehost: "
     static let mergedPrefix = "# rehost: merged into /: "
@@ -19,6 +21,7 @@ enum FstabRepair {
 
     static func run(_ context: inout RepairContext) throws {
         let options = context.options
+        var addedSwapFile = false
         try context.edit(GuestPaths.fstab) { lines in
             for index in lines.lines.indices {
                 let text = lines.text(index)
@@ -43,6 +46,31 @@ enum FstabRepair {
                     lines.replace(index, with: commentPrefix + text)
                 }
             }
+            if let swapFile = options.swapFile { addedSwapFile = addSwapFile(swapFile, to: &lines) }
         }
+        // The converter made the swap file before the repairs; it is listed with its fstab line so
+        // that the report shows it and the selinux repair labels it like the files the repairs create.
+        if addedSwapFile, let swapFile = options.swapFile {
+            context.changes.append(GuestChange(repair: context.repair, path: swapFile, action: .created))
+        }
+    }
+
+    /// Adds the swap file's line unless an entry names it already; true if it did.
+    static func addSwapFile(_ path: String, to lines: inout TextLines) -> Bool {
+        var swapOptions = "defaults", separator = "\t"
+        var sawEntry = false
+        for text in lines.texts {
+            let entry = text.hasPrefix(commentPrefix) ? text.dropFirst(commentPrefix.count) : Substring(text)
+            guard !entry.isCommentOrBlank else { continue }
+            let fields = entry.blankSeparatedFields
+            if text == entry && fields.first.map(String.init) == path { return false }
+            if !sawEntry, fields.count >= 4, fields[2] == "swap" {
+                swapOptions = String(fields[3])
+                separator = entry.contains("\t") ? "\t" : " "
+                sawEntry = true
+            }
+        }
+        lines.append([path, "none", "swap", swapOptions, "0 0"].joined(separator: separator))
+        return true
     }
 }
