@@ -34,6 +34,9 @@ public struct ConvertOptions: Sendable {
     /// `--max-output-size`: the most data expanding the input may produce; nil for the default
     /// (`ExpansionLimit`).
     public var maxOutputSize: UInt64?
+    /// `--swap-file`: the size of a `/swapfile` to create in the new root (and mount from fstab);
+    /// nil for none.
+    public var swapFileSize: UInt64?
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

@@ -13,6 +13,7 @@ import Glibc
 public enum ConvertError: RehostError {
     case dataDoesNotFit(output: String, diskSize: UInt64, underlying: String)
     case sameFile(path: String)
+    case swapFileExists(path: String)
 
     public var description: String {
         switch self {
@@ -20,6 +21,8 @@ public enum ConvertError: RehostError {
             return "\(output): the data does not fit in a disk of \(ByteCount.format(diskSize)) (\(underlying)); choose a larger --size"
         case let .sameFile(path):
             return "\(path): the output would overwrite the input"
+        case let .swapFileExists(path):
+            return "\(path): the guest has this path already; --swap-file would replace it"
         }
     }
 }
@@ -47,7 +50,11 @@ public final class Converter {
         let overlay = source.overlay()
         let guest = try GuestInspector.inspect(overlay, target: options.target, rootFilesystemType: options.format.flavor.rawValue,
                                                kernel: supplied.isEmpty ? options.kernel : nil)
-        let plan = try DiskPlan.make(requestedSize: options.diskSize, usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes },
+        if options.swapFileSize != nil, try overlay.entry(at: Self.swapFilePath) != nil {
+            throw ConvertError.swapFileExists(path: Self.swapFilePath)
+        }
+        let plan = try DiskPlan.make(requestedSize: options.diskSize,
+                                     usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes } + (options.swapFileSize ?? 0),
                                      sourceFilesystemSize: source.sizeBytes)
         // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
         // before it exists, so the root reference can name them.
@@ -62,6 +69,7 @@ public final class Converter {
         repairOptions.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
         repairOptions.volumeGroups = source.volumeGroupNames
         repairOptions.droppedDevices = source.droppedDevices
+        repairOptions.swapFile = options.swapFileSize == nil ? nil : Self.swapFilePath
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
         var warnings = planned.warnings
@@ -126,6 +134,10 @@ public final class Converter {
                 report.warnings += mountCopier.warnings.map { "\(mount.mountPoint): \($0)" }
                 before = statistics.bytesCopied
             }
+            if let size = options.swapFileSize {
+                try SwapFile.create(in: destination, name: String(Self.swapFilePath.dropFirst()), size: size,
+                                    uuid: UUIDBytes.random(), time: UInt32(time(nil)))
+            }
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
         }
@@ -169,6 +181,9 @@ public final class Converter {
         report.seconds = monotonicSeconds() - startedWall
         return report
     }
+
+    /// Where `--swap-file` puts the swap file.
+    static let swapFilePath = "/swapfile"
 
     private func refuseOverwritingInput(_ source: SourceGuest) throws {
         for output in options.outputs {

@@ -26,6 +26,7 @@ struct ConvertCommand: ParsableCommand {
               rehost convert centos5.img.gz -o vm.raw --size 10G --target virtualbox
               rehost convert old-esxi.vmdk -o vm.qcow2
               rehost convert centos5.img -o vm.raw --dry-run
+              rehost convert centos5-lvm.img -o vm.qcow2 --swap-file 1G
               rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
               rehost convert rhel5-xen.img --add-kernel kernel-2.6.18-398.el5.x86_64.rpm -o vm.qcow2
               rehost convert debian.img -o vm.vmdk --target vmware --kernel 6.1.0-28-amd64
@@ -46,6 +47,11 @@ struct ConvertCommand: ParsableCommand {
             help: ArgumentHelp("Inode size in bytes. 128 is what GRUB legacy and old kernels read; 256 keeps sub-second timestamps.",
                                valueName: "128|256"))
     var inodeSize: Int = 128
+
+    @Option(name: .customLong("swap-file"),
+            help: ArgumentHelp("Create /swapfile of this size (e.g. 512M, 2G; whole 4 KiB pages) in the new root, formatted as swap, and add it to /etc/fstab. The guest's swap partitions and LVs are not copied; this replaces them.",
+                               valueName: "size"))
+    var swapFile: String?
 
     @Flag(name: .customLong("new-uuid"), help: "Give the new filesystem a fresh UUID instead of the source's.")
     var newUUID = false
@@ -69,6 +75,12 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         if let size, ByteCount.parse(size) == nil {
             throw ValidationError("--size \(size): expected a size such as 10G, 512M or 4294967296")
+        }
+        if let swapFile {
+            guard let bytes = ByteCount.parse(swapFile) else {
+                throw ValidationError("--swap-file \(swapFile): expected a size such as 512M, 2G or 1073741824")
+            }
+            if let problem = SwapFile.problem(withSize: bytes) { throw ValidationError("--swap-file \(swapFile): \(problem)") }
         }
         guard [128, 256, 512, 1024].contains(inodeSize) else {
             throw ValidationError("--inode-size \(inodeSize): expected 128, 256, 512 or 1024")
@@ -98,6 +110,7 @@ struct ConvertCommand: ParsableCommand {
             options.scratchDirectory = guest.scratchDirectory
             options.externalFiles = guest.externalFiles
             options.maxOutputSize = guest.maxOutputBytes
+            options.swapFileSize = swapFile.flatMap(ByteCount.parse)
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let report = try Converter(options: options, progress: progress).run()
             if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TestSupport
 
@@ -192,6 +195,87 @@ struct LVMGuestTests {
             .filter { !($0.property == .linkCount && parents.contains($0.path)) }
         #expect(differences.isEmpty, "undeclared differences:\n\(differences.map(\.description).joined(separator: "\n"))")
         #expect(output.entries.keys.contains { $0.hasPrefix("/boot/vmlinuz-") })
+    }
+
+    /// `--swap-file 64M`: /swapfile is root's, mode 0600, 64 MiB with every block allocated (data
+    /// and indirect blocks), starts with the page mkswap writes (apart from the UUID), and is in
+    /// fstab; its data blocks are holes in the sparse output, not written zeros.
+    @Test func swapFileIsCreatedWhenAsked() throws {
+        let plain = try Self.converted(.bootPartition)
+        #expect(plain.status == 0, "\(plain.stderr)")
+        let disk = "\(Self.directory)/swapfile.raw"
+        let size: UInt64 = 64 << 20
+        let result = try Command.runRehost(["convert", plain.fixture.imagePath, "-o", disk, "--swap-file", "64M", "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let partition = "\(disk)?offset=1048576"
+        let fsck = try Command.run("e2fsck", ["-fn", partition])
+        #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
+
+        let stat = try Command.run("debugfs", ["-R", "stat /swapfile", partition]).requireSuccess().stdout
+        func field(_ name: String) -> String? {
+            let words = stat.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
+            return words.firstIndex(of: name + ":").map { words[$0 + 1] }
+        }
+        #expect(field("Type") == "regular" && field("Mode") == "0600" && field("User") == "0" && field("Group") == "0", "\(stat)")
+        #expect(field("Size") == "\(size)", "\(stat)")
+        // No holes: the block count is every data block plus the indirect blocks that map them.
+        let stats = try Command.run("debugfs", ["-R", "stats", partition]).requireSuccess().stdout
+        let blockSize = UInt64(stats.split(separator: "\n").first { $0.hasPrefix("Block size:") }?
+            .split(separator: " ").last.map(String.init) ?? "") ?? 0
+        #expect(blockSize >= 1024, "\(stats)")
+        let perBlock = blockSize / 4
+        var rest = Int64(size / blockSize) - 12
+        var indirect: UInt64 = 0
+        if rest > 0 { indirect += 1; rest -= Int64(perBlock) }
+        if rest > 0 {
+            let mapped = min(UInt64(rest), perBlock * perBlock)
+            indirect += 1 + (mapped + perBlock - 1) / perBlock
+            rest -= Int64(perBlock * perBlock)
+        }
+        #expect(rest <= 0, "the test expects no triple-indirect blocks")
+        #expect(field("Blockcount") == "\((size / blockSize + indirect) * blockSize / 512)", "\(stat)")
+        #expect(!stat.contains("EXTENTS"), "ext3 maps the swap file through indirect blocks: \(stat)")
+
+        // The whole file reads as swap; its first page is mkswap's, apart from the UUID.
+        let dir = try TemporaryDirectory(prefix: "rehost-swapfile")
+        let dump = dir.file("swap.dump")
+        _ = try Command.run("debugfs", ["-R", "dump /swapfile \(dump)", partition]).requireSuccess()
+        let probe = try Command.run("blkid", ["-p", dump]).requireSuccess().stdout
+        #expect(probe.contains("TYPE=\"swap\"") && probe.contains("VERSION=\"1\""), "\(probe)")
+        let reference = dir.file("mkswap.ref")
+        _ = try Command.run("truncate", ["-s", "\(size)", reference]).requireSuccess()
+        _ = try Command.run("mkswap", [reference]).requireSuccess()
+        let ours = Array(FileManager.default.contents(atPath: dump) ?? Data())
+        let theirs = Array(FileManager.default.contents(atPath: reference) ?? Data())
+        #expect(ours.count == Int(size) && theirs.count == Int(size))
+        let uuid = 1036..<1052
+        #expect(ours[0..<4096].enumerated().filter { !uuid.contains($0.offset) }.map(\.element)
+                == theirs[0..<4096].enumerated().filter { !uuid.contains($0.offset) }.map(\.element))
+        #expect(ours[uuid] != theirs[uuid] && ours[uuid].contains { $0 != 0 })
+        #expect(!ours[4096...].contains { $0 != 0 })
+
+        let fstab = try Command.run("debugfs", ["-R", "cat /etc/fstab", partition]).requireSuccess().stdout
+        let lines = fstab.split(separator: "\n").map(String.init)
+        #expect(lines.last == "/swapfile\tnone\tswap\tdefaults\t0 0", "\(fstab)")
+        #expect(lines.contains { $0.hasPrefix("# rehost: /dev/VolGroup00/LogVol01\t") }, "\(fstab)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(result.stdoutBytes))) as? [String: Any] ?? [:]
+        let changes = report["changes"] as? [[String: Any]] ?? []
+        #expect(changes.contains { $0["path"] as? String == "/etc/fstab" && "\($0)".contains("/swapfile") }, "\(changes)")
+
+        // Written sparsely: the output takes little more space than the same guest without swap.
+        var withSwap = Glibc.stat(), without = Glibc.stat()
+        #expect(lstat(disk, &withSwap) == 0 && lstat(plain.disk, &without) == 0)
+        let extra = (Int64(withSwap.st_blocks) - Int64(without.st_blocks)) * 512
+        #expect(extra < 8 << 20, "the swap file added \(extra) allocated bytes to the output")
+        #expect(withSwap.st_size >= without.st_size + Int(size), "the disk plan counts the swap file")
+    }
+
+    @Test func swapFileSizeIsChecked() throws {
+        let fixture = try Fixture.lvmGuest(.bootPartition)
+        for (size, message) in [("5000", "whole number of 4 KiB pages"), ("8K", "at least 10 pages"), ("lots", "expected a size")] {
+            let result = try Command.runRehost(["convert", fixture.imagePath, "-o", "/tmp/never.raw", "--swap-file", size], asUser: "nobody")
+            #expect(result.status != 0 && result.stderr.contains(message), "\(size): \(result.stderr)")
+        }
     }
 
     @Test(arguments: [(LVMGuestLayout.bootPartition, "ide"), (.separateVar, "virtio")])
