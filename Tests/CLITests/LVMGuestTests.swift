@@ -268,6 +268,11 @@ struct LVMGuestTests {
         let extra = (Int64(withSwap.st_blocks) - Int64(without.st_blocks)) * 512
         #expect(extra < 8 << 20, "the swap file added \(extra) allocated bytes to the output")
         #expect(withSwap.st_size >= without.st_size + Int(size), "the disk plan counts the swap file")
+
+        // Converting the result again with --swap-file is refused: it has a /swapfile already.
+        let again = try Command.runRehost(["convert", disk, "-o", "\(Self.directory)/never.raw", "--swap-file", "64M", "--dry-run"],
+                                          asUser: "nobody")
+        #expect(again.status == 1 && again.stderr.contains("/swapfile: the guest has this path already"), "\(again.stderr)")
     }
 
     @Test func swapFileSizeIsChecked() throws {
