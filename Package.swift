@@ -54,6 +54,14 @@ let package = Package(
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),
 
+        // Fuzzing (scripts/fuzz.sh, README "Fuzzing"): one executable with a libFuzzer target per
+        // reader. scripts/fuzz.sh builds it with -sanitize=fuzzer,address -DFUZZING in its own
+        // build directory; built plainly, as here, it replays inputs, so it never stops compiling.
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(name: "rehost-fuzz", dependencies: [
+            "CLibFuzzer", "ImageCore", "ImageFormats", "DiskLayout", "Initrd", "KernelPackages", "GuestFixups",
+        ], path: "Fuzz/Sources/rehost-fuzz"),
+
         .target(name: "TestSupport", dependencies: ["ImageCore"], path: "Tests/TestSupport"),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore", "TestSupport"]),
         .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats", "Zlib", "Blkid", "ImageCore", "TestSupport"]),
