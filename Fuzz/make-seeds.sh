@@ -175,6 +175,35 @@ SPEC
     done
 fi
 
+seeds kernel-image
+cp "pkg/boot/vmlinuz-$R" "$OUT/kernel-image/bzimage"
+gzip -c "pkg/boot/vmlinuz-$R" > "$OUT/kernel-image/gzip"
+
+# Kernel modules: relocatable ELF objects with a .modinfo section, as the kernel's modpost
+# leaves them, and the kmod indexes depmod writes for them.
+seeds kernel-module
+seeds kmod-index
+if command -v gcc >/dev/null && command -v depmod >/dev/null; then
+    MODULES=base/lib/modules/$R/kernel/drivers/block
+    mkdir -p "$MODULES"
+    module() {  # NAME DEPENDS ALIASES...
+        local name=$1 depends=$2; shift 2
+        local info="license=GPL\\0name=$name\\0depends=$depends\\0vermagic=$R SMP mod_unload modversions "
+        for alias in "$@"; do info="alias=$alias\\0$info"; done
+        printf '__attribute__((section(".modinfo"), used)) static const char info[] = "%s";\n' "$info" > "$name.c"
+        printf '__attribute__((section(".gnu.linkonce.this_module"), used)) static char this_module[1344];\n' >> "$name.c"
+        printf 'int init_module(void) { return 0; }\n' >> "$name.c"
+        gcc -c -O0 "$name.c" -o "$MODULES/$name.ko"
+    }
+    module virtio "" "virtio:d*v*"
+    module virtio_blk "virtio" "pci:v00001AF4d00001001sv*sd*bc*sc*i*" "virtio:d00000002v*"
+    cp "$MODULES/virtio_blk.ko" "$OUT/kernel-module/virtio_blk.ko"
+    cp "$MODULES/virtio.ko" "$OUT/kernel-module/virtio.ko"
+    depmod -b base "$R" 2>/dev/null
+    for index in alias dep symbols; do cp "base/lib/modules/$R/modules.$index.bin" "$OUT/kmod-index/modules.$index.bin"; done
+    cp "base/lib/modules/$R/modules.dep" "$OUT/kmod-index/modules.dep"
+fi
+
 # Nothing over the image targets' -max_len: libFuzzer would only read its head.
 find "$OUT" -type f -size +256k -printf 'make-seeds: warning: %p is over 256 KiB\n' >&2
 echo "$OUT"
