@@ -21,10 +21,13 @@ BIN=$BUILD/debug/rehost-fuzz
 die() { echo "fuzz.sh: error: $*" >&2; exit 1; }
 
 build() {
-    nice swift build --scratch-path "$BUILD" --product rehost-fuzz \
-        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING 2>&1 \
-        | grep -v "ld.gold: warning: Cannot export local symbol" >&2
-    [ "${PIPESTATUS[0]}" -eq 0 ] || die "the fuzzing build failed"
+    mkdir -p "$BUILD"
+    # ld.gold warns about every ASan symbol it cannot export; the log keeps only the rest.
+    if ! nice swift build --scratch-path "$BUILD" --product rehost-fuzz \
+            -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING >"$BUILD/build.log" 2>&1; then
+        grep -v "ld.gold: warning: Cannot export local symbol" "$BUILD/build.log" | tail -n 40 >&2
+        die "the fuzzing build failed"
+    fi
     if [ ! -d "$BUILD/seeds" ] || [ Fuzz/make-seeds.sh -nt "$BUILD/seeds" ]; then
         nice Fuzz/make-seeds.sh "$BUILD/seeds" >/dev/null
         touch "$BUILD/seeds"

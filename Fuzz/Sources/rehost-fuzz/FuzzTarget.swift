@@ -109,6 +109,22 @@ struct FuzzScratch: Sendable {
         bytes.withUnsafeBytes { write($0, as: name) }
     }
 
+    /// Removes the directory and everything in it (the replay does, at the end).
+    func removeAll() {
+        func removeTree(_ path: String) {
+            if let dir = opendir(path) {
+                while let entry = readdir(dir) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    guard name != ".", name != ".." else { continue }
+                    if entry.pointee.d_type == UInt8(DT_DIR) { removeTree(path + "/" + name) } else { unlink(path + "/" + name) }
+                }
+                closedir(dir)
+            }
+            rmdir(path)
+        }
+        removeTree(directory)
+    }
+
     /// A directory inside the scratch directory, for readers that copy (OVA) or expand (gzip).
     func subdirectory(_ name: String) -> String {
         let path = directory + "/" + name

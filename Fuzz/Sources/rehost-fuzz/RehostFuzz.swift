@@ -40,7 +40,9 @@ struct RehostFuzz {
         var argvPointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
         exit(LLVMFuzzerRunDriver(&argc, &argvPointer) { data, size in rehostFuzzTestOneInput(data, size) })
         #else
-        exit(replay(target, paths: Array(arguments.dropFirst(2))))
+        let status = replay(target, paths: Array(arguments.dropFirst(2)))
+        FuzzScratch.shared.removeAll()
+        exit(status)
         #endif
     }
 
