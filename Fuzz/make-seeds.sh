@@ -204,6 +204,26 @@ if command -v gcc >/dev/null && command -v depmod >/dev/null; then
     cp "base/lib/modules/$R/modules.dep" "$OUT/kmod-index/modules.dep"
 fi
 
+# guest-etc: the first byte picks the file (FuzzTargets.etcPaths, in this order).
+seeds guest-etc
+etc() { local index=$1 name=$2; shift 2; { printf "\\$(printf '%03o' "$index")"; printf "$@"; } > "$OUT/guest-etc/$index-$name"; }
+etc 0 securetty 'console\nvc/1\ntty1\nxvc0\nhvc0\n'
+etc 1 ifcfg-eth0 '# Xen Virtual Ethernet\nDEVICE=eth0\nBOOTPROTO=dhcp\nHWADDR=00:16:3E:5A:12:34\nONBOOT=yes\n\tMACADDR = 00:16:3E:5A:12:35\n'
+etc 2 os-release 'NAME="CentOS Linux"\nVERSION="7 (Core)"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n'
+etc 3 redhat-release 'Red Hat Enterprise Linux Server release 6.10 (Santiago)\n'
+etc 4 lsb-release 'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=10.04\nDISTRIB_CODENAME=lucid\n'
+etc 5 SuSE-release 'SUSE Linux Enterprise Server 11 (x86_64)\nVERSION = 11\nPATCHLEVEL = 4\n'
+etc 6 debian_version '6.0.10\n'
+etc 7 default-grub 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="console=hvc0 xencons=tty"\n'
+etc 8 interfaces 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet dhcp\n  hwaddress ether 00:16:3e:5a:12:34\n'
+etc 9 persistent-net 'SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="00:16:3e:5a:12:34", NAME="eth0"\n'
+etc 10 blkid-tab '<device DEVNO="0x0801" TYPE="ext3">/dev/sda1</device>\n'
+etc 11 sysconfig-kernel 'UPDATEDEFAULT=yes\nDEFAULTKERNEL=kernel-xen\n'
+etc 12 grub2-cfg 'set default="0"\nmenuentry "CentOS" {\n\tlinux16 /boot/vmlinuz-2.6.18-398.el5 root=/dev/xvda1 ro console=hvc0\n\tinitrd16 /boot/initrd-2.6.18-398.el5.img\n}\n'
+etc 13 modprobe-d 'alias scsi_hostadapter xen-blkfront\nalias eth0 xen-netfront\nblacklist i8xx_tco\n'
+etc 14 initramfs-modules '# List of modules\nxen-blkfront\nxen-netfront\n'
+etc 15 sysconfig-network 'NETWORKING=yes\nHOSTNAME=xen-guest\nGATEWAYDEV=eth0\n'
+
 # Nothing over the image targets' -max_len: libFuzzer would only read its head.
 find "$OUT" -type f -size +256k -printf 'make-seeds: warning: %p is over 256 KiB\n' >&2
 echo "$OUT"

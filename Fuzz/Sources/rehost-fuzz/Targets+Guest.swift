@@ -10,18 +10,35 @@ extension FuzzTargets {
         guestText("guest-inittab", "/etc/inittab", "InittabRepair: id:runlevels:action:process lines and gettys"),
         guestText("guest-grub", "/boot/grub/grub.conf", "GuestInspector and BootloaderRepair: GRUB legacy menus and kernel arguments"),
         guestText("guest-modprobe", "/etc/modprobe.conf", "ModprobeRepair: alias and options lines"),
+        FuzzTarget(name: "guest-etc", summary: "the other files the inspector and repairs read: the first byte picks one of `etcPaths`, the rest is its contents",
+                   maxLength: 16 << 10) { data in
+            guard let selector = data.first else { return }
+            try repairTwice("guest-etc", path: etcPaths[Int(selector) % etcPaths.count], contents: Array(data.dropFirst()))
+        },
     ]
+
+    /// For `guest-etc`, indexed by the input's first byte (Fuzz/make-seeds.sh writes one seed each).
+    static let etcPaths = [
+        "/etc/securetty", "/etc/sysconfig/network-scripts/ifcfg-eth0", "/etc/os-release", "/etc/redhat-release",
+        "/etc/lsb-release", "/etc/SuSE-release", "/etc/debian_version", "/etc/default/grub", "/etc/network/interfaces",
+        "/etc/udev/rules.d/70-persistent-net.rules", "/etc/blkid/blkid.tab", "/etc/sysconfig/kernel",
+        "/boot/grub2/grub.cfg", "/etc/modprobe.d/xen.conf", "/etc/initramfs-tools/modules", "/etc/sysconfig/network",
+    ]
+
+    static func repairTwice(_ name: String, path: String, contents: [UInt8]) throws {
+        let fs = FuzzGuest.centos5()
+        fs.addFile(path, bytes: contents)
+        let options = RepairOptions(target: .kvm, rootReference: "LABEL=/", rootFilesystemType: "ext3")
+        _ = try GuestRepairs.apply(to: fs, options: options)
+        let writes = fs.mutationCount
+        let again = try GuestRepairs.apply(to: fs, options: options)
+        precondition(again.changes.isEmpty && fs.mutationCount == writes,
+                     "\(name): a second run changed \(again.changes.map(\.path))")
+    }
 
     static func guestText(_ name: String, _ path: String, _ summary: String) -> FuzzTarget {
         FuzzTarget(name: name, summary: summary + " (\(path))", maxLength: 16 << 10) { data in
-            let fs = FuzzGuest.centos5()
-            fs.addFile(path, bytes: Array(data))
-            let options = RepairOptions(target: .kvm, rootReference: "LABEL=/", rootFilesystemType: "ext3")
-            _ = try GuestRepairs.apply(to: fs, options: options)
-            let writes = fs.mutationCount
-            let again = try GuestRepairs.apply(to: fs, options: options)
-            precondition(again.changes.isEmpty && fs.mutationCount == writes,
-                         "\(name): a second run changed \(again.changes.map(\.path))")
+            try repairTwice(name, path: path, contents: Array(data))
         }
     }
 }
