@@ -103,6 +103,13 @@ for disk in mbr multi; do
 done
 head -c 512 gpt.raw > "$OUT/mbr/protective-gpt.sector"
 
+seeds gzip
+gzip -9 -c data.raw > "$OUT/gzip/disk.gz"
+{ printf 'first member\n' | gzip -c; printf 'second member\n' | gzip -c; } > "$OUT/gzip/two-members.gz"
+printf 'named' > named.txt
+gzip -c -N named.txt > "$OUT/gzip/with-name.gz"
+head -c 65536 /dev/urandom | gzip -1 -c | head -c 60000 > "$OUT/gzip/random-truncated.gz"
+
 seeds initramfs
 mkdir -p root/bin root/lib/modules/6.1.0/kernel root/etc
 printf '#!/bin/sh\nmodprobe virtio_blk\nexec switch_root /sysroot /sbin/init\n' > root/init

@@ -1,5 +1,6 @@
 import ImageCore
 import ImageFormats
+import Zlib
 
 /// The disk image readers (Sources/ImageFormats): each input is written to a file and opened
 /// by the format's own reader, then walked within a budget.
@@ -30,6 +31,23 @@ extension FuzzTargets {
                    maxLength: 256 << 10) { data in
             let scratch = FuzzScratch.shared.subdirectory("ova-scratch")
             try walk(OVAReader(path: FuzzScratch.shared.write(data, as: "input.ova"), scratchDirectory: scratch))
+        },
+        FuzzTarget(name: "gzip", summary: "GzipDecompressor as GzipExpansion drives it (members, headers, trailers), fed in 4 KiB reads",
+                   maxLength: 64 << 10) { data in
+            let decompressor = try GzipDecompressor(name: "input.gz")
+            var offset = 0
+            var sink: UInt8 = 0
+            while offset < data.count {
+                let end = min(offset + 4096, data.count)
+                try decompressor.decompress(UnsafeRawBufferPointer(rebasing: data[offset..<end])) { output in
+                    // Touch both ends so a buffer that lies about its size meets the sanitizer.
+                    if let first = output.first, let last = output.last { sink ^= first ^ last }
+                    if decompressor.decompressedCount > 64 << 20 { throw BudgetReached() }
+                }
+                offset = end
+            }
+            try decompressor.finish()
+            _ = sink
         },
         FuzzTarget(name: "input", summary: "InputImage.open on raw bytes: gzip expansion, MBR/GPT via libblkid, the ext superblock",
                    maxLength: 256 << 10) { data in
