@@ -54,14 +54,15 @@ run() {
     local corpus=$BUILD/corpus/$target artifacts=$BUILD/artifacts/$target log=$BUILD/logs/$target.log
     mkdir -p "$corpus" "$artifacts" "$BUILD/logs"
     local dirs=("$corpus")
-    for extra in "Fuzz/Seeds/$target" "$BUILD/seeds/$target" "Fuzz/Regressions/$target"; do
+    for extra in "$ROOT/Fuzz/Seeds/$target" "$BUILD/seeds/$target" "$ROOT/Fuzz/Regressions/$target"; do
         [ -d "$extra" ] && dirs+=("$extra")
     done
     SCRATCH=$(mktemp -d "${FUZZ_SCRATCH_BASE:-/dev/shm}/rehost-fuzz.XXXXXX")
     local status=0 start=$SECONDS
-    run_env nice "$BIN" "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -max_len="$len" -print_final_stats=1 -artifact_prefix="$artifacts/" \
-        ${FUZZ_JOBS:+-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS"} "$@" "${dirs[@]}" >"$log" 2>&1 || status=$?
+    # From the log directory: with FUZZ_JOBS, libFuzzer writes each worker's fuzz-N.log there.
+    (cd "$BUILD/logs" && run_env nice "$BIN" "$target" -max_total_time="$seconds" -timeout=10 \
+        -rss_limit_mb=2048 -max_len="$len" -print_final_stats=1 -artifact_prefix="$artifacts/" \
+        ${FUZZ_JOBS:+-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS"} "$@" "${dirs[@]}") >"$log" 2>&1 || status=$?
     rm -rf "$SCRATCH"
     local execs rate corpus_size crashes
     execs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$log" | tail -n 1)

@@ -17,30 +17,39 @@ import Glibc
 struct RehostFuzz {
     static func main() {
         let arguments = CommandLine.arguments
-        guard arguments.count >= 2, arguments[1] != "list", arguments[1] != "--help" else {
-            usage(exitCode: arguments.count >= 2 ? 0 : 2)
+        // libFuzzer's -jobs/-fork workers are started with argv as libFuzzer saw it, without the
+        // target name: they find it in REHOST_FUZZ_TARGET, which the first process sets.
+        let inherited = ProcessInfoLite.environment["REHOST_FUZZ_TARGET"]
+        let named = arguments.count >= 2 ? FuzzTargets.all.first(where: { $0.name == arguments[1] }) : nil
+        let firstOption = named == nil && inherited != nil ? 1 : 2
+        if named == nil && inherited == nil {
+            guard arguments.count >= 2, arguments[1] != "list", arguments[1] != "--help" else {
+                usage(exitCode: arguments.count >= 2 ? 0 : 2)
+            }
+            if arguments[1] == "names" {
+                // For scripts/fuzz.sh: "NAME MAX_LEN" per line.
+                for target in FuzzTargets.all { print(target.name, target.maxLength) }
+                exit(0)
+            }
         }
-        if arguments[1] == "names" {
-            // For scripts/fuzz.sh: "NAME MAX_LEN" per line.
-            for target in FuzzTargets.all { print(target.name, target.maxLength) }
-            exit(0)
-        }
-        guard let target = FuzzTargets.all.first(where: { $0.name == arguments[1] }) else {
-            complain("rehost-fuzz: no target \(arguments[1]); targets: \(FuzzTargets.all.map(\.name).joined(separator: " "))")
+        guard let target = named ?? FuzzTargets.all.first(where: { $0.name == inherited }) else {
+            complain("rehost-fuzz: no target \(inherited ?? arguments[1]); targets: \(FuzzTargets.all.map(\.name).joined(separator: " "))")
             exit(2)
         }
         FuzzTargets.selected = target
         #if FUZZING
+        setenv("REHOST_FUZZ_TARGET", target.name, 1)
         // libFuzzer sees argv without the target name.
-        var argc = CommandLine.argc - 1
-        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: Int(CommandLine.argc))
+        let count = Int(CommandLine.argc) - firstOption + 1
+        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: count + 1)
         argv[0] = CommandLine.unsafeArgv[0]
-        for index in 2..<Int(CommandLine.argc) { argv[index - 1] = CommandLine.unsafeArgv[index] }
-        argv[Int(argc)] = nil
+        for index in firstOption..<Int(CommandLine.argc) { argv[index - firstOption + 1] = CommandLine.unsafeArgv[index] }
+        argv[count] = nil
+        var argc = Int32(count)
         var argvPointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
         exit(LLVMFuzzerRunDriver(&argc, &argvPointer) { data, size in rehostFuzzTestOneInput(data, size) })
         #else
-        let status = replay(target, paths: Array(arguments.dropFirst(2)))
+        let status = replay(target, paths: Array(arguments.dropFirst(firstOption)))
         FuzzScratch.shared.removeAll()
         exit(status)
         #endif
