@@ -6,7 +6,7 @@ import PackageDescription
 // initramfs members; KernelPackages: kernel images judged by their bytes, RPM and DEB kernel
 // packages read with Initrd's cpio reader) -> domain modules
 // (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats) -> Pipeline -> RehostCommands -> the
-// `rehost` executable.
+// `rehost` executable. Beside it, `rehost-fuzz` (Fuzz/) sits directly on the readers and parsers.
 let package = Package(
     name: "Rehost",
     platforms: [.macOS(.v15)],
