@@ -7,7 +7,7 @@ import PackageDescription
 // packages read with Initrd's cpio reader) -> domain modules
 // (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
 // LVM2, the assembly of a guest's filesystems from fstab) -> Pipeline -> RehostCommands -> the
-// `rehost` executable.
+// `rehost` executable. Beside it, `rehost-fuzz` (Fuzz/) sits directly on the readers and parsers.
 let package = Package(
     name: "Rehost",
     platforms: [.macOS(.v15)],
@@ -55,6 +55,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),
+
+        // Fuzzing (scripts/fuzz.sh, README "Fuzzing"): one executable with a libFuzzer target per
+        // reader. scripts/fuzz.sh builds it with -sanitize=fuzzer,address -DFUZZING in its own
+        // build directory; built plainly, as here, it replays inputs, so it never stops compiling.
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(name: "rehost-fuzz", dependencies: [
+            "CLibFuzzer", "ImageCore", "Zlib", "ImageFormats", "DiskLayout", "Initrd", "KernelModules", "KernelPackages", "GuestFixups",
+        ], path: "Fuzz/Sources/rehost-fuzz"),
 
         .target(name: "TestSupport", dependencies: ["ImageCore"], path: "Tests/TestSupport"),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore", "TestSupport"]),

@@ -55,6 +55,17 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
         #expect(fs.text("/etc/inittab") == inittab)
     }
 
+    /// Found by the guest-inittab fuzz target: the only ttyS0 getty also named hvc0, so it was
+    /// commented out and none added; the second run then added one.
+    @Test func serialGettyOnTheXenConsoleIsReplacedInOneRun() throws {
+        let fs = MemoryGuestFilesystem()
+        fs.addFile("/etc/inittab", "1:2345:respawn:/sbin/mingetty tty1\nT0:23:respawn:/sbin/agetty ttyS0 hvc0\n")
+        _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab"))
+        #expect(fs.text("/etc/inittab") == "1:2345:respawn:/sbin/mingetty tty1\n"
+            + "# rehost: T0:23:respawn:/sbin/agetty ttyS0 hvc0\nS0:2345:respawn:/sbin/agetty ttyS0 115200 vt100-nav\n")
+        #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes == [])
+    }
+
     @Test func upstartInittabWithoutGettysIsLeftAlone() throws {
         let fs = GuestFixtures.rhel6()
         #expect(try GuestRepairs.apply(to: fs, options: GuestFixtures.only("inittab")).changes == [])

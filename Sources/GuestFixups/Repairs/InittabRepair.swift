@@ -16,7 +16,9 @@ enum InittabRepair {
             for (index, entry) in entries.enumerated() where entry?.isXenConsoleGetty == true {
                 lines.replace(index, with: commentPrefix + lines.text(index))
             }
-            guard !entries.contains(where: { $0?.isSerialGetty == true }) else { return }
+            // A serial getty counts only if it stays: one that also names the Xen console was
+            // just commented out (else the next run, not finding it, would add one).
+            guard !entries.contains(where: { $0?.isSerialGetty == true && $0?.isXenConsoleGetty != true }) else { return }
             let usedIDs = Set(entries.compactMap { $0.map { String($0.id) } })
             let getty = try serialGettyProgram(entries: entries, fs: fs)
             let line = "\(freeID(avoiding: usedIDs)):2345:respawn:\(getty) ttyS0 \(speed) vt100-nav"

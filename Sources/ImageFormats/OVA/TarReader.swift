@@ -40,7 +40,7 @@ enum TarReader {
         var pendingSize: UInt64?
         var headers = 0
         while offset < fileSize {
-            guard offset <= fileSize - block else {
+            guard fileSize >= block, offset <= fileSize - block else {
                 throw ImageReadError.truncated(format: .ova, path: path, offset: offset, needed: block, fileSize: fileSize)
             }
             let bytes = try file.read(count: TarHeader.blockSize, at: offset)
