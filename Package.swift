@@ -61,7 +61,7 @@ let package = Package(
         // build directory; built plainly, as here, it replays inputs, so it never stops compiling.
         .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
         .executableTarget(name: "rehost-fuzz", dependencies: [
-            "CLibFuzzer", "ImageCore", "Zlib", "ImageFormats", "DiskLayout", "Initrd", "KernelModules", "KernelPackages", "GuestFixups",
+            "CLibFuzzer", "ImageCore", "Zlib", "ImageFormats", "Volumes", "DiskLayout", "Initrd", "KernelModules", "KernelPackages", "GuestFixups",
         ], path: "Fuzz/Sources/rehost-fuzz"),
 
         .target(name: "TestSupport", dependencies: ["ImageCore"], path: "Tests/TestSupport"),

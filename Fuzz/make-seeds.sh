@@ -108,7 +108,7 @@ gzip -9 -c data.raw > "$OUT/gzip/disk.gz"
 { printf 'first member\n' | gzip -c; printf 'second member\n' | gzip -c; } > "$OUT/gzip/two-members.gz"
 printf 'named' > named.txt
 gzip -c -N named.txt > "$OUT/gzip/with-name.gz"
-head -c 65536 /dev/urandom | gzip -1 -c | head -c 60000 > "$OUT/gzip/random-truncated.gz"
+head -c 65536 /dev/urandom | gzip -1 -c > random.gz && head -c 60000 random.gz > "$OUT/gzip/random-truncated.gz"
 
 seeds initramfs
 mkdir -p root/bin root/lib/modules/6.1.0/kernel root/etc
@@ -230,6 +230,19 @@ etc 12 grub2-cfg 'set default="0"\nmenuentry "CentOS" {\n\tlinux16 /boot/vmlinuz
 etc 13 modprobe-d 'alias scsi_hostadapter xen-blkfront\nalias eth0 xen-netfront\nblacklist i8xx_tco\n'
 etc 14 initramfs-modules '# List of modules\nxen-blkfront\nxen-netfront\n'
 etc 15 sysconfig-network 'NETWORKING=yes\nHOSTNAME=xen-guest\nGATEWAYDEV=eth0\n'
+
+# LVM2: the head of a PV lvm2 itself wrote (a VG with a two-segment LV), cut to the label and
+# its metadata area, and the metadata text alone.
+seeds lvm-pv
+seeds lvm-metadata
+gunzip -c "$HERE/../Fixtures/lvm2-real-pv.head.gz" > pv.head
+head -c 262144 pv.head > "$OUT/lvm-pv/lvm2-pv.head"
+/usr/bin/python3 - "$OUT/lvm-pv/lvm2-pv.head" "$OUT/lvm-metadata/vg.txt" <<'PY'
+import re, sys
+data = open(sys.argv[1], "rb").read()
+match = re.search(rb"[A-Za-z0-9_.+-]+ \{\n(?:[^\x00]*?)contents = [^\n]*\n[^\x00]*", data)
+open(sys.argv[2], "wb").write(match.group(0).split(b"\x00")[0] if match else b"")
+PY
 
 # Nothing over the image targets' -max_len: libFuzzer would only read its head.
 find "$OUT" -type f -size +256k -printf 'make-seeds: warning: %p is over 256 KiB\n' >&2

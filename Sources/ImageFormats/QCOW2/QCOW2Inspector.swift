@@ -67,7 +67,11 @@ public struct QCOW2Inspector {
                     mappings.append((guest, .compressed(hostOffset: host, sectors: sectors, copied: copied)))
                 } else {
                     let host = l2Entry & QCOW2Entry.offsetMask
-                    try checkTarget(host, length: min(clusterSize, header.size - guest * clusterSize), at: at,
+                    // An entry past the virtual size (a hostile header's L1 may reach beyond it)
+                    // maps nothing the disk holds: its length is 0, not a wrapped subtraction.
+                    let (start, overflow) = guest.multipliedReportingOverflow(by: clusterSize)
+                    let remaining = overflow || start >= header.size ? 0 : header.size - start
+                    try checkTarget(host, length: min(clusterSize, remaining), at: at,
                                     what: "L2 entry of guest cluster \(guest)")
                     mappings.append((guest, .standard(hostOffset: host, copied: copied)))
                 }
