@@ -298,6 +298,32 @@ final class VMDKSparseExtent {
         return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 
+    /// The compressed size a grain's marker gives, once the marker at `markerAt` (its first
+    /// bytes in `head`) is known to be the grain marker the table promises: the right LBA, a size
+    /// a grain can take, and data that lies in the file.
+    func grainMarkerSize(_ grain: UInt64, head: [UInt8], at markerAt: UInt64) throws -> UInt64 {
+        let marker: VMDKMarker
+        do {
+            marker = try VMDKMarker(decoding: head, path: path, offset: markerAt)
+        } catch {
+            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain \(grain)'s table entry points at no grain marker: \(error)")
+        }
+        guard case let .grain(lba, size) = marker else {
+            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain \(grain)'s table entry points at a metadata marker, not a grain marker")
+        }
+        guard lba == grain * header.grainSize else {
+            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain marker says LBA \(lba), but the grain table puts it at LBA \(grain * header.grainSize)")
+        }
+        guard UInt64(size) <= maximumCompressedSize else {
+            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain marker says \(size) compressed bytes, more than a \(grainBytes)-byte grain can take (\(maximumCompressedSize))")
+        }
+        let dataAt = markerAt + Self.markerHeaderSize
+        guard UInt64(size) <= fileSize - dataAt else {
+            throw ImageReadError.truncated(format: .vmdk, path: path, offset: dataAt, needed: UInt64(size), fileSize: fileSize)
+        }
+        return UInt64(size)
+    }
+
     // MARK: Streaming
 
     /// Hands the extent's allocated grains to `body`, at `base` + their offset in the extent.
@@ -350,7 +376,6 @@ final class VMDKSparseExtent {
 
     private func inflate(_ batch: [(grain: UInt64, marker: UInt64)], from file: RawFile, base: UInt64, scratch: VMDKScratch,
                          _ body: (_ offset: UInt64, _ data: UnsafeRawBufferPointer) throws -> Void) throws {
-        let grainSectors = header.grainSize
         // Where each grain's zlib data lies in `scratch.compressed`.
         var inputs: [Range<Int>] = []
         inputs.reserveCapacity(batch.count)
@@ -369,25 +394,8 @@ final class VMDKSparseExtent {
             let head: [UInt8] = oneRead && markerAt + UInt64(headCount) <= spanEnd
                 ? Array(scratch.compressed[Int(markerAt - first)..<(Int(markerAt - first) + headCount)])
                 : try file.read(count: headCount, at: markerAt)
-            let marker: VMDKMarker
-            do {
-                marker = try VMDKMarker(decoding: head, path: path, offset: markerAt)
-            } catch {
-                throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain \(grain)'s table entry points at no grain marker: \(error)")
-            }
-            guard case let .grain(lba, size) = marker else {
-                throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain \(grain)'s table entry points at a metadata marker, not a grain marker")
-            }
-            guard lba == grain * grainSectors else {
-                throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain marker says LBA \(lba), but the grain table puts it at LBA \(grain * grainSectors)")
-            }
-            guard UInt64(size) <= maximumCompressedSize else {
-                throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain marker says \(size) compressed bytes, more than a \(grainBytes)-byte grain can take (\(maximumCompressedSize))")
-            }
+            let size = try grainMarkerSize(grain, head: head, at: markerAt)
             let dataAt = markerAt + Self.markerHeaderSize
-            guard UInt64(size) <= fileSize - dataAt else {
-                throw ImageReadError.truncated(format: .vmdk, path: path, offset: dataAt, needed: UInt64(size), fileSize: fileSize)
-            }
             if oneRead {
                 let start = Int(dataAt - first)
                 inputs.append(start..<(start + Int(size)))

@@ -130,25 +130,8 @@ extension VMDKSparseExtent {
     func inflateGrain(_ grain: UInt64, markerAt: UInt64, from file: RawFile) throws -> [UInt8] {
         let headCount = Int(min(UInt64(VMDK.sectorSize), fileSize - markerAt))
         let head = try file.read(count: headCount, at: markerAt)
-        let marker: VMDKMarker
-        do {
-            marker = try VMDKMarker(decoding: head, path: path, offset: markerAt)
-        } catch {
-            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain \(grain)'s table entry points at no grain marker: \(error)")
-        }
-        guard case let .grain(lba, size) = marker else {
-            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain \(grain)'s table entry points at a metadata marker, not a grain marker")
-        }
-        guard lba == grain * header.grainSize else {
-            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain marker says LBA \(lba), but the grain table puts it at LBA \(grain * header.grainSize)")
-        }
-        guard UInt64(size) <= maximumCompressedSize else {
-            throw ImageReadError.corrupt(format: .vmdk, path: path, offset: markerAt, reason: "grain marker says \(size) compressed bytes, more than a \(grainBytes)-byte grain can take (\(maximumCompressedSize))")
-        }
+        let size = try grainMarkerSize(grain, head: head, at: markerAt)
         let dataAt = markerAt + Self.markerHeaderSize
-        guard UInt64(size) <= fileSize - dataAt else {
-            throw ImageReadError.truncated(format: .vmdk, path: path, offset: dataAt, needed: UInt64(size), fileSize: fileSize)
-        }
         let input = try file.read(count: Int(size), at: dataAt)
         var output = [UInt8](repeating: 0, count: grainBytes)
         let produced = input.withUnsafeBytes { source in output.withUnsafeMutableBytes { Decompressor.zlib.decompress(source, into: $0) } }
