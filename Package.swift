@@ -66,7 +66,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["ImageCore"], path: "Tests/TestSupport"),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore", "TestSupport"]),
-        .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats", "Zlib", "Blkid", "ImageCore", "TestSupport"]),
+        .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats", "Zlib", "Blkid", "ImageCore", "Digests", "TestSupport"]),
         .testTarget(name: "QCOW2Tests", dependencies: ["ImageFormats", "ImageCore", "Compression", "TestSupport"]),
         .testTarget(name: "VMDKTests", dependencies: ["ImageFormats", "ImageCore", "Compression", "TestSupport"]),
         .testTarget(name: "VDIVHDTests", dependencies: ["ImageFormats", "ImageCore", "TestSupport"]),

@@ -1,7 +1,5 @@
 import CCrypto
-import Dispatch
 import ImageCore
-import Synchronization
 
 /// Streaming SHA-256 and SHA-1 over OpenSSL's libcrypto: for OVA manifests and output reports.
 public final class Digest {
@@ -94,21 +92,14 @@ public final class Digest {
 /// fsync of the outputs, the streaming of the other outputs, the other digests). The file is
 /// opened at once, so it can be renamed into place while the digest runs.
 public final class BackgroundDigest: Sendable {
-    private let group = DispatchGroup()
-    private let result = Mutex<Result<String, any Error>?>(nil)
+    private let work: BackgroundWork<String>
 
     public init(path: String, _ algorithm: Digest.Algorithm = .sha256) throws {
         // The file is read only by the digest thread from here on, and closed when it is done.
         nonisolated(unsafe) let file = try RawFile(path: path, mode: .readOnly)
-        DispatchQueue.global().async(group: group) { [self] in
-            let outcome = Result { try Digest.of(file, algorithm) }
-            self.result.withLock { $0 = outcome }
-        }
+        work = BackgroundWork { try Digest.of(file, algorithm) }
     }
 
     /// Waits for the digest; rethrows a read failure.
-    public func wait() throws -> String {
-        group.wait()
-        return try result.withLock { $0! }.get()
-    }
+    public func wait() throws -> String { try work.wait() }
 }

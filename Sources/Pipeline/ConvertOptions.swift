@@ -12,8 +12,8 @@ public struct ConvertOptions: Sendable {
     /// Every disk to write; the bootable disk is built once and streamed to all of them.
     public var outputs: [OutputRequest]
     public var writerOptions = WriterOptions()
-    /// Report the SHA-256 of every output (one more read of each).
-    public var digests = true
+    /// The digests the report gives (`--digest`).
+    public var digests = DigestChoice.default
     /// The whole disk's size; nil picks one from the used space.
     public var diskSize: UInt64?
     public var format = FormatOptions()

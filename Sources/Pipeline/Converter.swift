@@ -154,21 +154,30 @@ public final class Converter {
         try destination.close()
 
         // A raw output is kept: the rest of its writeback runs while the other outputs are written,
-        // and so does its digest, on another thread.
-        var rawDigest: BackgroundDigest?
+        // and so does its file digest, on another thread.
+        var rawFileDigest: BackgroundDigest?
         if rawRequest != nil {
             rawDisk.file.startWriteback(0..<plan.diskSize)
-            if options.digests { rawDigest = try BackgroundDigest(path: rawDisk.temporaryPath) }
+            if options.digests.files { rawFileDigest = try BackgroundDigest(path: rawDisk.temporaryPath) }
         }
-        try outputs.stream(from: rawDisk.temporaryPath, progress: progress)
+        // The disk digest comes from the pass that writes the other outputs, or, with no other
+        // output, from a read of the raw disk's data while its writeback runs.
+        try outputs.stream(from: rawDisk.temporaryPath, diskDigest: options.digests.disk, progress: progress)
+        var rawDiskDigest: BackgroundWork<String>?
+        if options.digests.disk, outputs.isEmpty {
+            // Opened (mapped) now, so the file can be renamed into place while it is read.
+            nonisolated(unsafe) let reader = try RawDiskReader(path: rawDisk.temporaryPath)
+            rawDiskDigest = BackgroundWork { try Pipeline.diskDigest(of: reader) }
+        }
         if let rawRequest {
             try rawDisk.commit()
+            let diskDigest = try rawDiskDigest?.wait() ?? outputs.diskDigest
             let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: plan.diskSize, fileSize: plan.diskSize,
                                         allocatedUnits: 0, unitSize: 0)
-            report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary,
-                                                      seconds: monotonicSeconds() - startedWall, sha256: try rawDigest?.wait()))
+            report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary, seconds: monotonicSeconds() - startedWall,
+                                                      sha256: try rawFileDigest?.wait(), diskDigest: diskDigest))
         }
-        report.outputs += try outputs.commit(digests: options.digests)
+        report.outputs += try outputs.commit(fileDigests: options.digests.files)
         report.copy = statistics
         report.newFilesystem = NewFilesystemReport(
             type: parameters.flavor.rawValue, label: parameters.label, uuid: UUIDBytes.format(parameters.uuid),

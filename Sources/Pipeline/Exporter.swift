@@ -17,7 +17,7 @@ public final class Exporter {
     let input: String
     let outputs: [OutputRequest]
     let options: WriterOptions
-    let digests: Bool
+    let digests: DigestChoice
     let scratchDirectory: String?
     let externalFiles: ExternalFiles
     let maxOutputSize: UInt64?
@@ -25,7 +25,7 @@ public final class Exporter {
 
     /// `maxOutputSize` bounds the data read from the input and so written to every output (nil:
     /// `ExpansionLimit`'s default for the input).
-    public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: Bool,
+    public init(input: String, outputs: [OutputRequest], options: WriterOptions, digests: DigestChoice = .default,
                 scratchDirectory: String? = nil, externalFiles: ExternalFiles = .contained, maxOutputSize: UInt64? = nil,
                 progress: ProgressSink = SilentProgress()) {
         self.externalFiles = externalFiles
@@ -49,8 +49,8 @@ public final class Exporter {
             throw ExportError.sameFile(path: output.path)
         }
         let set = try OutputSet(outputs, virtualSize: reader.virtualSize, options: options)
-        try set.stream(from: reader, progress: progress)
-        let reports = try set.commit(digests: digests)
+        try set.stream(from: reader, diskDigest: digests.disk, progress: progress)
+        let reports = try set.commit(fileDigests: digests.files)
         return ExportReport(input: input, inputFormat: reader.format, inputVariant: reader.variant,
                             inputFiles: reader.inputFiles,
                             virtualSize: reader.virtualSize, outputs: reports, seconds: monotonicSeconds() - started)

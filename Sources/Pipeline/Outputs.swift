@@ -28,7 +28,10 @@ public struct OutputReport: Codable, Sendable {
     public var allocatedBytes: UInt64
     public var allocatedUnits: UInt64
     public var unitSize: UInt64
+    /// The SHA-256 of the file (`--digest file`).
     public var sha256: String?
+    /// The `blk-sha256` of the disk's contents (`--digest disk`, the default).
+    public var diskDigest: String?
     public var seconds: Double
 }
 
@@ -70,6 +73,8 @@ final class OutputSet {
     private let members: [Member]
     private var summaries: [WriterSummary] = []
     private var seconds = 0.0
+    /// The disk digest taken as the disk streamed past, when asked.
+    private(set) var diskDigest: String?
 
     init(_ requests: [OutputRequest], virtualSize: UInt64, options: WriterOptions) throws {
         members = try requests.map { request in
@@ -85,18 +90,20 @@ final class OutputSet {
     var isEmpty: Bool { members.isEmpty }
 
     /// One read of the raw disk at `rawPath` feeding every writer.
-    func stream(from rawPath: String, progress: ProgressSink) throws {
+    func stream(from rawPath: String, diskDigest: Bool, progress: ProgressSink) throws {
         guard !members.isEmpty else { return }
-        try stream(from: RawDiskReader(path: rawPath), progress: progress)
+        try stream(from: RawDiskReader(path: rawPath), diskDigest: diskDigest, progress: progress)
     }
 
-    /// One read of `reader`'s disk feeding every writer.
-    func stream(from reader: any DiskImageReader, progress: ProgressSink) throws {
+    /// One read of `reader`'s disk feeding every writer, and the disk digest when asked.
+    func stream(from reader: any DiskImageReader, diskDigest: Bool, progress: ProgressSink) throws {
         guard !members.isEmpty else { return }
         let started = monotonicSeconds()
         let names = members.map { $0.request.format.rawValue }.joined(separator: ", ")
         progress.begin(stage: "writing \(names)", totalBytes: reader.virtualSize)
-        summaries = try DiskStreamer.stream(reader, to: members.map(\.writer)) { progress.advance(to: $0) }
+        let digest = diskDigest ? DiskDigest(size: reader.virtualSize) : nil
+        summaries = try DiskStreamer.stream(reader, to: members.map(\.writer), digest: digest) { progress.advance(to: $0) }
+        self.diskDigest = digest?.finish()
         progress.end()
         seconds = monotonicSeconds() - started
     }
@@ -104,24 +111,25 @@ final class OutputSet {
     /// fsync and rename every output into place. The digests of the finished files run on other
     /// threads meanwhile, all at once: each reads only its file's data (holes are hashed as zeros
     /// unread), from the page cache the writing has just filled.
-    func commit(digests: Bool) throws -> [OutputReport] {
+    func commit(fileDigests: Bool) throws -> [OutputReport] {
         let pending = try members.map { member in
-            digests ? try BackgroundDigest(path: member.output.temporaryPath) : nil
+            fileDigests ? try BackgroundDigest(path: member.output.temporaryPath) : nil
         }
         for member in members { try member.output.commit() }
         var reports: [OutputReport] = []
         for ((member, summary), digest) in zip(zip(members, summaries), pending) {
-            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait()))
+            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait(),
+                                      diskDigest: diskDigest))
         }
         return reports
     }
 }
 
-func report(path: String, summary: WriterSummary, seconds: Double, sha256: String?) throws -> OutputReport {
+func report(path: String, summary: WriterSummary, seconds: Double, sha256: String?, diskDigest: String?) throws -> OutputReport {
     var info = stat()
     guard stat(path, &info) == 0 else { throw FileError.stat(path: path, errno: errno) }
     return OutputReport(path: path, format: summary.format, variant: summary.variant, virtualSize: summary.virtualSize,
                         fileSize: UInt64(info.st_size), allocatedBytes: UInt64(info.st_blocks) * 512,
                         allocatedUnits: summary.allocatedUnits, unitSize: summary.unitSize,
-                        sha256: sha256, seconds: seconds)
+                        sha256: sha256, diskDigest: diskDigest, seconds: seconds)
 }

@@ -96,7 +96,7 @@ struct ConvertCommand: ParsableCommand {
             var options = ConvertOptions(input: guest.input, outputs: try outputs.requests())
             options.moreDisks = guest.moreDisks
             options.writerOptions = outputs.writerOptions
-            options.digests = !outputs.noDigest
+            options.digests = outputs.digests
             options.diskSize = size.flatMap(ByteCount.parse)
             options.format = FormatOptions(flavor: fs, inodeSize: inodeSize, newUUID: newUUID, label: label)
             options.target = guest.target

@@ -52,7 +52,7 @@ struct ExportCommand: ParsableCommand {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
-                                      digests: !outputs.noDigest, scratchDirectory: scratchDirectory,
+                                      digests: outputs.digests, scratchDirectory: scratchDirectory,
                                       externalFiles: allowExternalFiles ? .allowed : .contained,
                                       maxOutputSize: maxOutputSize.flatMap(ByteCount.parse), progress: progress).run()
             if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }

@@ -68,8 +68,22 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .customLong("compression-level"), help: ArgumentHelp("Effort for compressed outputs: 1-9 for deflate (default 6), 1-19 for zstd (default 3, as QEMU).", valueName: "n"))
     var compressionLevel: Int32?
 
-    @Flag(name: .customLong("no-digest"), help: "Leave the SHA-256 of each output out of the report (it costs one more read of each).")
+    @Option(help: ArgumentHelp(
+        "The digests in the report. disk (default): the blk-sha256 of the disk's contents, the same for every output and what `rehost digest` prints for any image of it; taken as the disk is written, holes cost nothing. file: the SHA-256 of each output file, as sha256sum prints it (reads every output back, holes included). all: both. none.",
+        valueName: "disk|file|all|none"))
+    var digest: DigestMode = .disk
+
+    @Flag(name: .customLong("no-digest"), help: "The same as --digest none.")
     var noDigest = false
+
+    enum DigestMode: String, ExpressibleByArgument, CaseIterable {
+        case disk, file, all, none
+    }
+
+    var digests: DigestChoice {
+        if noDigest { return .none }
+        return DigestChoice(disk: digest == .disk || digest == .all, files: digest == .file || digest == .all)
+    }
 
     func requests() throws -> [OutputRequest] {
         try OutputRequest.resolve(output, format: format)

@@ -120,6 +120,7 @@ enum TextReport {
             out += line("  format:       \(o.variant), virtual size \(ByteCount.format(o.virtualSize)) (\(o.virtualSize) bytes)\n")
             out += line("  file:         \(ByteCount.format(o.fileSize)), \(ByteCount.format(o.allocatedBytes)) allocated\n")
             if let digest = o.sha256 { out += line("  sha256:       \(digest)\n") }
+            if let digest = o.diskDigest { out += line("  disk digest:  blk-sha256 \(digest)\n") }
         }
         return out
     }

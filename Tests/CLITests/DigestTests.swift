@@ -2,20 +2,41 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The SHA-256 the report gives for each output is the digest of the file as written, for every
-/// format, whether the digest ran during the streaming pass or over the finished file.
+/// The digests in the reports: the SHA-256 of each output file (`--digest file`) is what
+/// sha256sum prints, for every format, whether it ran during the streaming pass or over the
+/// finished file; the disk digest (the default) is the same for every output of one disk, equal
+/// to what an independent reader computes over the raw disk and to what `rehost digest` prints for
+/// each output read back.
 struct DigestTests {
-    func reportedDigests(_ result: CommandResult) throws -> [String: String] {
+    func reportedDigests(_ result: CommandResult, key: String = "sha256") throws -> [String: String] {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any])
         var digests: [String: String] = [:]
         for output in report["outputs"] as? [[String: Any]] ?? [] {
-            if let path = output["path"] as? String, let sha = output["sha256"] as? String { digests[path] = sha }
+            if let path = output["path"] as? String, let sha = output[key] as? String { digests[path] = sha }
         }
         return digests
     }
 
     func sha256sum(_ path: String) throws -> String {
         String(try Command.run("sha256sum", [path]).requireSuccess().stdout.prefix(64))
+    }
+
+    /// Tests/Tools/blk-sha256.py over a raw disk: every byte hashed the plain way.
+    func independentDiskDigest(_ rawPath: String) throws -> String {
+        let result = try Command.run("/usr/bin/python3", ["\(Fixture.repositoryRoot)/Tests/Tools/blk-sha256.py", rawPath]).requireSuccess()
+        return String(result.stdout.prefix(64))
+    }
+
+    /// What `rehost digest` prints for each image, by path.
+    func rehostDigests(_ paths: [String]) throws -> [String: String] {
+        let result = try Command.runRehost(["digest"] + paths)
+        #expect(result.status == 0, "\(result.stderr)")
+        var digests: [String: String] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { digests[String(parts[1].dropFirst())] = String(parts[0]) }
+        }
+        return digests
     }
 
     @Test func exportDigestsMatchSha256sumForEveryFormat() throws {
@@ -29,13 +50,58 @@ struct DigestTests {
                                     (even, ["sparse.vmdk", "fixed.vhd", "fixed.vdi"], ["--vmdk-subformat", "monolithicSparse",
                                                                                       "--vhd-variant", "fixed", "--vdi-variant", "fixed"])] {
             let outputs = names.map(dir.file)
-            let result = try Command.runRehost(["export", raw, "--json"] + outputs.flatMap { ["-o", $0] } + extra)
+            let result = try Command.runRehost(["export", raw, "--json", "--digest", "all"] + outputs.flatMap { ["-o", $0] } + extra)
             #expect(result.status == 0, "\(result.stderr)")
             let digests = try reportedDigests(result)
+            let diskDigests = try reportedDigests(result, key: "diskDigest")
+            let expected = try independentDiskDigest(raw)
+            let readBack = try rehostDigests(outputs)
             for path in outputs {
                 #expect(digests[path] == (try sha256sum(path)), "\(path)")
+                #expect(diskDigests[path] == expected, "the disk digest reported for \(path)")
+                #expect(readBack[path] == expected, "rehost digest \(path)")
             }
         }
+    }
+
+    /// By default only the disk digest; `--no-digest` and `--digest none` leave both out.
+    @Test func theDefaultIsTheDiskDigestAndNoneLeavesBothOut() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-digests")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: 16 << 20)
+        let output = dir.file("disk.qcow2")
+        let plain = try Command.runRehost(["export", raw, "--json", "-o", output])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(try reportedDigests(plain, key: "diskDigest")[output] == (try independentDiskDigest(raw)))
+        #expect(try reportedDigests(plain)[output] == nil)
+        for flags in [["--no-digest"], ["--digest", "none"]] {
+            let result = try Command.runRehost(["export", raw, "--json", "-o", dir.file("again.qcow2")] + flags)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(try reportedDigests(result, key: "diskDigest").isEmpty && (try reportedDigests(result)).isEmpty, "\(flags)")
+        }
+    }
+
+    /// qcow2 images with 512-byte clusters, made by qemu-img: the pieces a reader hands out start
+    /// and end inside the digest's 64 KiB blocks, and the digest still matches.
+    @Test func rehostDigestReadsImagesQemuImgWrote() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-digests")
+        let raw = dir.file("source.raw")
+        try SyntheticDisk.make(at: raw, size: (40 << 20) + 512, seed: 5)
+        var images = [raw]
+        for (name, options) in [("small.qcow2", ["-O", "qcow2", "-o", "cluster_size=512"]), ("disk.vdi", ["-O", "vdi"]),
+                                ("compressed.qcow2", ["-O", "qcow2", "-c"])] {
+            try Command.run("qemu-img", ["convert", "-f", "raw"] + options + [raw, dir.file(name)]).requireSuccess()
+            images.append(dir.file(name))
+        }
+        let expected = try independentDiskDigest(raw)
+        let digests = try rehostDigests(images)
+        for image in images { #expect(digests[image] == expected, "\(image)") }
+        // A disk that differs in one byte has another digest.
+        let handle = try #require(FileHandle(forUpdatingAtPath: raw))
+        try handle.seek(toOffset: 20 << 20)
+        try handle.write(contentsOf: [0x5A])
+        try handle.close()
+        #expect(try rehostDigests([raw])[raw] != expected)
     }
 
     @Test func convertDigestsMatchSha256sumForTheRawAndTheStreamedOutputs() throws {
@@ -43,16 +109,21 @@ struct DigestTests {
         try dir.makeWorldWritable()
         let fixture = try Fixture.xenInstance()
         let outputs = ["disk.raw", "disk.qcow2", "disk.vdi"].map(dir.file)
-        let result = try Command.runRehost(["convert", fixture.imagePath, "--json"] + outputs.flatMap { ["-o", $0] }, asUser: "nobody")
+        let result = try Command.runRehost(["convert", fixture.imagePath, "--json", "--digest", "all"] + outputs.flatMap { ["-o", $0] },
+                                           asUser: "nobody")
         #expect(result.status == 0, "\(result.stderr)")
         let digests = try reportedDigests(result)
+        let diskDigests = try reportedDigests(result, key: "diskDigest")
+        let expected = try independentDiskDigest(outputs[0])
         for path in outputs {
             #expect(digests[path] == (try sha256sum(path)), "\(path)")
+            #expect(diskDigests[path] == expected, "the disk digest reported for \(path)")
         }
-        // Only a raw output: its digest runs while it is fsynced.
+        // Only a raw output: both digests run while it is fsynced.
         let alone = dir.file("alone.raw")
-        let single = try Command.runRehost(["convert", fixture.imagePath, "--json", "-o", alone], asUser: "nobody")
+        let single = try Command.runRehost(["convert", fixture.imagePath, "--json", "--digest", "all", "-o", alone], asUser: "nobody")
         #expect(try reportedDigests(single)[alone] == (try sha256sum(alone)))
+        #expect(try reportedDigests(single, key: "diskDigest")[alone] == (try independentDiskDigest(alone)))
     }
 
     /// `--manifest sha1` and the default sha256: every manifest line is `ALG(name)= hex` for a

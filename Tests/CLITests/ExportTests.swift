@@ -150,7 +150,7 @@ struct ExportTests {
         // Not a multiple of 64 KiB, 1 MiB or 2 MiB: the last units of every format are partial.
         try SyntheticDisk.make(at: raw, size: (100 << 20) + 3 * 512)
         let outputs = Self.formats.map { dir.file($0.file) }
-        let result = try Command.runRehost(["export", raw, "--json"] + outputs.flatMap { ["-o", $0] })
+        let result = try Command.runRehost(["export", raw, "--json", "--digest", "file"] + outputs.flatMap { ["-o", $0] })
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
         let reported = report?["outputs"] as? [[String: Any]] ?? []

@@ -1,3 +1,4 @@
+import Digests
 import Dispatch
 import ImageCore
 import Synchronization
@@ -13,20 +14,27 @@ import Synchronization
 ///   runs of each piece are copied into a ring of `depth + 1` buffers. Slot `n % (depth + 1)`
 ///   is free again once the queue has room for piece `n`: the consumer has then taken piece
 ///   `n - depth`, which means it has finished with piece `n - depth - 1`, the slot's last user.
+///
+/// A `DiskDigest` given to `stream` is fed on the reader thread, right after the zero checks have
+/// brought each piece into cache: the digest of the disk's contents costs no read of its own and
+/// runs beside the writers rather than in front of them.
 public enum DiskStreamer {
     /// Writers never get an all-zero block of this size aligned to it: the raw reader leaves
     /// them out, and so does the filter on decoded formats (allocated but zero clusters).
     public static let zeroGranularity = 65536
     static let slotSize = 1 << 20
 
-    public static func stream(_ reader: RawDiskReader, to writers: [any DiskImageWriter], depth: Int = 16,
-                              progress: (UInt64) -> Void = { _ in }) throws -> [WriterSummary] {
+    public static func stream(_ reader: RawDiskReader, to writers: [any DiskImageWriter], digest: DiskDigest? = nil,
+                              depth: Int = 16, progress: (UInt64) -> Void = { _ in }) throws -> [WriterSummary] {
         try checkSizes(writers, virtualSize: reader.size)
         // The reader's mapping is read-only and outlives the producer (waited for on every path).
         nonisolated(unsafe) let sharedReader = reader
+        // Only the reader thread touches the digest until `run` has waited for it.
+        nonisolated(unsafe) let digest = digest
         return try run(depth: depth, writers: writers, virtualSize: reader.size, progress: progress,
                        produce: { queue in
                            try sharedReader.forEachDataRange(zeroGranularity: zeroGranularity) { range in
+                               digest?.update(sharedReader.bytes(range), at: range.lowerBound)
                                guard queue.reserve() else { throw CancellationError() }
                                queue.put(Piece(offset: range.lowerBound, count: Int(range.upperBound - range.lowerBound), slot: nil))
                            }
@@ -35,9 +43,9 @@ public enum DiskStreamer {
                        done: { piece in reader.release(piece.range) })
     }
 
-    public static func stream(_ reader: any DiskImageReader, to writers: [any DiskImageWriter], depth: Int = 16,
-                              progress: (UInt64) -> Void = { _ in }) throws -> [WriterSummary] {
-        if let raw = reader as? RawDiskReader { return try stream(raw, to: writers, depth: depth, progress: progress) }
+    public static func stream(_ reader: any DiskImageReader, to writers: [any DiskImageWriter], digest: DiskDigest? = nil,
+                              depth: Int = 16, progress: (UInt64) -> Void = { _ in }) throws -> [WriterSummary] {
+        if let raw = reader as? RawDiskReader { return try stream(raw, to: writers, digest: digest, depth: depth, progress: progress) }
         try checkSizes(writers, virtualSize: reader.virtualSize)
         let slots = depth + 1
         let ring = UnsafeMutableRawBufferPointer.allocate(byteCount: slots * slotSize, alignment: 4096)
@@ -46,11 +54,13 @@ public enum DiskStreamer {
         // both are done with the ring before it is freed.
         nonisolated(unsafe) let sharedRing = ring
         nonisolated(unsafe) let sharedReader = reader
+        nonisolated(unsafe) let digest = digest
         return try run(depth: depth, writers: writers, virtualSize: reader.virtualSize, progress: progress,
                        produce: { queue in
                            var sequence = 0
                            try sharedReader.forEachDataPiece { offset, data in
                                try ZeroDetection.forEachNonZeroRun(in: data, at: offset, granularity: zeroGranularity) { runOffset, run in
+                                   digest?.update(run, at: runOffset)
                                    var done = 0
                                    while done < run.count {
                                        // Room in the queue first: only then is the slot free.
