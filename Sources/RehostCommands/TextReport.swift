@@ -87,7 +87,10 @@ enum TextReport {
         if let d = r.disk {
             out += r.dryRun ? "Would build a bootable disk\n" : "Built a bootable disk\n"
             out += line("  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n")
-            out += line("  partition 1:  at \(ByteCount.format(d.partitionOffset)), \(ByteCount.format(d.partitionSize)), bootable, type 0x83\n")
+            for p in r.partitions {
+                let label = p.label.isEmpty ? "" : ", label \"\(p.label)\""
+                out += line("  partition \(p.number):  \(p.mountPoint) at \(ByteCount.format(p.start)), \(ByteCount.format(p.size))\(p.bootable ? ", bootable" : ""), type \(p.type), \(p.filesystem) UUID \(p.uuid)\(label)\n")
+            }
         }
         if let f = r.newFilesystem {
             out += line("  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid), \(f.inodeSize)-byte inodes, \(f.inodes) inodes\n")
