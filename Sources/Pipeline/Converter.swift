@@ -155,11 +155,7 @@ public final class Converter {
                 let merged = Ext2GuestFilesystem(destination)
                 for mount in new.filesystem.merged {
                     // The mount point normally exists in the root (an empty directory); if not, it is made.
-                    var path = ""
-                    for component in mount.mountPoint.split(separator: "/") {
-                        path += "/" + component
-                        try merged.createDirectory(path, mode: 0o755)
-                    }
+                    try merged.createDirectories(mount.mountPoint, mode: 0o755)
                     base = statistics.bytesCopied
                     let mountCopier = TreeCopier(from: mount.filesystem, to: destination) { [progress, base] in progress.advance(to: base + $0) }
                     statistics.add(try mountCopier.copy(into: mount.mountPoint))
@@ -169,6 +165,13 @@ public final class Converter {
                     try SwapFile.create(in: destination, name: String(Self.swapFilePath.dropFirst()), size: size,
                                         uuid: UUIDBytes.random(), time: UInt32(time(nil)))
                 }
+            }
+            // A kept filesystem's mount point must exist in the one above it, or the guest cannot mount it.
+            for (mountPoint, _) in destinations where mountPoint != "/" {
+                let parent = destinations.filter { $0.mountPoint == "/" || mountPoint.hasPrefix($0.mountPoint + "/") }
+                    .max { $0.mountPoint.count < $1.mountPoint.count }!
+                let relative = parent.mountPoint == "/" ? mountPoint : String(mountPoint.dropFirst(parent.mountPoint.count))
+                try Ext2GuestFilesystem(parent.filesystem).createDirectories(relative, mode: 0o755)
             }
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)

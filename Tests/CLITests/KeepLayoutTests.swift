@@ -208,6 +208,25 @@ struct KeepLayoutTests {
         }
     }
 
+    /// A root without the /var directory still gets one: the guest could not mount /var otherwise.
+    @Test func missingMountPointIsMade() throws {
+        let fixture = try Fixture.lvmGuest(.separateVar)
+        _ = try Self.converted()   // makes the directory
+        let input = "\(Self.directory)/no-var-dir.img", disk = "\(Self.directory)/no-var-dir.raw"
+        _ = try Command.run("cp", ["--sparse=always", fixture.imagePath, input]).requireSuccess()
+        let root = "\(input)?offset=\(fixture["ROOT_OFFSET"] ?? "?")"
+        _ = try Command.run("debugfs", ["-w", "-R", "rmdir /var", root]).requireSuccess()
+        #expect(try Self.debugfs("stat /var", root).isEmpty)
+        _ = try Command.run("chmod", ["644", input]).requireSuccess()
+        let result = try Command.runRehost(["convert", input, "-o", disk, "--keep-layout", "--no-swap", "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let made = try #require(Self.partitions(Self.json(result)).first { $0.mountPoint == "/" })
+        let stat = try Self.debugfs("stat /var", made.image(disk))
+        #expect(stat.contains("Type: directory") && stat.contains("Mode:  0755"), "\(stat)")
+        let fsck = try Command.run("e2fsck", ["-fn", made.image(disk)])
+        #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
+    }
+
     @Test func swapPartitionOnThePlainXenFixture() throws {
         let fixture = try Fixture.xenInstance()
         let disk = "\(Self.directory)/xen-swap.raw"
