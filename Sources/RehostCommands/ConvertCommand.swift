@@ -44,7 +44,7 @@ struct ConvertCommand: ParsableCommand {
     var size: String?
 
     @Flag(name: .customLong("keep-layout"),
-          help: "Give each filesystem the guest's fstab mounts (/boot, /, /var, /home...) an ext3 partition of its own, as the guest had them, instead of merging them into one root: /boot first (partition 1, bootable, where GRUB looks), then /, then the rest by mount point, then swap. fstab names each by its UUID (or LABEL, like the root). The guest's swap device is recreated as a partition of its size unless --no-swap. An MBR holds four partitions; a guest that needs more is refused.")
+          help: "Give each filesystem the guest's fstab mounts (/boot, /, /var, /home...; on partitions or LVM2 LVs) an ext3 partition of its own, keeping its UUID and label, instead of merging them all into one root. Order: /boot first (partition 1, bootable; GRUB then reads (hd0,msdos1)/grub and the menus say /vmlinuz-...), then /, then the rest by mount point, then swap. fstab names each the way --root-ref names the root. The guest's first swap device is recreated as a swap partition of its size unless --no-swap. An MBR holds four primary partitions and no extended ones are made: a guest that needs more is refused (add --no-swap, or leave --keep-layout out to merge).")
     var keepLayout = false
 
     @Option(name: .customLong("swap-partition"),
@@ -64,7 +64,7 @@ struct ConvertCommand: ParsableCommand {
     var inodeSize: Int = 128
 
     @Option(name: .customLong("swap-file"),
-            help: ArgumentHelp("Create /swapfile of this size (e.g. 512M, 2G; whole 4 KiB pages) in the new root, formatted as swap, and add it to /etc/fstab. The guest's swap partitions and LVs are not copied; this replaces them.",
+            help: ArgumentHelp("Create /swapfile of this size (e.g. 512M, 2G; whole 4 KiB pages) in the new root, formatted as swap, and add it to /etc/fstab. The guest's swap partitions and LVs are not copied; this replaces them. For a swap partition instead, see --swap-partition.",
                                valueName: "size"))
     var swapFile: String?
 
