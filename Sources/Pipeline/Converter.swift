@@ -59,13 +59,25 @@ public final class Converter {
         let plan = try layout.plan(requestedSize: options.diskSize)
         // The label and UUID of each new filesystem (the source's unless asked otherwise; --label
         // names the root) are known before it exists, so fstab and root= can name them.
-        let partitions = try layout.filesystems.map { filesystem in
-            let partition = plan.partition(for: filesystem.mountPoint)!
+        // Cloned sources can share a UUID or a label, and the guest would then mount one for the
+        // other: a repeated UUID is replaced, and a repeated label names none of them.
+        var layoutWarnings: [String] = []
+        var formats: [Ext2FormatParameters] = []
+        for filesystem in layout.filesystems {
             var format = options.format
             if filesystem.mountPoint != "/" { format.label = nil }
-            let parameters = FormatPlanner.parameters(for: filesystem.source, capacity: partition.size, options: format,
-                                                      mergedUsedInodes: filesystem.mergedUsedInodes)
-            let reference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
+            var parameters = FormatPlanner.parameters(for: filesystem.source, capacity: plan.partition(for: filesystem.mountPoint)!.size,
+                                                      options: format, mergedUsedInodes: filesystem.mergedUsedInodes)
+            if formats.contains(where: { $0.uuid == parameters.uuid }) {
+                parameters.uuid = UUIDBytes.random()
+                layoutWarnings.append("\(filesystem.mountPoint) has the UUID of another filesystem of the guest; its copy gets a new one, \(UUIDBytes.format(parameters.uuid))")
+            }
+            formats.append(parameters)
+        }
+        let partitions = zip(layout.filesystems, formats).map { filesystem, parameters in
+            let partition = plan.partition(for: filesystem.mountPoint)!
+            let unique = formats.filter { $0.label == parameters.label }.count == 1
+            let reference = RootReference.resolve(choice: options.rootReference, label: unique ? parameters.label : nil,
                                                   uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest,
                                                   partition: partition.number)
             return NewPartition(filesystem: filesystem, partition: partition, parameters: parameters, reference: reference)
@@ -87,7 +99,7 @@ public final class Converter {
         repairOptions.swapPartition = swapPartition == nil ? nil : "UUID=\(UUIDBytes.format(swapUUID))"
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
-        var warnings = planned.warnings
+        var warnings = planned.warnings + layoutWarnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
         }

@@ -227,6 +227,35 @@ struct KeepLayoutTests {
         #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
     }
 
+    /// Cloned filesystems: /var with the root's UUID and /boot's label. Its copy gets a new UUID
+    /// (with a warning), and neither /boot nor /var is named by the shared label.
+    @Test func clonedFilesystemsGetDistinctNames() throws {
+        let fixture = try Fixture.lvmGuest(.separateVar)
+        _ = try Self.converted()   // makes the directory
+        let input = "\(Self.directory)/cloned.img"
+        _ = try Command.run("cp", ["--sparse=always", fixture.imagePath, input]).requireSuccess()
+        let variable = "\(input)?offset=\(fixture["VAR_OFFSET"] ?? "?")"
+        let rootUUID = fixture["ROOT_UUID"] ?? "?", bootUUID = fixture["BOOT_UUID"] ?? "?"
+        _ = try Command.run("debugfs", ["-w", "-R", "ssv uuid \(rootUUID)", variable]).requireSuccess()
+        _ = try Command.run("debugfs", ["-w", "-R", "ssv volume_name /boot", variable]).requireSuccess()
+        #expect(try Self.debugfs("stats", variable).contains("Filesystem UUID:          \(rootUUID)"))
+        _ = try Command.run("chmod", ["644", input]).requireSuccess()
+        let result = try Command.runRehost(["convert", input, "-o", "\(Self.directory)/never.raw", "--keep-layout", "--dry-run", "--json"],
+                                           asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = Self.json(result)
+        let partitions = Self.partitions(report)
+        let variableUUID = partitions.first { $0.mountPoint == "/var" }?.uuid ?? "?"
+        #expect(partitions.map(\.uuid).prefix(2) == [bootUUID, rootUUID] && variableUUID != rootUUID && variableUUID.count == 36)
+        let warnings = report["warnings"] as? [String] ?? []
+        #expect(warnings.contains("/var has the UUID of another filesystem of the guest; its copy gets a new one, \(variableUUID)"), "\(warnings)")
+        let written = Self.fstabLinesWritten(report)
+        #expect(written.contains("LABEL=/\t/\text3\tdefaults\t1 1"), "\(written)")
+        // The guest's own line, UUID=... /boot, stays as it is (without the clone it becomes LABEL=/boot).
+        #expect(!written.contains { $0.contains("/boot") }, "\(written)")
+        #expect(written.contains("UUID=\(variableUUID)\t/var\text3\tdefaults\t1 2"), "\(written)")
+    }
+
     @Test func swapPartitionOnThePlainXenFixture() throws {
         let fixture = try Fixture.xenInstance()
         let disk = "\(Self.directory)/xen-swap.raw"
