@@ -16,6 +16,8 @@ public enum DiskLayoutError: RehostError, Equatable {
     // Disk plan
     case diskTooSmall(diskSize: UInt64, filesystemNeeds: UInt64, data: UInt64)
     case diskTooLargeForMBR(diskSize: UInt64)
+    case diskTooSmallForPartitions(diskSize: UInt64, needs: UInt64, partitions: Int, data: UInt64)
+    case tooManyPartitions(count: Int, uses: [String])
     case inconsistentPlan(String)
     // GRUB
     case grubDirectoryMissing(path: String, missing: String)
@@ -55,6 +57,13 @@ public enum DiskLayoutError: RehostError, Equatable {
         case let .diskTooLargeForMBR(diskSize):
             return "disk size \(ByteCount.format(diskSize)) is beyond what an MBR partition table can describe: "
                 + "expected at most 2 TiB"
+        case let .diskTooSmallForPartitions(diskSize, needs, partitions, data):
+            return "disk size \(ByteCount.format(diskSize)) is too small for \(partitions) partitions: they need at least "
+                + "\(ByteCount.format(needs)) (\(ByteCount.format(data)) of data plus each filesystem's ext3 metadata and "
+                + "journal, the swap, and 1 MiB for the boot loader)"
+        case let .tooManyPartitions(count, uses):
+            return "the disk would need \(count) partitions (\(uses.joined(separator: ", "))) but an MBR holds 4 primary "
+                + "partitions and Rehost makes no extended ones: drop --keep-layout, or the swap partition"
         case let .inconsistentPlan(what):
             return "disk plan: \(what)"
         case let .grubDirectoryMissing(path, missing):

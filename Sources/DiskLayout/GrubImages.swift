@@ -18,6 +18,8 @@ public enum GrubDirectory {
 /// GRUB's core.img for BIOS disks, built by the host's grub-mkimage.
 public enum GrubCoreImage {
     public static let defaultPrefix = "(hd0,msdos1)/boot/grub"
+    /// When /boot is partition 1 on its own, /boot/grub is /grub there.
+    public static let separateBootPrefix = "(hd0,msdos1)/grub"
 
     /// Enough to read an ext2/3/4 partition through the BIOS, run a native or legacy grub.cfg,
     /// talk on the serial port and boot Linux (linux16 for `legacy_kernel`). Everything is

@@ -26,6 +26,8 @@ public final class TreeCopier {
         /// Problems found in the source filesystem (each is also in `warnings`, up to a limit).
         public var sourceProblems = 0
 
+        public init() {}
+
         /// Adds another copy's counts (a merged filesystem's).
         public mutating func add(_ other: Statistics) {
             directories += other.directories

@@ -29,8 +29,11 @@ public enum Target: String, Codable, Sendable, CaseIterable {
     }
 
     /// The first partition of the boot disk as the guest kernel names it.
-    public var firstPartitionDevice: String {
-        self == .kvm ? "/dev/vda1" : "/dev/sda1"
+    public var firstPartitionDevice: String { partitionDevice(1) }
+
+    /// Partition `number` of the boot disk as the guest kernel names it.
+    public func partitionDevice(_ number: Int) -> String {
+        (self == .kvm ? "/dev/vda" : "/dev/sda") + String(number)
     }
 }
 
@@ -67,6 +70,23 @@ public struct RepairOptions: Sendable, Equatable {
     /// A swap file Rehost creates in the new root (`/swapfile`, from `--swap-file`): fstab gets a
     /// line for it.
     public var swapFile: String?
+    /// `--keep-layout`: the mount points besides / that stay filesystems of their own on the new
+    /// disk, each with the device fstab names it by (`UUID=...`, `LABEL=/boot`, `/dev/vda1`, as
+    /// `RootReference` resolves it).
+    public var keptMounts: [String: String] = [:]
+    /// A swap partition Rehost creates (`UUID=...`, from `--swap-partition` or the guest's own swap
+    /// with `--keep-layout`): fstab gets a line for it.
+    public var swapPartition: String?
+
+    /// Whether /boot is a filesystem of its own on the new disk: GRUB (prefix `(hd0,msdos1)/grub`)
+    /// then finds the kernels at `/vmlinuz-...`, relative to that filesystem.
+    public var separateBoot: Bool { keptMounts["/boot"] != nil }
+
+    /// A path under /boot as GRUB names it on the new disk.
+    public func bootLoaderPath(_ path: String) -> String {
+        guard separateBoot, path.hasPrefix("/boot/") else { return path }
+        return String(path.dropFirst("/boot".count))
+    }
 
     public init(target: Target, rootReference: String, rootFilesystemType: String,
                 skip: Set<String> = [], serialSpeed: Int = 115200, kernel: String? = nil) {
@@ -84,7 +104,8 @@ public enum RootReferenceChoice: String, Codable, Sendable, CaseIterable {
 }
 
 public enum RootReference {
-    /// The root= value for the new root filesystem.
+    /// The root= value for the new root filesystem (or the fstab device of another filesystem of
+    /// the new disk, on partition `partition`).
     ///
     /// `auto` prefers `LABEL=` when the filesystem has a label that survives the kernel command line
     /// and fstab unquoted, then `UUID=`. Both need an initramfs to resolve them (the kernel alone
@@ -92,17 +113,17 @@ public enum RootReference {
     /// name. Very old guests whose initrd cannot resolve LABEL=/UUID= at all are out of scope; they
     /// can ask for `device`.
     public static func resolve(choice: RootReferenceChoice, label: String?, uuid: String,
-                               target: Target, report: GuestReport) -> String {
+                               target: Target, report: GuestReport, partition: Int = 1) -> String {
         switch choice {
         case .device:
-            return target.firstPartitionDevice
+            return target.partitionDevice(partition)
         case .uuid:
             return "UUID=\(uuid)"
         case .label:
             if let label, isSafeLabel(label) { return "LABEL=\(label)" }
             return "UUID=\(uuid)"
         case .auto:
-            if let kernel = report.bootableKernel, kernel.initrd == nil { return target.firstPartitionDevice }
+            if let kernel = report.bootableKernel, kernel.initrd == nil { return target.partitionDevice(partition) }
             if let label, isSafeLabel(label) { return "LABEL=\(label)" }
             return "UUID=\(uuid)"
         }

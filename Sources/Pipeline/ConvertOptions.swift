@@ -37,6 +37,13 @@ public struct ConvertOptions: Sendable {
     /// `--swap-file`: the size of a `/swapfile` to create in the new root (and mount from fstab);
     /// nil for none.
     public var swapFileSize: UInt64?
+    /// `--keep-layout`: each filesystem the guest's fstab mounts gets a partition of its own,
+    /// instead of being merged into the root.
+    public var keepLayout = false
+    /// `--swap-partition`: the size of a swap partition to add; nil for none (but see `noSwap`).
+    public var swapPartitionSize: UInt64?
+    /// `--no-swap`: with `keepLayout`, do not recreate the guest's swap device as a partition.
+    public var noSwap = false
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

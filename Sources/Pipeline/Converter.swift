@@ -53,26 +53,53 @@ public final class Converter {
         if options.swapFileSize != nil, try overlay.entry(at: Self.swapFilePath) != nil {
             throw ConvertError.swapFileExists(path: Self.swapFilePath)
         }
-        let plan = try DiskPlan.make(requestedSize: options.diskSize,
-                                     usedBytes: source.usedBytes + supplied.reduce(0) { $0 + $1.installedBytes } + (options.swapFileSize ?? 0),
-                                     sourceFilesystemSize: source.sizeBytes)
-        // The label and UUID of the new filesystem (the source's unless asked otherwise) are known
-        // before it exists, so the root reference can name them.
-        let parameters = FormatPlanner.parameters(for: source.filesystem, capacity: plan.partitionSize, options: options.format,
-                                                  mergedUsedInodes: source.mounts.reduce(0) { $0 + UInt64($1.filesystem.usedInodes) })
-        let rootReference = RootReference.resolve(choice: options.rootReference, label: parameters.label,
-                                                  uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest)
+        let layout = GuestLayout(source: source, keepLayout: options.keepLayout, swapPartition: options.swapPartitionSize,
+                                 noSwap: options.noSwap, kernelBytes: supplied.reduce(0) { $0 + $1.installedBytes },
+                                 swapFileBytes: options.swapFileSize ?? 0)
+        let plan = try layout.plan(requestedSize: options.diskSize)
+        // The label and UUID of each new filesystem (the source's unless asked otherwise; --label
+        // names the root) are known before it exists, so fstab and root= can name them.
+        // Cloned sources can share a UUID or a label, and the guest would then mount one for the
+        // other: a repeated UUID is replaced, and a repeated label names none of them.
+        var layoutWarnings: [String] = []
+        var formats: [Ext2FormatParameters] = []
+        for filesystem in layout.filesystems {
+            var format = options.format
+            if filesystem.mountPoint != "/" { format.label = nil }
+            var parameters = FormatPlanner.parameters(for: filesystem.source, capacity: plan.partition(for: filesystem.mountPoint)!.size,
+                                                      options: format, mergedUsedInodes: filesystem.mergedUsedInodes)
+            if formats.contains(where: { $0.uuid == parameters.uuid }) {
+                parameters.uuid = UUIDBytes.random()
+                layoutWarnings.append("\(filesystem.mountPoint) has the UUID of another filesystem of the guest; its copy gets a new one, \(UUIDBytes.format(parameters.uuid))")
+            }
+            formats.append(parameters)
+        }
+        let partitions = zip(layout.filesystems, formats).map { filesystem, parameters in
+            let partition = plan.partition(for: filesystem.mountPoint)!
+            let unique = formats.filter { $0.label == parameters.label }.count == 1
+            let reference = RootReference.resolve(choice: options.rootReference, label: unique ? parameters.label : nil,
+                                                  uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest,
+                                                  partition: partition.number)
+            return NewPartition(filesystem: filesystem, partition: partition, parameters: parameters, reference: reference)
+        }
+        let root = partitions.first { $0.filesystem.mountPoint == "/" }!
+        let swapPartition = plan.partitions.first(where: \.isSwap)
+        let swapUUID = UUIDBytes.random()
+        let rootReference = root.reference
         var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip,
                                           kernel: options.kernel)
         repairOptions.selinux = options.selinux
-        repairOptions.mergedMountPoints = Set(source.mounts.map(\.mountPoint))
+        repairOptions.mergedMountPoints = layout.mergedMountPoints
         repairOptions.volumeGroups = source.volumeGroupNames
         repairOptions.droppedDevices = source.droppedDevices
         repairOptions.swapFile = options.swapFileSize == nil ? nil : Self.swapFilePath
+        repairOptions.keptMounts = Dictionary(uniqueKeysWithValues: partitions.filter { $0.filesystem.mountPoint != "/" }
+            .map { ($0.filesystem.mountPoint, $0.reference) })
+        repairOptions.swapPartition = swapPartition == nil ? nil : "UUID=\(UUIDBytes.format(swapUUID))"
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
-        var warnings = planned.warnings
+        var warnings = planned.warnings + layoutWarnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
         }
@@ -80,6 +107,13 @@ public final class Converter {
                                    target: options.target.rawValue, rootReference: rootReference, disk: plan,
                                    newFilesystem: nil, copy: nil, changes: planned.changes, bootloader: nil,
                                    warnings: warnings, seconds: 0)
+        report.partitions = plan.partitions.map { partition in
+            let filesystem = partitions.first { $0.partition.number == partition.number }?.parameters
+            return PartitionReport(number: partition.number, mountPoint: partition.use, start: partition.offset, size: partition.size,
+                                   type: "0x" + String(partition.type, radix: 16), bootable: partition.bootable,
+                                   filesystem: filesystem?.flavor.rawValue ?? (partition.isSwap ? "swap" : "?"),
+                                   uuid: UUIDBytes.format(filesystem?.uuid ?? swapUUID), label: filesystem?.label ?? "")
+        }
         if options.dryRun {
             report.seconds = monotonicSeconds() - startedWall
             return report
@@ -87,7 +121,9 @@ public final class Converter {
         try refuseOverwritingInput(source)
 
         // The GRUB images are built before the long copy, so a missing grub-mkimage fails fast.
-        let coreImage = try GrubCoreImage.build()
+        // GRUB reads /boot/grub from partition 1: the root's, or /boot's own /grub.
+        let coreImage = try GrubCoreImage.build(prefix: layout.separateBoot ? GrubCoreImage.separateBootPrefix
+                                                                            : GrubCoreImage.defaultPrefix)
         let bootImage = try GrubBootImage.load()
         let embedded = try BiosBootInstaller.embed(bootImage: bootImage, coreImage: coreImage, mbr: plan.mbr(),
                                                    partitionStartSector: plan.partitionStartSector)
@@ -101,42 +137,53 @@ public final class Converter {
         let outputs = try OutputSet(streamed, virtualSize: plan.diskSize, options: options.writerOptions)
         try rawDisk.file.truncate(to: plan.diskSize)
         try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
+        if let swapPartition {
+            try SwapArea.write(to: rawDisk.file, at: swapPartition.offset, size: swapPartition.size, uuid: swapUUID)
+        }
 
-        let destination = try Ext2Filesystem.format(path: rawDisk.temporaryPath, offset: plan.partitionOffset, parameters: parameters)
-        progress.begin(stage: "copying files", totalBytes: source.usedBytes)
-        var statistics: TreeCopier.Statistics
+        progress.begin(stage: "copying files", totalBytes: layout.filesystems.reduce(0) { $0 + $1.usedBytes })
+        var statistics = TreeCopier.Statistics()
+        var destinations: [(mountPoint: String, filesystem: Ext2Filesystem)] = []
         do {
             // Writeback starts as the copy goes (libext2fs writes through its own descriptor, but
             // the page cache is the file's), so the final fsync finds the disk almost clean.
             var writebackAt: UInt64 = 0
-            let copier = TreeCopier(from: source.filesystem, to: destination) { [progress, rawDisk] copied in
-                progress.advance(to: copied)
-                if copied >= writebackAt + OutputSink.writebackInterval {
-                    rawDisk.file.startWriteback(0..<plan.diskSize)
-                    writebackAt = copied
+            for new in partitions {
+                let destination = try Ext2Filesystem.format(path: rawDisk.temporaryPath, offset: new.partition.offset,
+                                                            parameters: new.parameters)
+                destinations.append((new.filesystem.mountPoint, destination))
+                let prefix = new.filesystem.mountPoint == "/" ? "" : new.filesystem.mountPoint + ": "
+                var base = statistics.bytesCopied
+                let copier = TreeCopier(from: new.filesystem.source, to: destination) { [progress, rawDisk, base] copied in
+                    progress.advance(to: base + copied)
+                    if base + copied >= writebackAt + OutputSink.writebackInterval {
+                        rawDisk.file.startWriteback(0..<plan.diskSize)
+                        writebackAt = base + copied
+                    }
+                }
+                statistics.add(try copier.copy())
+                report.warnings += copier.warnings.map { prefix + $0 }
+                // Each filesystem merged into this one goes into its mount point, shallowest first.
+                let merged = Ext2GuestFilesystem(destination)
+                for mount in new.filesystem.merged {
+                    // The mount point normally exists in the root (an empty directory); if not, it is made.
+                    try merged.createDirectories(mount.mountPoint, mode: 0o755)
+                    base = statistics.bytesCopied
+                    let mountCopier = TreeCopier(from: mount.filesystem, to: destination) { [progress, base] in progress.advance(to: base + $0) }
+                    statistics.add(try mountCopier.copy(into: mount.mountPoint))
+                    report.warnings += mountCopier.warnings.map { "\(mount.mountPoint): \($0)" }
+                }
+                if new.filesystem.mountPoint == "/", let size = options.swapFileSize {
+                    try SwapFile.create(in: destination, name: String(Self.swapFilePath.dropFirst()), size: size,
+                                        uuid: UUIDBytes.random(), time: UInt32(time(nil)))
                 }
             }
-            statistics = try copier.copy()
-            report.warnings += copier.warnings
-            // Each filesystem the fstab mounts goes into its mount point, shallowest first.
-            var before = statistics.bytesCopied
-            let merged = Ext2GuestFilesystem(destination)
-            for mount in source.mounts {
-                // The mount point normally exists in the root (an empty directory); if not, it is made.
-                var path = ""
-                for component in mount.mountPoint.split(separator: "/") {
-                    path += "/" + component
-                    try merged.createDirectory(path, mode: 0o755)
-                }
-                let base = before
-                let mountCopier = TreeCopier(from: mount.filesystem, to: destination) { [progress] in progress.advance(to: base + $0) }
-                statistics.add(try mountCopier.copy(into: mount.mountPoint))
-                report.warnings += mountCopier.warnings.map { "\(mount.mountPoint): \($0)" }
-                before = statistics.bytesCopied
-            }
-            if let size = options.swapFileSize {
-                try SwapFile.create(in: destination, name: String(Self.swapFilePath.dropFirst()), size: size,
-                                    uuid: UUIDBytes.random(), time: UInt32(time(nil)))
+            // A kept filesystem's mount point must exist in the one above it, or the guest cannot mount it.
+            for (mountPoint, _) in destinations where mountPoint != "/" {
+                let parent = destinations.filter { $0.mountPoint == "/" || mountPoint.hasPrefix($0.mountPoint + "/") }
+                    .max { $0.mountPoint.count < $1.mountPoint.count }!
+                let relative = parent.mountPoint == "/" ? mountPoint : String(mountPoint.dropFirst(parent.mountPoint.count))
+                try Ext2GuestFilesystem(parent.filesystem).createDirectories(relative, mode: 0o755)
             }
         } catch let error as Ext2Error where error.isOutOfSpace {
             throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
@@ -147,11 +194,17 @@ public final class Converter {
         }
 
         progress.begin(stage: "repairing the guest", totalBytes: nil)
-        // The new filesystem holds the source's files, so the plan's inspection holds for it too.
-        report.changes = try GuestRepairs.apply(to: Ext2GuestFilesystem(destination), options: repairOptions, kernels: supplied,
+        // The new filesystems hold the source's files, so the plan's inspection holds for them
+        // too; they are repaired as the guest will mount them.
+        let rootDestination = destinations.first { $0.mountPoint == "/" }!.filesystem
+        let others = destinations.filter { $0.mountPoint != "/" }
+        let repaired: any GuestFilesystem = others.isEmpty ? Ext2GuestFilesystem(rootDestination)
+            : MountedGuestFilesystem(root: Ext2GuestFilesystem(rootDestination),
+                                     mounts: others.map { ($0.mountPoint, Ext2GuestFilesystem($0.filesystem) as any GuestFilesystem) })
+        report.changes = try GuestRepairs.apply(to: repaired, options: repairOptions, kernels: supplied,
                                                 report: planned.report).changes
         progress.end()
-        try destination.close()
+        for destination in destinations { try destination.filesystem.close() }
 
         // A raw output is kept: the rest of its writeback runs while the other outputs are written,
         // and so does its file digest, on another thread.
@@ -179,6 +232,7 @@ public final class Converter {
         }
         report.outputs += try outputs.commit(fileDigests: options.digests.files)
         report.copy = statistics
+        let parameters = root.parameters
         report.newFilesystem = NewFilesystemReport(
             type: parameters.flavor.rawValue, label: parameters.label, uuid: UUIDBytes.format(parameters.uuid),
             sizeBytes: parameters.blocksCount * UInt64(parameters.blockSize), blockSize: parameters.blockSize,
@@ -189,6 +243,14 @@ public final class Converter {
             initrd: planned.report.bootableKernel?.initrd)
         report.seconds = monotonicSeconds() - startedWall
         return report
+    }
+
+    /// A filesystem of the new disk: what goes into it, where, formatted how, and how fstab names it.
+    struct NewPartition {
+        var filesystem: GuestLayout.Filesystem
+        var partition: DiskPlan.Partition
+        var parameters: Ext2FormatParameters
+        var reference: String
     }
 
     /// Where `--swap-file` puts the swap file.

@@ -77,6 +77,15 @@ final class Ext2GuestFilesystem: GuestFilesystem {
         try touch(ino)
     }
 
+    /// `mkdir -p`: each missing directory on the way to `path`.
+    func createDirectories(_ path: String, mode: UInt16) throws {
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            try createDirectory(prefix, mode: mode)
+        }
+    }
+
     func extendedAttribute(_ path: String, name: String) throws -> [UInt8]? {
         guard let ino = try filesystem.lookup(path, followLast: false) else { return nil }
         return try filesystem.extendedAttributes(ino).first { $0.name == name }?.value

@@ -147,6 +147,26 @@ public struct ConvertReport: Codable, Sendable {
     public var bootloader: BootloaderReport?
     public var warnings: [String]
     public var seconds: Double
+    /// Every partition of the new disk, in disk order.
+    public var partitions: [PartitionReport] = []
+}
+
+/// One partition of the converted disk.
+public struct PartitionReport: Codable, Sendable {
+    public var number: Int
+    /// The mount point of its filesystem, or "swap".
+    public var mountPoint: String
+    /// Byte offset on the disk, and length.
+    public var start: UInt64
+    public var size: UInt64
+    /// The MBR partition type, "0x83" or "0x82".
+    public var type: String
+    public var bootable: Bool
+    /// "ext3", or "swap".
+    public var filesystem: String
+    /// The filesystem's (or swap area's) UUID and label.
+    public var uuid: String
+    public var label: String
 }
 
 public struct NewFilesystemReport: Codable, Sendable {

@@ -30,6 +30,9 @@ final class SourceGuest {
     /// fstab devices (as written) that are on the input but not in the new root: a swap partition,
     /// an XFS /data, a filesystem Rehost cannot read. The new disk has none of them.
     let droppedDevices: Set<String>
+    /// The swap devices of the fstab found on the input (as written, and their size), in fstab
+    /// order: `--keep-layout` recreates the first as a swap partition.
+    let swapDevices: [(device: String, sizeBytes: UInt64)]
     /// Further disks of the guest (holding more of its LVM2 PVs), opened like the input.
     let moreDisks: [InputImage]
     let report: InputReport
@@ -107,13 +110,17 @@ final class SourceGuest {
         var mounts: [SourceMount] = []
         var mountReports: [MountReport] = []
         var dropped: Set<String> = []
+        var swaps: [(device: String, sizeBytes: UInt64)] = []
         if let volumes, let ino = try filesystem.lookup("/etc/fstab"), try filesystem.readInode(ino).kind == .regular {
             let fstab = String(decoding: try filesystem.readWholeFile(ino), as: UTF8.self)
             let entries = FstabEntry.parse(fstab).sorted { $0.mountPoint.count < $1.mountPoint.count }
             for entry in entries where entry.mountPoint != "/" {
                 guard entry.mountPoint.hasPrefix("/"), entry.mayBeExt else {
                     // Swap and other filesystems on the input's volumes do not come along.
-                    if let volume = volumes.volume(named: entry.device), volume.name != rootName { dropped.insert(entry.device) }
+                    if let volume = volumes.volume(named: entry.device), volume.name != rootName {
+                        dropped.insert(entry.device)
+                        if entry.type == "swap" { swaps.append((entry.device, volume.disk.size)) }
+                    }
                     continue
                 }
                 guard !mounts.contains(where: { $0.mountPoint == entry.mountPoint }) else {
@@ -142,6 +149,7 @@ final class SourceGuest {
         }
         self.mounts = mounts
         droppedDevices = dropped
+        swapDevices = swaps
 
         report = InputReport(
             path: path, kind: Self.describe(input.kind), files: ([input] + self.moreDisks).flatMap(\.inputFiles),

@@ -10,7 +10,8 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Build a bootable partitioned raw disk from a Xen instance copy.",
         discussion: """
-            Builds a sparse raw disk with an MBR, one bootable Linux partition at 1 MiB, and GRUB 2 in the MBR \
+            Builds a sparse raw disk with an MBR, one bootable Linux partition at 1 MiB (one per filesystem with \
+            --keep-layout, and a swap partition if asked), and GRUB 2 in the MBR \
             and the gap after it; writes a new ext3 filesystem straight into the partition with libext2fs; \
             copies every file of the source (holes, links, device nodes, owners, modes, times, xattrs, flags); \
             and repairs the copy for the target hypervisor. The input is never modified, and the output \
@@ -27,6 +28,8 @@ struct ConvertCommand: ParsableCommand {
               rehost convert old-esxi.vmdk -o vm.qcow2
               rehost convert centos5.img -o vm.raw --dry-run
               rehost convert centos5-lvm.img -o vm.qcow2 --swap-file 1G
+              rehost convert centos5-lvm.img -o vm.qcow2 --keep-layout       # /boot, /, /var, swap as partitions
+              rehost convert centos5.img -o vm.raw --swap-partition 1G
               rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
               rehost convert rhel5-xen.img --add-kernel kernel-2.6.18-398.el5.x86_64.rpm -o vm.qcow2
               rehost convert debian.img -o vm.vmdk --target vmware --kernel 6.1.0-28-amd64
@@ -36,9 +39,21 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup(title: "Outputs") var outputs: OutputOptions
 
-    @Option(help: ArgumentHelp("The disk's size, e.g. 10G or 8192M (binary units). Default: the data plus a quarter plus 256 MiB, and never less than the source filesystem.",
+    @Option(help: ArgumentHelp("The disk's size, e.g. 10G or 8192M (binary units). Default: the data plus a quarter plus 256 MiB, and never less than the source filesystem (for each filesystem with --keep-layout). With --keep-layout it is still the whole disk: the swap partition and the other filesystems get what they would have had, and / the rest; if that is too little for /, the others shrink to what their data needs.",
                                valueName: "size"))
     var size: String?
+
+    @Flag(name: .customLong("keep-layout"),
+          help: "Give each filesystem the guest's fstab mounts (/boot, /, /var, /home...; on partitions or LVM2 LVs) an ext3 partition of its own, keeping its UUID and label, instead of merging them all into one root. Order: /boot first (partition 1, bootable; GRUB then reads (hd0,msdos1)/grub and the menus say /vmlinuz-...), then /, then the rest by mount point, then swap. fstab names each the way --root-ref names the root. The guest's first swap device is recreated as a swap partition of its size unless --no-swap. An MBR holds four primary partitions and no extended ones are made: a guest that needs more is refused (add --no-swap, or leave --keep-layout out to merge).")
+    var keepLayout = false
+
+    @Option(name: .customLong("swap-partition"),
+            help: ArgumentHelp("Add a swap partition of this size (e.g. 512M, 2G; rounded up to a whole MiB) at the end of the disk, formatted as mkswap does, mounted from fstab by UUID. With --keep-layout it replaces the guest's own swap size.",
+                               valueName: "size"))
+    var swapPartition: String?
+
+    @Flag(name: .customLong("no-swap"), help: "With --keep-layout, do not recreate the guest's swap device.")
+    var noSwap = false
 
     @Option(help: ArgumentHelp("The new filesystem's type.", valueName: "ext2|ext3|ext4"))
     var fs: Ext2FormatParameters.Flavor = .ext3
@@ -49,7 +64,7 @@ struct ConvertCommand: ParsableCommand {
     var inodeSize: Int = 128
 
     @Option(name: .customLong("swap-file"),
-            help: ArgumentHelp("Create /swapfile of this size (e.g. 512M, 2G; whole 4 KiB pages) in the new root, formatted as swap, and add it to /etc/fstab. The guest's swap partitions and LVs are not copied; this replaces them.",
+            help: ArgumentHelp("Create /swapfile of this size (e.g. 512M, 2G; whole 4 KiB pages) in the new root, formatted as swap, and add it to /etc/fstab. The guest's swap partitions and LVs are not copied; this replaces them. For a swap partition instead, see --swap-partition.",
                                valueName: "size"))
     var swapFile: String?
 
@@ -80,8 +95,17 @@ struct ConvertCommand: ParsableCommand {
             guard let bytes = ByteCount.parse(swapFile) else {
                 throw ValidationError("--swap-file \(swapFile): expected a size such as 512M, 2G or 1073741824")
             }
-            if let problem = SwapFile.problem(withSize: bytes) { throw ValidationError("--swap-file \(swapFile): \(problem)") }
+            if let problem = SwapArea.problem(withSize: bytes) { throw ValidationError("--swap-file \(swapFile): \(problem)") }
         }
+        if let swapPartition {
+            guard let bytes = ByteCount.parse(swapPartition) else {
+                throw ValidationError("--swap-partition \(swapPartition): expected a size such as 512M, 2G or 1073741824")
+            }
+            if let problem = SwapArea.problem(withSize: bytes) { throw ValidationError("--swap-partition \(swapPartition): \(problem)") }
+            if swapFile != nil { throw ValidationError("--swap-file and --swap-partition: choose one place for swap") }
+        }
+        if noSwap && !keepLayout { throw ValidationError("--no-swap: only --keep-layout recreates the guest's swap") }
+        if noSwap && swapPartition != nil { throw ValidationError("--no-swap and --swap-partition: choose one") }
         guard [128, 256, 512, 1024].contains(inodeSize) else {
             throw ValidationError("--inode-size \(inodeSize): expected 128, 256, 512 or 1024")
         }
@@ -111,6 +135,9 @@ struct ConvertCommand: ParsableCommand {
             options.externalFiles = guest.externalFiles
             options.maxOutputSize = guest.maxOutputBytes
             options.swapFileSize = swapFile.flatMap(ByteCount.parse)
+            options.keepLayout = keepLayout
+            options.swapPartitionSize = swapPartition.flatMap(ByteCount.parse)
+            options.noSwap = noSwap
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let report = try Converter(options: options, progress: progress).run()
             if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }

@@ -27,7 +27,7 @@ struct GuestOptions: ParsableArguments {
     var target: Target = .kvm
 
     @Option(name: .customLong("root-ref"),
-            help: ArgumentHelp("How fstab and the kernel command line name the root filesystem: auto (LABEL= when the filesystem has a usable label, else UUID=), label, uuid, or device (/dev/vda1 on kvm, /dev/sda1 otherwise).",
+            help: ArgumentHelp("How fstab and the kernel command line name the root filesystem: auto (LABEL= when the filesystem has a usable label, else UUID=), label, uuid, or device (/dev/vda1 on kvm, /dev/sda1 otherwise; with convert --keep-layout, /dev/vdaN for partition N, and fstab names every kept filesystem the same way).",
                                valueName: "auto|label|uuid|device"))
     var rootReference: RootReferenceChoice = .auto
 

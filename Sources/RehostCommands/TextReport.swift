@@ -83,11 +83,14 @@ enum TextReport {
     }
 
     static func convert(_ r: ConvertReport) -> String {
-        var out = input(r.input)
+        var out = input(r.input, partitions: r.partitions)
         if let d = r.disk {
             out += r.dryRun ? "Would build a bootable disk\n" : "Built a bootable disk\n"
             out += line("  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n")
-            out += line("  partition 1:  at \(ByteCount.format(d.partitionOffset)), \(ByteCount.format(d.partitionSize)), bootable, type 0x83\n")
+            for p in r.partitions {
+                let label = p.label.isEmpty ? "" : ", label \"\(p.label)\""
+                out += line("  partition \(p.number):  \(p.mountPoint) at \(ByteCount.format(p.start)), \(ByteCount.format(p.size))\(p.bootable ? ", bootable" : ""), type \(p.type), \(p.filesystem) UUID \(p.uuid)\(label)\n")
+            }
         }
         if let f = r.newFilesystem {
             out += line("  filesystem:   \(f.type), label \"\(f.label)\", UUID \(f.uuid), \(f.inodeSize)-byte inodes, \(f.inodes) inodes\n")
@@ -130,7 +133,8 @@ enum TextReport {
         files.dropFirst().map { line("  also read:    \($0)\n") }.joined()
     }
 
-    private static func input(_ i: InputReport) -> String {
+    /// `partitions`: the converted disk's, which says where each mounted filesystem went.
+    private static func input(_ i: InputReport, partitions: [PartitionReport] = []) -> String {
         let f = i.filesystem
         var out = line("Input \(i.path)\n")
         out += line("  container:    \(i.kind)\(i.partition.map { ", partition \($0)" } ?? "")\(i.partitionReason.map { " (\($0))" } ?? "")\n")
@@ -154,7 +158,7 @@ enum TextReport {
             }
         }
         for m in i.mounts {
-            out += line("  mounts:       \(m.mountPoint) from \(m.device) = \(m.volume): \(m.type), label \"\(m.label)\", \(ByteCount.format(m.usedBytes)) used of \(ByteCount.format(m.sizeBytes)); merged into the new root\n")
+            out += line("  mounts:       \(m.mountPoint) from \(m.device) = \(m.volume): \(m.type), label \"\(m.label)\", \(ByteCount.format(m.usedBytes)) used of \(ByteCount.format(m.sizeBytes)); \(partitions.first { $0.mountPoint == m.mountPoint }.map { "kept as partition \($0.number)" } ?? "merged into the new root")\n")
         }
         for n in i.notes { out += line("  note:         \(n)\n") }
         return out

@@ -5,25 +5,6 @@ import Testing
 
 /// util-linux reads back what we write, and we read back what it writes.
 @Suite struct MBROracleTests {
-    struct SfdiskTable: Decodable {
-        struct Table: Decodable {
-            let label: String
-            let id: String
-            let partitions: [Partition]
-        }
-        struct Partition: Decodable {
-            let start: UInt64
-            let size: UInt64
-            let type: String
-            let bootable: Bool?
-        }
-        let partitiontable: Table
-    }
-
-    func sfdiskTable(_ path: String) throws -> SfdiskTable.Table {
-        try JSONDecoder().decode(SfdiskTable.self, from: Data(try runTool("sfdisk", ["--json", path]).utf8)).partitiontable
-    }
-
     @Test(arguments: [UInt64(300) << 20, UInt64(20) << 30, (UInt64(2) << 40) - (1 << 20)])
     func ourMBRReadsBackInUtilLinux(diskSize: UInt64) throws {
         let scratch = try ScratchDirectory()

@@ -38,3 +38,24 @@ func makeDisk(at path: String, size: UInt64, sector0: [UInt8]) throws {
     try file.truncate(to: size)
     try file.write(sector0, at: 0)
 }
+
+/// `sfdisk --json`'s answer, as far as the tests read it.
+struct SfdiskTable: Decodable {
+    struct Table: Decodable {
+        let label: String
+        let id: String
+        let partitions: [Partition]
+    }
+    struct Partition: Decodable {
+        let start: UInt64
+        let size: UInt64
+        let type: String
+        let bootable: Bool?
+    }
+    let partitiontable: Table
+}
+
+/// What `sfdisk --json` reads from a disk file.
+func sfdiskTable(_ path: String) throws -> SfdiskTable.Table {
+    try JSONDecoder().decode(SfdiskTable.self, from: Data(try runTool("sfdisk", ["--json", path]).utf8)).partitiontable
+}

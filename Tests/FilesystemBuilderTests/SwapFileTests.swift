@@ -21,15 +21,15 @@ struct SwapFileTests {
     }
 
     @Test func sizesAreChecked() {
-        #expect(SwapFile.problem(withSize: 64 << 20) == nil)
-        #expect(SwapFile.problem(withSize: 40960) == nil)
-        #expect(SwapFile.problem(withSize: 36864) != nil)
-        #expect(SwapFile.problem(withSize: (64 << 20) + 512) != nil)
+        #expect(SwapArea.problem(withSize: 64 << 20) == nil)
+        #expect(SwapArea.problem(withSize: 40960) == nil)
+        #expect(SwapArea.problem(withSize: 36864) != nil)
+        #expect(SwapArea.problem(withSize: (64 << 20) + 512) != nil)
     }
 
     @Test func headerFields() {
         let uuid = Array(1...16).map(UInt8.init)
-        let page = SwapFile.header(size: 1 << 20, uuid: uuid, label: "swap")
+        let page = SwapArea.header(size: 1 << 20, uuid: uuid, label: "swap")
         #expect(page.count == 4096)
         #expect(page[0..<1024].allSatisfy { $0 == 0 })
         #expect(Array(page[1024..<1036]) == [1, 0, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0])

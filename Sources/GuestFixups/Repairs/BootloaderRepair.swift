@@ -4,7 +4,9 @@
 /// guest's own tools (grubby, new-kernel-pkg, update-grub for GRUB legacy) keep using
 /// /boot/grub/grub.conf, written in GRUB legacy syntax with the same entries, with menu.lst and
 /// /etc/grub.conf as symlinks to it. Every non-Xen kernel gets an entry, newest first; Xen-only
-/// kernels are left out, since they cannot boot outside Xen PV.
+/// kernels are left out, since they cannot boot outside Xen PV. When /boot is a partition of its
+/// own (`--keep-layout`), the prefix is `(hd0,msdos1)/grub` and every path in both menus is
+/// relative to that filesystem (`/vmlinuz-...`), as GRUB and the guest's tools expect there.
 enum BootloaderRepair {
     static func run(_ context: inout RepairContext) throws {
         let report = context.report
@@ -21,8 +23,8 @@ enum BootloaderRepair {
         let command = ["ro", "root=\(options.rootReference)"] + extra
             + ["console=tty0", "console=ttyS0,\(options.serialSpeed)"]
         let entries = kernels.map { kernel in
-            MenuEntry(title: "\(report.os.name) (\(kernel.version))", kernel: kernel.path,
-                      arguments: command.joined(separator: " "), initrd: kernel.initrd)
+            MenuEntry(title: "\(report.os.name) (\(kernel.version))", kernel: options.bootLoaderPath(kernel.path),
+                      arguments: command.joined(separator: " "), initrd: kernel.initrd.map(options.bootLoaderPath))
         }
 
         try context.createDirectoryIfMissing("/boot/grub")
@@ -99,7 +101,7 @@ enum BootloaderRepair {
 
     static func grub2Config(_ entries: [MenuEntry], options: RepairOptions) -> [String] {
         var lines = [
-            "# Written by rehost for \(options.target.rawValue): native GRUB 2 syntax (prefix (hd0,msdos1)/boot/grub).",
+            "# Written by rehost for \(options.target.rawValue): native GRUB 2 syntax (prefix (hd0,msdos1)\(options.bootLoaderPath("/boot/grub"))).",
             "# /boot/grub/grub.conf holds the same menu in GRUB legacy syntax.",
             "serial --unit=0 --speed=\(options.serialSpeed)",
             "terminal_input serial console",

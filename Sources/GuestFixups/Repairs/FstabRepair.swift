@@ -8,7 +8,9 @@
 /// copied (`droppedDevices`: swap, XFS) are commented out the same way. Only the changed fields are rewritten; the
 /// separators are kept. With `swapFile` (`--swap-file`), a line mounting it as swap is added at the
 /// end (unless one is there), with the options of the guest's own swap line (`defaults`, `sw`)
-/// and its separators (tabs or spaces), and the file is listed as created then.
+/// and its separators (tabs or spaces), and the file is listed as created then. With
+/// `--keep-layout`, the entries of the kept filesystems (`keptMounts`) name their new partitions
+/// the way the root's does; a swap partition (`swapPartition`) gets a line like the swap file's.
 enum FstabRepair {
     static let commentPrefix = "# rehost: "
     static let mergedPrefix = "# rehost: merged into /: "
@@ -29,15 +31,10 @@ enum FstabRepair {
                 let fields = text.blankSeparatedFields
                 guard fields.count >= 2 else { continue }
                 if fields[1] == "/" {
-                    let device = options.rootReference
-                    var type = fields.count >= 3 ? String(fields[2]) : ""
-                    if type != "auto", !type.isEmpty { type = options.rootFilesystemType }
-                    var edited = String(text[..<fields[0].startIndex]) + device
-                    if fields.count >= 3 {
-                        edited += text[fields[0].endIndex..<fields[2].startIndex] + type + text[fields[2].endIndex...]
-                    } else {
-                        edited += text[fields[0].endIndex...]
-                    }
+                    let edited = renamed(text, fields: fields, device: options.rootReference, type: options.rootFilesystemType)
+                    if edited != text { lines.replace(index, with: edited) }
+                } else if let device = options.keptMounts[String(fields[1])] {
+                    let edited = renamed(text, fields: fields, device: device, type: options.rootFilesystemType)
                     if edited != text { lines.replace(index, with: edited) }
                 } else if options.mergedMountPoints.contains(String(fields[1])) {
                     lines.replace(index, with: mergedPrefix + text)
@@ -46,7 +43,8 @@ enum FstabRepair {
                     lines.replace(index, with: commentPrefix + text)
                 }
             }
-            if let swapFile = options.swapFile { addedSwapFile = addSwapFile(swapFile, to: &lines) }
+            if let swapFile = options.swapFile { addedSwapFile = addSwap(device: swapFile, mountField: "none", to: &lines) }
+            if let swapPartition = options.swapPartition { _ = addSwap(device: swapPartition, mountField: "swap", to: &lines) }
         }
         // The converter made the swap file before the repairs; it is listed with its fstab line so
         // that the report shows it and the selinux repair labels it like the files the repairs create.
@@ -55,8 +53,22 @@ enum FstabRepair {
         }
     }
 
-    /// Adds the swap file's line unless an entry names it already; true if it did.
-    static func addSwapFile(_ path: String, to lines: inout TextLines) -> Bool {
+    /// An entry with its device and (unless `auto` or missing) its type replaced, the separators kept.
+    static func renamed(_ text: String, fields: [Substring], device: String, type newType: String) -> String {
+        var type = fields.count >= 3 ? String(fields[2]) : ""
+        if type != "auto", !type.isEmpty { type = newType }
+        var edited = String(text[..<fields[0].startIndex]) + device
+        if fields.count >= 3 {
+            edited += text[fields[0].endIndex..<fields[2].startIndex] + type + text[fields[2].endIndex...]
+        } else {
+            edited += text[fields[0].endIndex...]
+        }
+        return edited
+    }
+
+    /// Adds a swap line for `device` (a swap file's path, or a partition's `UUID=`) unless an entry
+    /// names it already; true if it did.
+    static func addSwap(device path: String, mountField: String, to lines: inout TextLines) -> Bool {
         var swapOptions = "defaults", separator = "\t"
         var sawEntry = false
         for text in lines.texts {
@@ -70,7 +82,7 @@ enum FstabRepair {
                 sawEntry = true
             }
         }
-        lines.append([path, "none", "swap", swapOptions, "0 0"].joined(separator: separator))
+        lines.append([path, mountField, "swap", swapOptions, "0 0"].joined(separator: separator))
         return true
     }
 }
