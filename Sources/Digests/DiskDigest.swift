@@ -180,3 +180,94 @@ public final class DiskDigest {
         [UInt8](repeating: 0, count: count).withUnsafeBytes { sha256($0) }
     }
 }
+
+extension DiskDigest {
+    /// The digest of a disk that can be read at any offset from any thread, such as a mapped raw
+    /// file: the segments that hold data are hashed in parallel, one task each, so the zero checks
+    /// and the hashing use every core even when the data is in many small runs; the others are zero
+    /// segments. `dataRanges` are sorted and disjoint, and the disk reads as zeros outside them;
+    /// `read` gives the bytes of a range of the disk.
+    /// `known` may give the digest of a block (by index) hashed earlier, which is then not read.
+    public static func digest(size: UInt64, dataRanges: [Range<UInt64>], known: @Sendable (Int) -> [UInt8]? = { _ in nil },
+                              read: @Sendable (Range<UInt64>) -> UnsafeRawBufferPointer) -> String {
+        let segmentCount = Int((size + segmentSize - 1) / segmentSize)
+        // The segments that hold data, each with the data ranges that touch it.
+        var work: [(segment: Int, ranges: [Range<UInt64>])] = []
+        for range in dataRanges where !range.isEmpty {
+            let first = Int(range.lowerBound / segmentSize), last = Int((min(range.upperBound, size) - 1) / segmentSize)
+            guard first <= last else { continue }
+            for segment in first...last {
+                if work.last?.segment == segment { work[work.count - 1].ranges.append(range) } else { work.append((segment, [range])) }
+            }
+        }
+        var digests = [UInt8](repeating: 0, count: work.count * digestSize)
+        digests.withUnsafeMutableBytes { output in
+            // Each task writes its own 32 bytes of `output`.
+            nonisolated(unsafe) let output = output
+            let work = work
+            DispatchQueue.concurrentPerform(iterations: work.count) { index in
+                let digest = segmentDigest(work[index].segment, of: size, dataRanges: work[index].ranges, known: known, read: read)
+                UnsafeMutableRawBufferPointer(rebasing: output[(index * digestSize)..<((index + 1) * digestSize)]).copyBytes(from: digest)
+            }
+        }
+        let disk = Digest(.sha256)
+        var next = 0
+        for segment in 0..<segmentCount {
+            if next < work.count, work[next].segment == segment {
+                disk.update(Array(digests[(next * digestSize)..<((next + 1) * digestSize)]))
+                next += 1
+            } else if UInt64(segment + 1) * segmentSize <= size {
+                disk.update(zeroSegmentDigest)
+            } else {
+                // The last, shorter segment, all zeros.
+                disk.update(segmentDigest(segment, of: size, dataRanges: [], known: { _ in nil }, read: read))
+            }
+        }
+        return disk.finish()
+    }
+
+    /// One segment's digest: each block that meets no data range, or holds only zeros, gets the
+    /// precomputed digest.
+    private static func segmentDigest(_ segment: Int, of size: UInt64, dataRanges: [Range<UInt64>],
+                                      known: (Int) -> [UInt8]?, read: (Range<UInt64>) -> UnsafeRawBufferPointer) -> [UInt8] {
+        let start = UInt64(segment) * segmentSize, end = min(size, start + segmentSize)
+        var blocks: [UInt8] = []
+        blocks.reserveCapacity(blocksPerSegment * digestSize)
+        var rangeIndex = 0
+        var offset = start
+        while offset < end {
+            let blockEnd = min(end, offset + UInt64(blockSize))
+            while rangeIndex < dataRanges.count, dataRanges[rangeIndex].upperBound <= offset { rangeIndex += 1 }
+            let touched = rangeIndex < dataRanges.count && dataRanges[rangeIndex].lowerBound < blockEnd
+            if !touched {
+                blocks += blockEnd - offset == UInt64(blockSize) ? zeroBlockDigest : sha256(zeros: Int(blockEnd - offset))
+            } else if let digest = known(Int(offset / UInt64(blockSize))) {
+                blocks += digest
+            } else {
+                blocks += blockDigest(read(offset..<blockEnd))
+            }
+            offset = blockEnd
+        }
+        return blocks.withUnsafeBytes { sha256($0) }
+    }
+
+    /// The digest of one block's bytes; an all-zero block's is precomputed.
+    public static func blockDigest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        guard isAllZero(bytes) else { return sha256(bytes) }
+        return bytes.count == blockSize ? zeroBlockDigest : sha256(zeros: bytes.count)
+    }
+
+    private static func isAllZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        // Eight bytes at a time where the buffer allows it; the loads are unaligned-safe.
+        while index + 8 <= bytes.count {
+            if bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) != 0 { return false }
+            index += 8
+        }
+        while index < bytes.count {
+            if bytes[index] != 0 { return false }
+            index += 1
+        }
+        return true
+    }
+}

@@ -194,9 +194,14 @@ extension Ext2Filesystem {
         try check(rehost_io_read_blk64(fs.pointee.io, block, Int32(count), buffer), "reading \(count) blocks at block \(block)")
     }
 
-    /// Writes `count` whole blocks at physical block `block`.
+    /// Writes `count` whole blocks at physical block `block`, straight to the file: unix_io would
+    /// keep a run of four blocks or fewer in its cache and write it later, which holds no gain for
+    /// file data written once, pushes metadata out of that cache, and keeps the bytes out of the
+    /// file where the disk digest taken during the copy would read them. A count in bytes (given
+    /// negative) is always written at once.
     public func writeBlocks(_ block: UInt64, count: Int, from buffer: UnsafeRawPointer) throws {
-        try check(rehost_io_write_blk64(fs.pointee.io, block, Int32(count), buffer), "writing \(count) blocks at block \(block)")
+        let units = count <= 4 ? -Int32(count * blockSize) : Int32(count)
+        try check(rehost_io_write_blk64(fs.pointee.io, block, units, buffer), "writing \(count) blocks at block \(block)")
     }
 
     /// The whole contents of a (small) file: for configuration files, not for bulk data.

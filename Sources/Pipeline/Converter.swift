@@ -141,6 +141,9 @@ public final class Converter {
             try SwapArea.write(to: rawDisk.file, at: swapPartition.offset, size: swapPartition.size, uuid: swapUUID)
         }
 
+        // The disk digest is taken as the filesystems are written (the copy leaves a core idle).
+        let writtenDigest = options.digests.disk ? try WrittenDiskDigest(path: rawDisk.temporaryPath, size: plan.diskSize) : nil
+
         progress.begin(stage: "copying files", totalBytes: layout.filesystems.reduce(0) { $0 + $1.usedBytes })
         var statistics = TreeCopier.Statistics()
         var destinations: [(mountPoint: String, filesystem: Ext2Filesystem)] = []
@@ -152,6 +155,7 @@ public final class Converter {
                 let destination = try Ext2Filesystem.format(path: rawDisk.temporaryPath, offset: new.partition.offset,
                                                             parameters: new.parameters)
                 destinations.append((new.filesystem.mountPoint, destination))
+                if let writtenDigest { try destination.observeWrites(writtenDigest) }
                 let prefix = new.filesystem.mountPoint == "/" ? "" : new.filesystem.mountPoint + ": "
                 var base = statistics.bytesCopied
                 let copier = TreeCopier(from: new.filesystem.source, to: destination) { [progress, rawDisk, base] copied in
@@ -213,23 +217,23 @@ public final class Converter {
             rawDisk.file.startWriteback(0..<plan.diskSize)
             if options.digests.files { rawFileDigest = try BackgroundDigest(path: rawDisk.temporaryPath) }
         }
-        // The disk digest comes from the pass that writes the other outputs, or, with no other
-        // output, from a read of the raw disk's data while its writeback runs.
-        try outputs.stream(from: rawDisk.temporaryPath, diskDigest: options.digests.disk, progress: progress)
-        var rawDiskDigest: BackgroundWork<String>?
-        if options.digests.disk, outputs.isEmpty {
+        // The rest of the disk digest (what libext2fs wrote last, and blocks written through its
+        // cache) runs while the other outputs are written and the raw one is fsynced.
+        var diskDigest: BackgroundWork<String>?
+        if let writtenDigest {
             // Opened (mapped) now, so the file can be renamed into place while it is read.
             nonisolated(unsafe) let reader = try RawDiskReader(path: rawDisk.temporaryPath)
-            rawDiskDigest = BackgroundWork { try Pipeline.diskDigest(of: reader) }
+            diskDigest = BackgroundWork { writtenDigest.finish(reading: reader) }
         }
+        try outputs.stream(from: rawDisk.temporaryPath, diskDigest: false, progress: progress)
         if let rawRequest {
             try rawDisk.commit()
-            let diskDigest = try rawDiskDigest?.wait() ?? outputs.diskDigest
             let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: plan.diskSize, fileSize: plan.diskSize,
                                         allocatedUnits: 0, unitSize: 0)
             report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary, seconds: monotonicSeconds() - startedWall,
-                                                      sha256: try rawFileDigest?.wait(), diskDigest: diskDigest))
+                                                      sha256: try rawFileDigest?.wait(), diskDigest: try diskDigest?.wait()))
         }
+        outputs.diskDigest = try diskDigest?.wait()
         report.outputs += try outputs.commit(fileDigests: options.digests.files)
         report.copy = statistics
         let parameters = root.parameters

@@ -73,8 +73,8 @@ final class OutputSet {
     private let members: [Member]
     private var summaries: [WriterSummary] = []
     private var seconds = 0.0
-    /// The disk digest taken as the disk streamed past, when asked.
-    private(set) var diskDigest: String?
+    /// The disk digest: taken as the disk streams past when asked, or given.
+    var diskDigest: String?
 
     init(_ requests: [OutputRequest], virtualSize: UInt64, options: WriterOptions) throws {
         members = try requests.map { request in

@@ -117,6 +117,15 @@ struct KeepLayoutTests {
 
     /// Every filesystem is clean and holds its source's tree, apart from the declared repairs;
     /// fstab names each by the root's rule (LABEL= when the label is safe, else UUID=).
+    /// The disk digest, taken while four filesystems and a swap area were written into one file,
+    /// is what an independent reader computes over the finished disk.
+    @Test func theReportedDiskDigestIsTheFinishedDisks() throws {
+        let (_, disk, result) = try Self.converted()
+        let outputs = Self.json(result)["outputs"] as? [[String: Any]] ?? []
+        let independent = try Command.run("/usr/bin/python3", ["\(Fixture.repositoryRoot)/Tests/Tools/blk-sha256.py", disk]).requireSuccess()
+        #expect(outputs.first?["diskDigest"] as? String == String(independent.stdout.prefix(64)))
+    }
+
     @Test func eachFilesystemIsCleanAndItsSourcesCopy() throws {
         let (fixture, disk, result) = try Self.converted()
         let report = Self.json(result)

@@ -10,7 +10,8 @@ public final class RawDiskReader: DiskImageReader {
     public var virtualSize: UInt64 { size }
     public var variant: String { "raw" }
     private let mapped: MappedFile
-    private let dataRanges: [Range<UInt64>]
+    /// The file's data ranges (SEEK_DATA/SEEK_HOLE) when it was opened; the rest is holes.
+    public let dataRanges: [Range<UInt64>]
 
     public init(path: String) throws {
         self.path = path
