@@ -16,7 +16,7 @@ public struct Rehost: ParsableCommand {
             `rehost export` converts an existing disk image between formats, like qemu-img convert.
             """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self]
     )
     public init() {}
 }
