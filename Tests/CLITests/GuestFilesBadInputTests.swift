@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Every refusal of `ls`, `cat`, `copy-out` and `copy-in`: one line on standard error naming the
+/// problem, a non-zero exit, and the image byte for byte as it was.
+struct GuestFilesBadInputTests {
+    func expectRefusal(_ arguments: [String], unchanged image: String, mentions phrases: [String],
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let before = try GuestFilesFixture.sha256(image)
+        let result = try Command.runRehost(arguments)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(result.status != 0, "expected a failure of \(arguments)", sourceLocation: sourceLocation)
+        #expect(lines.count == 1, "expected one line, got:\n\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.hasPrefix("rehost: error: "), "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stdout.isEmpty, "output on a refusal: \(result.stdout)", sourceLocation: sourceLocation)
+        for phrase in phrases {
+            #expect(result.stderr.contains(phrase), "\(result.stderr) should mention \(phrase)", sourceLocation: sourceLocation)
+        }
+        #expect(try GuestFilesFixture.sha256(image) == before, "\(image) changed", sourceLocation: sourceLocation)
+    }
+
+    func hostFile(_ fixture: GuestFilesFixture, _ name: String, bytes: Int = 100) throws -> String {
+        let path = fixture.directory.file(name)
+        try Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// Relative paths and .. above the root are refused, never clamped or taken from the host.
+    @Test func pathsOutsideTheGuest() throws {
+        let fixture = try GuestFilesFixture()
+        let image = fixture.bareImage
+        let file = try hostFile(fixture, "x.txt")
+        let out = fixture.directory.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        try expectRefusal(["cat", image, "../../etc/hostname"], unchanged: image, mentions: ["../../etc/hostname", "absolute"])
+        try expectRefusal(["cat", image, "/../../etc/hostname"], unchanged: image, mentions: ["/../../etc/hostname", "above the guest's root"])
+        try expectRefusal(["ls", image, "/etc/../../.."], unchanged: image, mentions: ["above the guest's root"])
+        try expectRefusal(["copy-out", image, "/var/../../etc", out], unchanged: image, mentions: ["above the guest's root"])
+        try expectRefusal(["copy-in", file, image, "/../tmp"], unchanged: image, mentions: ["above the guest's root"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty)
+    }
+
+    @Test func missingAndWrongKinds() throws {
+        let fixture = try GuestFilesFixture()
+        let image = fixture.bareImage
+        let file = try hostFile(fixture, "x.txt")
+        try expectRefusal(["cat", image, "/etc/nothing"], unchanged: image, mentions: ["/etc/nothing", "no such file"])
+        try expectRefusal(["cat", image, "/etc"], unchanged: image, mentions: ["/etc", "a directory, not a regular file"])
+        try expectRefusal(["copy-in", fixture.directory.file("absent.txt"), image, "/root"], unchanged: image,
+                          mentions: ["absent.txt", "no such file or directory on the host"])
+        try expectRefusal(["copy-in", file, image, "/etc/hostname"], unchanged: image, mentions: ["/etc/hostname", "not a directory"])
+        try expectRefusal(["copy-in", file, image, "/nowhere"], unchanged: image, mentions: ["/nowhere", "no such file"])
+        try Command.run("mkfifo", [fixture.directory.file("fifo")]).requireSuccess()
+        try expectRefusal(["copy-in", fixture.directory.file("fifo"), image, "/root"], unchanged: image, mentions: ["fifo", "a FIFO"])
+    }
+
+    /// Nothing is overwritten, in the guest or on the host.
+    @Test func existingNamesAreLeftAlone() throws {
+        let fixture = try GuestFilesFixture()
+        let image = fixture.bareImage
+        let hostname = fixture.directory.file("hostname")
+        try Data("host side\n".utf8).write(to: URL(fileURLWithPath: hostname))
+        try expectRefusal(["copy-in", hostname, image, "/etc"], unchanged: image, mentions: ["/etc/hostname", "already exists in the guest"])
+        try expectRefusal(["copy-out", image, "/etc/hostname", fixture.directory.path], unchanged: image,
+                          mentions: [hostname, "already exists on the host"])
+        #expect(try String(contentsOfFile: hostname, encoding: .utf8) == "host side\n")
+    }
+
+    /// gzip, qcow2, VMDK and VDI inputs are read-only for copy-in, with the way round named.
+    @Test func readOnlyFormatsRefuseCopyIn() throws {
+        let fixture = try GuestFilesFixture()
+        let file = try hostFile(fixture, "x.txt")
+        let gzip = fixture.directory.file("bare.img.gz")
+        try Command.run("sh", ["-c", "gzip -c \"$1\" > \"$2\"", "sh", fixture.bareImage, gzip]).requireSuccess()
+        let images = [(gzip, "gzip"), (try fixture.converted(to: "qcow2"), "qcow2"),
+                      (try fixture.converted(to: "vmdk"), "VMDK"), (try fixture.converted(to: "vdi"), "VDI")]
+        for (image, format) in images {
+            try expectRefusal(["copy-in", file, image, "/root"], unchanged: image,
+                              mentions: [image, format, "read-only for copy-in", "rehost export"])
+            // Still readable.
+            #expect(try Command.runRehost(["cat", image, "/etc/hostname"]).requireSuccess().stdout == "guest-name\n")
+        }
+    }
+
+    /// A copy that cannot fit is refused before anything is written; the filesystem stays clean.
+    @Test func fullFilesystem() throws {
+        let fixture = try GuestFilesFixture()
+        let small = fixture.directory.file("small.img")
+        try Command.run("mke2fs", ["-q", "-F", "-t", "ext3", "-L", "small", small, "2M"]).requireSuccess()
+        let big = try hostFile(fixture, "big.bin", bytes: 3 << 20)
+        try expectRefusal(["copy-in", big, small, "/"], unchanged: small, mentions: [small, "big.bin", "not enough space"])
+        // Many small files: the inodes run out first.
+        let many = fixture.directory.file("many")
+        try Command.run("sh", ["-c", "mkdir \"$1\" && cd \"$1\" && for i in $(seq 1 600); do : > f$i; done", "sh", many]).requireSuccess()
+        try expectRefusal(["copy-in", many, small, "/"], unchanged: small, mentions: [small, "not enough inodes"])
+        #expect(try Command.run("e2fsck", ["-fn", small]).status == 0)
+    }
+}
