@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every refusal of `ls`, `cat`, `copy-out` and `copy-in`: one line on standard error naming the
 /// problem, a non-zero exit, and the image byte for byte as it was.
@@ -74,7 +77,8 @@ struct GuestFilesBadInputTests {
         let gzip = fixture.directory.file("bare.img.gz")
         try Command.run("sh", ["-c", "gzip -c \"$1\" > \"$2\"", "sh", fixture.bareImage, gzip]).requireSuccess()
         let images = [(gzip, "gzip"), (try fixture.converted(to: "qcow2"), "qcow2"),
-                      (try fixture.converted(to: "vmdk"), "VMDK"), (try fixture.converted(to: "vdi"), "VDI")]
+                      (try fixture.converted(to: "vmdk"), "VMDK"), (try fixture.converted(to: "vdi"), "VDI"),
+                      (try fixture.converted(to: "vpc"), "VHD")]
         for (image, format) in images {
             try expectRefusal(["copy-in", file, image, "/root"], unchanged: image,
                               mentions: [image, format, "read-only for copy-in", "rehost export"])
@@ -95,5 +99,40 @@ struct GuestFilesBadInputTests {
         try Command.run("sh", ["-c", "mkdir \"$1\" && cd \"$1\" && for i in $(seq 1 600); do : > f$i; done", "sh", many]).requireSuccess()
         try expectRefusal(["copy-in", many, small, "/"], unchanged: small, mentions: [small, "not enough inodes"])
         #expect(try Command.run("e2fsck", ["-fn", small]).status == 0)
+    }
+
+    /// An LV in two segments is not one run of the disk file: refused for copy-in, still readable.
+    @Test func logicalVolumeInPiecesIsReadOnly() throws {
+        let fixture = try GuestFilesFixture()
+        let lvm = try Fixture.lvmGuest(.allLVM)
+        let image = fixture.directory.file("lvm-only.img")
+        try Command.run("cp", ["--sparse=always", lvm.imagePath, image]).requireSuccess()
+        let file = try hostFile(fixture, "x.txt")
+        try expectRefusal(["copy-in", file, image, "/root"], unchanged: image,
+                          mentions: [image, "VolGroup00/LogVol00", "not one run of the input file"])
+        #expect(try Command.runRehost(["ls", image, "/boot"]).requireSuccess().stdout.contains("vmlinuz-"))
+    }
+
+    /// Without root, copy-out keeps modes and times but not owners, as cp -a does; copy-in into an
+    /// image the user cannot write fails in one line before anything is written.
+    @Test func withoutRoot() throws {
+        let fixture = try GuestFilesFixture()
+        try fixture.directory.makeWorldWritable()
+        _ = try Command.run("chmod", ["644", fixture.bareImage]).requireSuccess()
+        let out = fixture.directory.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        try Command.run("chown", ["nobody", out]).requireSuccess()
+        let result = try Command.runRehost(["copy-out", fixture.bareImage, "/home/alice", out], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        var st = stat()
+        #expect(stat(out + "/alice/reports/a.txt", &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o640 && st.st_mtim.tv_sec == 1_400_000_000)
+        #expect(st.st_uid != 1234, "an owner was kept without root")
+        let file = try hostFile(fixture, "x.txt")
+        let before = try GuestFilesFixture.sha256(fixture.bareImage)
+        let refused = try Command.runRehost(["copy-in", file, fixture.bareImage, "/tmp"], asUser: "nobody")
+        #expect(refused.status != 0 && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+        #expect(refused.stderr.hasPrefix("rehost: error: ") && refused.stderr.contains(fixture.bareImage), "\(refused.stderr)")
+        #expect(try GuestFilesFixture.sha256(fixture.bareImage) == before)
     }
 }

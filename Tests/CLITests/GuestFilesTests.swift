@@ -228,4 +228,29 @@ struct GuestFilesTests {
         let back = try GuestFilesFixture.summary(of: out + "/upload")
         #expect(back == sent, "\(Set(back.map { "\($0.key) \($0.value)" }).symmetricDifference(sent.map { "\($0.key) \($0.value)" }).sorted())")
     }
+
+    /// The LVM2 guest: / on an LV, /boot on partition 1. copy-in writes each where the guest
+    /// mounts it, at the LV's offset in the disk file; both filesystems stay clean.
+    @Test func lvmGuestWrittenWhereItIsMounted() throws {
+        let fixture = try GuestFilesFixture()
+        let lvm = try Fixture.lvmGuest(.bootPartition)
+        let image = fixture.directory.file("lvm.img")
+        try Command.run("cp", ["--sparse=always", lvm.imagePath, image]).requireSuccess()
+        let rootOffset = try #require(lvm["ROOT_OFFSET"].flatMap { UInt64($0) })
+        let bootOffset = try #require(lvm["BOOT_OFFSET"].flatMap { UInt64($0) })
+        let note = fixture.directory.file("bootstrap-report.txt")
+        try Data("done\n".utf8).write(to: URL(fileURLWithPath: note))
+        let bootBefore = try ExtTreeManifest.read(image: image, offset: bootOffset)
+        _ = try Command.runRehost(["copy-in", note, image, "/root"]).requireSuccess()
+        for offset in [rootOffset, bootOffset] {
+            let fsck = try Command.run("e2fsck", ["-fn", "\(image)?offset=\(offset)"])
+            #expect(fsck.status == 0, "offset \(offset): \(fsck.stdout)")
+        }
+        let root = try ExtTreeManifest.read(image: image, offset: rootOffset)
+        #expect(root["/root/bootstrap-report.txt"]?.contentSHA256 == (try GuestFilesFixture.sha256(note)))
+        #expect(try ExtTreeManifest.read(image: image, offset: bootOffset) == bootBefore, "/boot changed")
+        let listing = try Command.runRehost(["ls", image, "/boot"]).requireSuccess().stdout
+        #expect(listing.contains("vmlinuz-"), "\(listing)")
+        #expect(try Command.runRehost(["cat", image, "/root/bootstrap-report.txt"]).requireSuccess().stdout == "done\n")
+    }
 }
