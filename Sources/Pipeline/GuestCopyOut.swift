@@ -31,6 +31,9 @@ public struct GuestCopyOut {
     private var report = CopyOutReport()
     /// Host paths of inodes with several links, by filesystem and inode.
     private var copiedLinks: [String: String] = [:]
+    /// Directories copied, by filesystem and inode: a damaged filesystem's second entry for one
+    /// (a loop back to an ancestor) is skipped rather than followed.
+    private var copiedDirectories: Set<String> = []
 
     public init(tree: GuestFileTree) { self.tree = tree }
 
@@ -65,7 +68,7 @@ public struct GuestCopyOut {
 
     private mutating func copyNode(_ node: GuestFileTree.Node, to destination: String, depth: Int) throws {
         let inode = try tree.inode(node)
-        let linkKey = "\(node.filesystemIndex):\(node.inode)"
+        let linkKey = tree.identity(of: node)
         if inode.kind != .directory, inode.linksCount > 1, let first = copiedLinks[linkKey] {
             guard link(first, destination) == 0 else { throw FileError.open(path: destination, errno: errno) }
             report.hardLinks += 1
@@ -74,6 +77,10 @@ public struct GuestCopyOut {
         switch inode.kind {
         case .directory:
             guard depth < Self.maximumDepth else { throw FileAccessError.tooDeep(path: node.path, limit: Self.maximumDepth) }
+            guard copiedDirectories.insert(linkKey).inserted else {
+                report.skipped.append("\(node.path): a second entry for a directory already copied (a loop?)")
+                return
+            }
             guard mkdir(destination, 0o700) == 0 else { throw FileError.open(path: destination, errno: errno) }
             for child in try tree.children(of: node) {
                 let name = String(child.path.split(separator: "/").last!)

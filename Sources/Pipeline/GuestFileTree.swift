@@ -121,6 +121,9 @@ public final class GuestFileTree {
 
     func inode(_ node: Node) throws -> Ext2Inode { try filesystem(node).readInode(node.inode) }
 
+    /// The same for every path of one inode: its filesystem and number.
+    public func identity(of node: Node) -> String { "\(node.filesystemIndex):\(node.inode)" }
+
     public func isDirectory(_ node: Node) throws -> Bool { try inode(node).kind == .directory }
 
     public func linkTarget(_ node: Node) throws -> String {

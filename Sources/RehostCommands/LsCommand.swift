@@ -47,16 +47,30 @@ struct LsCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let tree = try input.openTree(disk)
-            // -l names a symlink itself, as ls -l does; a trailing slash or plain ls goes through it.
-            let node = try tree.resolve(path, followLast: !long || path.hasSuffix("/"))
+            // -l names a symlink itself, as ls -l does; a trailing slash or plain ls goes through
+            // it, and a dangling one is listed as itself.
+            let node: GuestFileTree.Node
+            do {
+                node = try tree.resolve(path, followLast: !long || path.hasSuffix("/"))
+            } catch FileAccessError.notFound where !long {
+                node = try tree.resolve(path, followLast: false)
+            }
             var sections: [(title: String?, entries: [GuestFileTree.Info])] = []
             guard try tree.isDirectory(node) else {
-                sections.append((nil, [try tree.info(node)]))
+                var info = try tree.info(node)
+                info.name = path
+                sections.append((nil, [info]))
                 return try emit(sections)
             }
             var pending = [(node, 0)]
+            var listed: Set<String> = []
             while let (directory, depth) = pending.first {
                 pending.removeFirst()
+                // A directory reached twice (a damaged filesystem's loop) is listed once.
+                guard listed.insert(tree.identity(of: directory)).inserted else {
+                    printError("rehost: warning: \(directory.path.escapedForTerminal()): a second entry for a directory already listed (a loop?); not listed again")
+                    continue
+                }
                 let children = try tree.children(of: directory)
                 sections.append((recursive ? directory.path : nil, try children.map(tree.info)))
                 guard recursive, depth < GuestCopyOut.maximumDepth else { continue }

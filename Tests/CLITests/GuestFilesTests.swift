@@ -44,7 +44,7 @@ struct GuestFilesTests {
         #expect(bootstrap.contains("-rw-r--r-- 2 root(0) root(0) 12 2011-03-13 07:06:40 report.json\n"), "\(bootstrap)")
         // -l names a symlink itself; plain ls goes through it.
         let link = try Command.runRehost(["ls", "-l", fixture.bareImage, "/abs"]).requireSuccess().stdout
-        #expect(link.hasPrefix("lrwxrwxrwx") && link.hasSuffix(" abs -> /etc/hostname\n"), "\(link)")
+        #expect(link.hasPrefix("lrwxrwxrwx") && link.hasSuffix(" /abs -> /etc/hostname\n"), "\(link)")
         let plain = try Command.runRehost(["ls", fixture.bareImage, "/home"]).requireSuccess().stdout
         #expect(plain == "alice\n")
     }
@@ -252,5 +252,28 @@ struct GuestFilesTests {
         let listing = try Command.runRehost(["ls", image, "/boot"]).requireSuccess().stdout
         #expect(listing.contains("vmlinuz-"), "\(listing)")
         #expect(try Command.runRehost(["cat", image, "/root/bootstrap-report.txt"]).requireSuccess().stdout == "done\n")
+    }
+
+    /// A damaged filesystem whose directory is linked into its own subtree: ls -R and copy-out
+    /// each visit it once and say so, instead of recursing 1024 levels. A dangling symlink is
+    /// listed as itself, under the path asked for.
+    @Test func loopsAndDanglingLinks() throws {
+        let fixture = try GuestFilesFixture()
+        let image = fixture.bareImage
+        try Command.run("debugfs", ["-w", "-R", "link /var/log /var/log/bootstrap/deep/loop", image]).requireSuccess()
+        try Command.run("debugfs", ["-w", "-R", "symlink /dangling /nowhere/at/all", image]).requireSuccess()
+        let listing = try Command.runRehost(["ls", "-R", image, "/var"]).requireSuccess()
+        #expect(listing.stderr.contains("/var/log/bootstrap/deep/loop: a second entry for a directory"), "\(listing.stderr)")
+        #expect(listing.stdout.components(separatedBy: "\n/var/log/bootstrap:\n").count == 2, "\(listing.stdout)")
+        let out = fixture.directory.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        let copied = try Command.runRehost(["copy-out", image, "/var", out]).requireSuccess()
+        #expect(copied.stderr.contains("skipped /var/log/bootstrap/deep/loop: a second entry for a directory"), "\(copied.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/var/log/bootstrap/deep/loop"))
+        #expect(FileManager.default.fileExists(atPath: out + "/var/log/bootstrap/deep/er/most.txt"))
+        let dangling = try Command.runRehost(["ls", image, "/dangling"]).requireSuccess().stdout
+        #expect(dangling == "/dangling\n", "\(dangling)")
+        let long = try Command.runRehost(["ls", "-l", image, "/dangling"]).requireSuccess().stdout
+        #expect(long.hasSuffix(" /dangling -> /nowhere/at/all\n"), "\(long)")
     }
 }
