@@ -30,7 +30,8 @@ public struct CopyInReport: Encodable, Sendable {
 ///
 /// libext2fs has no transactions, so every check comes before the first write: the input's
 /// format, the guest directory, names already there, the journal's state, and the blocks and
-/// inodes the copy can take (an estimate that errs high), against what the filesystem has free.
+/// inodes the copy can take (an estimate that errs high), against what the filesystem has free;
+/// and the image must not be in use (qemu's locks).
 public enum GuestCopyIn {
     /// Directories nested deeper are refused: the copy recurses once per level.
     public static let maximumDepth = 1024
@@ -61,7 +62,10 @@ public enum GuestCopyIn {
         let (location, inner, report) = try plan(items, guestDirectory: guestDirectory, image: image, partition: partition,
                                                  scratchDirectory: scratchDirectory, externalFiles: externalFiles,
                                                  maxOutputSize: maxOutputSize)
-        // The read-only view is closed: from here on, one writable handle on the filesystem.
+        // The read-only view is closed: from here on, one writable handle on the filesystem, with
+        // the image locked against a running qemu and another copy-in.
+        let lock = try ImageLock(path: location.path)
+        defer { withExtendedLifetime(lock) {} }
         let fs = try Ext2Filesystem(path: location.path, offset: location.offset, writable: true)
         guard let directory = try fs.lookup(inner, followLast: false) else {
             throw FileAccessError.notFound(image: image, path: guestDirectory)

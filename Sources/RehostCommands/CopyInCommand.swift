@@ -20,7 +20,7 @@ struct CopyInCommand: ParsableCommand {
             checked before the first write, and on any refusal the image is unchanged: a missing or \
             unsupported host file (FIFOs, sockets, devices), a guest directory that is missing or outside \
             the guest, a name already in the guest directory (nothing is overwritten), a journal not \
-            replayed, too few free blocks or inodes (an estimate that errs high), a logical volume in \
+            replayed, an image in use (a running qemu's locks), too few free blocks or inodes (an estimate that errs high), a logical volume in \
             several pieces. Hard links on the host become separate files.
 
             Examples:

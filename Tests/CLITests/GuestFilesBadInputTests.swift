@@ -135,4 +135,28 @@ struct GuestFilesBadInputTests {
         #expect(refused.stderr.hasPrefix("rehost: error: ") && refused.stderr.contains(fixture.bareImage), "\(refused.stderr)")
         #expect(try GuestFilesFixture.sha256(fixture.bareImage) == before)
     }
+
+    /// An image a qemu process has open (here qemu-io, which takes qemu's locks) is not written.
+    @Test func imageInUseByQemu() throws {
+        let fixture = try GuestFilesFixture()
+        let image = fixture.bareImage
+        let file = try hostFile(fixture, "x.txt")
+        let qemu = Process()
+        qemu.executableURL = URL(fileURLWithPath: try Command.require("qemu-io"))
+        qemu.arguments = ["-f", "raw", "-c", "sleep 60000", image]
+        try qemu.run()
+        // qemu-io sleeps through SIGTERM.
+        defer { kill(qemu.processIdentifier, SIGKILL); qemu.waitUntilExit() }
+        // Wait until its locks are taken (/proc/locks names the file by inode).
+        var st = stat()
+        #expect(stat(image, &st) == 0)
+        var locked = false
+        for _ in 0..<100 where !locked {
+            let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+            locked = locks.split(separator: "\n").contains { $0.contains("OFDLCK") && $0.contains(":\(st.st_ino) ") }
+            if !locked { usleep(100_000) }
+        }
+        try #require(locked, "qemu-io took no lock on \(image)")
+        try expectRefusal(["copy-in", file, image, "/root"], unchanged: image, mentions: [image, "in use by another process"])
+    }
 }
