@@ -30,7 +30,7 @@ struct LsCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The image: a bare ext2/3/4 filesystem or a partitioned disk; raw, gzip, qcow2, VMDK, VDI, VHD or OVA.", valueName: "disk"))
     var disk: String
 
-    @Argument(help: ArgumentHelp("A directory or file, an absolute path inside the guest (default /).", valueName: "path"))
+    @Argument(help: ArgumentHelp("A directory or file, an absolute path inside the guest.", valueName: "path"))
     var path = "/"
 
     @Flag(name: .short, help: "One line per entry with mode, links, owner, group, size, time and symlink target.")
