@@ -23,10 +23,11 @@ public struct CopyInReport: Encodable, Sendable {
     public var freeBlocksBefore: UInt64 = 0
 }
 
-/// Copies host files and trees into a guest directory, in place, through libext2fs at the
-/// filesystem's offset in the input file: modes and times kept, owners root:root or the ones
-/// asked for, holes kept. Only raw input (a bare filesystem or a partitioned raw disk) is written;
-/// compressed and container formats are refused, naming the way round.
+/// Copies host files and trees into a guest directory, in place: modes and times kept, owners
+/// root:root or the ones asked for, holes kept. Raw input (a bare filesystem or a partitioned raw
+/// disk) is written through libext2fs at the filesystem's offset in the file; qcow2 input through
+/// libext2fs into pages staged in memory, then into the image's clusters by `QCOW2InPlaceWriter`
+/// once the filesystem is complete. gzip, VMDK, VDI, VHD and OVA input is refused, naming the way round.
 ///
 /// libext2fs has no transactions, so every check comes before the first write: the input's
 /// format, the guest directory, names already there, the journal's state, and the blocks and
@@ -59,21 +60,60 @@ public enum GuestCopyIn {
         for item in items where !seen.insert(item.name).inserted {
             throw FileAccessError.badName(path: item.hostPath, reason: "a second source with the name \(String(decoding: item.name, as: UTF8.self))")
         }
-        let (location, inner, report) = try plan(items, guestDirectory: guestDirectory, image: image, partition: partition,
-                                                 scratchDirectory: scratchDirectory, externalFiles: externalFiles,
-                                                 maxOutputSize: maxOutputSize)
-        // The read-only view is closed: from here on, one writable handle on the filesystem, with
-        // the image locked against a running qemu and another copy-in.
-        let lock = try ImageLock(path: location.path)
-        defer { withExtendedLifetime(lock) {} }
-        let fs = try Ext2Filesystem(path: location.path, offset: location.offset, writable: true)
+        let (target, inner, report, tree) = try plan(items, guestDirectory: guestDirectory, image: image, partition: partition,
+                                                     scratchDirectory: scratchDirectory, externalFiles: externalFiles,
+                                                     maxOutputSize: maxOutputSize)
+        switch target {
+        case let .file(path, offset):
+            // One writable handle on the filesystem, with the image locked against a running
+            // qemu and another copy-in; libext2fs writes straight into the file.
+            let lock = try ImageLock(path: path)
+            defer { withExtendedLifetime(lock) {} }
+            let fs = try Ext2Filesystem(path: path, offset: offset, writable: true)
+            let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
+            try fs.close()
+            return written
+        case let .qcow2(disk, offset, size):
+            // Staged in memory over the image, then written into it only once complete.
+            let lock = try ImageLock(path: image)
+            defer { withExtendedLifetime(lock) {} }
+            // What the image holds that cannot be written in place is refused before any work.
+            let writer = try QCOW2InPlaceWriter(path: image)
+            let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
+            let fs = try Ext2Filesystem(source: staged, name: image, writable: true)
+            let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
+            try fs.close()
+            try writer.plan(staged.clusters(of: writer.clusterSize))
+            try writer.commit { cluster in
+                let start = cluster * writer.clusterSize
+                var bytes = [UInt8](repeating: 0, count: Int(writer.clusterSize))
+                let count = Int(min(writer.clusterSize, disk.size - start))
+                try bytes.withUnsafeMutableBytes { try staged.readAbsolute(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: start) }
+                return bytes
+            }
+            withExtendedLifetime(tree) {}
+            return written
+        }
+    }
+
+    /// The most a copy-in into a qcow2 image holds in memory before writing it.
+    public static let stagingLimit: UInt64 = 1 << 30
+
+    /// Where the filesystem is written: into a plain file at an offset (raw input), or staged
+    /// over a qcow2 image's disk and written through its tables.
+    enum Target {
+        case file(path: String, offset: UInt64)
+        case qcow2(disk: any RandomAccessDisk, offset: UInt64, size: UInt64)
+    }
+
+    static func write(_ items: [HostItem], into fs: Ext2Filesystem, inner: String, guestDirectory: String, image: String,
+                      owner: (uid: UInt32, gid: UInt32), report: CopyInReport) throws -> CopyInReport {
         guard let directory = try fs.lookup(inner, followLast: false) else {
             throw FileAccessError.notFound(image: image, path: guestDirectory)
         }
         var writer = Writer(fs: fs, owner: owner, report: report)
         for item in items { try writer.write(item, into: directory) }
         try writer.touchDirectory(directory)
-        try fs.close()
         return writer.report
     }
 
@@ -135,13 +175,15 @@ public enum GuestCopyIn {
     /// be written there, and that they fit.
     static func plan(_ items: [HostItem], guestDirectory: String, image: String, partition: Int?, scratchDirectory: String?,
                      externalFiles: ExternalFiles, maxOutputSize: UInt64?)
-        throws -> (location: (path: String, offset: UInt64), inner: String, report: CopyInReport) {
+        throws -> (target: Target, inner: String, report: CopyInReport, tree: GuestFileTree) {
         let tree = try GuestFileTree(path: image, partition: partition, scratchDirectory: scratchDirectory,
                                      externalFiles: externalFiles, maxOutputSize: maxOutputSize)
         let input = tree.source.input
+        var isQCOW2 = false
         switch input.kind {
         case .bareFilesystem, .partitionedDisk: break
         case .gzip: throw FileAccessError.readOnlyInput(path: image, format: "gzip-compressed")
+        case .diskImage(.qcow2, _, _): isQCOW2 = true
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: image, format: "\(format.displayName) (\(variant))")
         }
@@ -152,12 +194,25 @@ public enum GuestCopyIn {
             if try tree.node(atCanonical: path) != nil { throw FileAccessError.guestExists(image: image, path: path) }
         }
         let (mountPoint, fs) = tree.filesystems[directory.filesystemIndex]
-        let location = mountPoint == "/" ? tree.source.rootLocation
-            : tree.source.mounts.first { $0.mountPoint == mountPoint }?.volume.location
-        guard let location, location.path == input.path else {
-            let volume = mountPoint == "/" ? (tree.source.report.rootVolume ?? "the root filesystem")
-                : tree.source.mounts.first { $0.mountPoint == mountPoint }?.volume.name ?? mountPoint
-            throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volume)
+        let mount = tree.source.mounts.first { $0.mountPoint == mountPoint }
+        let volumeName = mountPoint == "/" ? (tree.source.report.rootVolume ?? "the root filesystem") : mount?.volume.name ?? mountPoint
+        let target: Target
+        if isQCOW2 {
+            // The filesystem must be one run of the image's virtual disk: a partition, or an LV in one piece.
+            let disk = mountPoint == "/" ? tree.source.rootDisk : mount!.volume.disk
+            if disk === input.disk {
+                target = .qcow2(disk: input.disk, offset: 0, size: disk.size)
+            } else if let slice = disk as? DiskSlice, slice.base === input.disk {
+                target = .qcow2(disk: input.disk, offset: slice.offset, size: slice.size)
+            } else {
+                throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volumeName)
+            }
+        } else {
+            let location = mountPoint == "/" ? tree.source.rootLocation : mount?.volume.location
+            guard let location, location.path == input.path else {
+                throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volumeName)
+            }
+            target = .file(path: location.path, offset: location.offset)
         }
         guard !fs.needsRecovery else { throw FileAccessError.needsRecovery(image: image) }
         let need = estimate(items, blockSize: UInt64(fs.blockSize))
@@ -169,8 +224,16 @@ public enum GuestCopyIn {
             throw FileAccessError.noSpace(image: image, path: what, neededBlocks: need.blocks, freeBlocks: fs.freeBlocksCount,
                                           blockSize: fs.blockSize)
         }
+        if isQCOW2, need.blocks * UInt64(fs.blockSize) > stagingLimit {
+            throw FileAccessError.stagingLimit(image: image, limit: stagingLimit)
+        }
         let inner = tree.route(directory.path).inner
-        var report = CopyInReport(image: image, directory: directory.path, filesystemOffset: location.offset)
+        let offset: UInt64
+        switch target {
+        case let .file(_, at): offset = at
+        case let .qcow2(_, at, _): offset = at
+        }
+        var report = CopyInReport(image: image, directory: directory.path, filesystemOffset: offset)
         report.estimatedBlocks = need.blocks
         report.freeBlocksBefore = fs.freeBlocksCount
         for item in items {
@@ -178,7 +241,7 @@ public enum GuestCopyIn {
                 throw FileAccessError.symlinkTooLong(path: item.hostPath, length: target.count, limit: fs.blockSize - 1)
             }
         }
-        return (location, inner, report)
+        return (target, inner, report, tree)
     }
 
     /// Blocks and inodes the copy may take, erring high: every block a data range touches, the

@@ -70,14 +70,13 @@ struct GuestFilesBadInputTests {
         #expect(try String(contentsOfFile: hostname, encoding: .utf8) == "host side\n")
     }
 
-    /// gzip, qcow2, VMDK and VDI inputs are read-only for copy-in, with the way round named.
+    /// gzip, VMDK, VDI and VHD inputs are read-only for copy-in, with the way round named.
     @Test func readOnlyFormatsRefuseCopyIn() throws {
         let fixture = try GuestFilesFixture()
         let file = try hostFile(fixture, "x.txt")
         let gzip = fixture.directory.file("bare.img.gz")
         try Command.run("sh", ["-c", "gzip -c \"$1\" > \"$2\"", "sh", fixture.bareImage, gzip]).requireSuccess()
-        let images = [(gzip, "gzip"), (try fixture.converted(to: "qcow2"), "qcow2"),
-                      (try fixture.converted(to: "vmdk"), "VMDK"), (try fixture.converted(to: "vdi"), "VDI"),
+        let images = [(gzip, "gzip"), (try fixture.converted(to: "vmdk"), "VMDK"), (try fixture.converted(to: "vdi"), "VDI"),
                       (try fixture.converted(to: "vpc"), "VHD")]
         for (image, format) in images {
             try expectRefusal(["copy-in", file, image, "/root"], unchanged: image,
@@ -158,5 +157,19 @@ struct GuestFilesBadInputTests {
         }
         try #require(locked, "qemu-io took no lock on \(image)")
         try expectRefusal(["copy-in", file, image, "/root"], unchanged: image, mentions: [image, "in use by another process"])
+    }
+
+    /// qcow2 images copy-in cannot write in place are refused before anything is written:
+    /// internal snapshots (shared clusters) and refcounts narrower than a byte.
+    @Test func qcow2ImagesNotWrittenInPlace() throws {
+        let fixture = try GuestFilesFixture()
+        let file = try hostFile(fixture, "x.txt")
+        let snapshot = try fixture.converted(to: "qcow2")
+        try Command.run("qemu-img", ["snapshot", "-c", "before", snapshot]).requireSuccess()
+        try expectRefusal(["copy-in", file, snapshot, "/root"], unchanged: snapshot, mentions: [snapshot, "1 internal snapshots"])
+        let narrow = fixture.directory.file("narrow.qcow2")
+        try Command.run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=4", fixture.disk, narrow]).requireSuccess()
+        try expectRefusal(["copy-in", file, narrow, "/root"], unchanged: narrow, mentions: [narrow, "refcounts of 4 bits"])
+        #expect(try Command.run("qemu-img", ["check", narrow]).status == 0)
     }
 }
