@@ -5,18 +5,22 @@ import Pipeline
 struct CopyInCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "copy-in",
-        abstract: "Copy host files and trees into a directory of the guest inside a raw image, in place.",
+        abstract: "Copy host files and trees into a directory of the guest inside a raw or qcow2 image, in place.",
         discussion: """
-            Writes each host path into the guest directory under its own name, through libext2fs at \
-            the filesystem's offset in the image, without root, mount or loop device: directories \
+            Writes each host path into the guest directory under its own name, in place, without \
+            root, mount or loop device: directories \
             recursively, regular files with their holes, symlinks as symlinks; modes and access and \
             modification times kept; owned by root:root unless --chown says otherwise. The guest \
             directory resolves inside the guest (its symlinks followed within it, its fstab mounts in \
             place, so /boot/x lands on a separate /boot partition).
 
-            The image is changed in place, so only raw images are written: a bare ext2/3/4 filesystem \
-            or a partitioned raw disk. gzip, qcow2, VMDK, VDI, VHD and OVA inputs are refused: convert \
-            to raw with `rehost export IMAGE -o disk.raw`, copy in there, and export back. Everything is \
+            The image is changed in place. A raw image (a bare ext2/3/4 filesystem or a partitioned \
+            raw disk) is written through libext2fs at the filesystem's offset. A qcow2 image is written \
+            once the whole copy is done, held in memory until then (at most 1 GiB): changed clusters \
+            are overwritten or appended with their L2 and refcount entries, as qemu writes them \
+            (qemu-img check finds it clean); images with internal snapshots or refcounts narrower than \
+            a byte are refused. gzip, VMDK, VDI, VHD and OVA inputs are refused: convert to raw with \
+            `rehost export IMAGE -o disk.raw`, copy in there, and export back. Everything is \
             checked before the first write, and on any refusal the image is unchanged: a missing or \
             unsupported host file (FIFOs, sockets, devices), a guest directory that is missing or outside \
             the guest, a name already in the guest directory (nothing is overwritten), a journal not \
@@ -25,11 +29,12 @@ struct CopyInCommand: ParsableCommand {
 
             Examples:
               rehost copy-in bootstrap.sh centos5.img /root
+              rehost copy-in bootstrap.sh vm.qcow2 /root
               rehost copy-in --chown 500:500 ./config disk.raw /home/app
               rehost copy-in results/ report.txt disk.raw --partition 1 /
             """)
 
-    @Argument(help: ArgumentHelp("One or more host files or directories, then the raw image, then the guest directory to copy into.",
+    @Argument(help: ArgumentHelp("One or more host files or directories, then the raw or qcow2 image, then the guest directory to copy into.",
                                  valueName: "host-path... disk guest-dir"))
     var paths: [String] = []
 
