@@ -27,7 +27,8 @@ public struct CopyInReport: Encodable, Sendable {
 /// root:root or the ones asked for, holes kept. Raw input (a bare filesystem or a partitioned raw
 /// disk) is written through libext2fs at the filesystem's offset in the file; qcow2 input through
 /// libext2fs into pages staged in memory, then into the image's clusters by `QCOW2InPlaceWriter`
-/// once the filesystem is complete. gzip, VMDK, VDI, VHD and OVA input is refused, naming the way round.
+/// once the filesystem is complete; VDI input likewise through `VDIInPlaceWriter`. gzip, VMDK, VHD
+/// and OVA input is refused, naming the way round.
 ///
 /// libext2fs has no transactions, so every check comes before the first write: the input's
 /// format, the guest directory, names already there, the journal's state, and the blocks and
@@ -73,21 +74,21 @@ public enum GuestCopyIn {
             let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
             try fs.close()
             return written
-        case let .qcow2(disk, offset, size):
+        case let .image(format, disk, offset, size):
             // Staged in memory over the image, then written into it only once complete.
             let lock = try ImageLock(path: image)
             defer { withExtendedLifetime(lock) {} }
             // What the image holds that cannot be written in place is refused before any work.
-            let writer = try QCOW2InPlaceWriter(path: image)
+            let writer: any InPlaceDiskWriter = format == .qcow2 ? try QCOW2InPlaceWriter(path: image) : try VDIInPlaceWriter(path: image)
             let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
             let fs = try Ext2Filesystem(source: staged, name: image, writable: true)
             let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
             try fs.close()
-            try writer.plan(staged.clusters(of: writer.clusterSize))
-            try writer.commit { cluster in
-                let start = cluster * writer.clusterSize
-                var bytes = [UInt8](repeating: 0, count: Int(writer.clusterSize))
-                let count = Int(min(writer.clusterSize, disk.size - start))
+            try writer.plan(staged.clusters(of: writer.unitSize))
+            try writer.commit { unit in
+                let start = unit * writer.unitSize
+                var bytes = [UInt8](repeating: 0, count: Int(writer.unitSize))
+                let count = Int(min(writer.unitSize, disk.size - start))
                 try bytes.withUnsafeMutableBytes { try staged.readAbsolute(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: start) }
                 return bytes
             }
@@ -96,14 +97,14 @@ public enum GuestCopyIn {
         }
     }
 
-    /// The most a copy-in into a qcow2 image holds in memory before writing it.
+    /// The most a copy-in into a qcow2 or VDI image holds in memory before writing it.
     public static let stagingLimit: UInt64 = 1 << 30
 
     /// Where the filesystem is written: into a plain file at an offset (raw input), or staged
-    /// over a qcow2 image's disk and written through its tables.
+    /// over a qcow2 or VDI image's disk and written through its tables.
     enum Target {
         case file(path: String, offset: UInt64)
-        case qcow2(disk: any RandomAccessDisk, offset: UInt64, size: UInt64)
+        case image(format: ImageFormat, disk: any RandomAccessDisk, offset: UInt64, size: UInt64)
     }
 
     static func write(_ items: [HostItem], into fs: Ext2Filesystem, inner: String, guestDirectory: String, image: String,
@@ -179,11 +180,11 @@ public enum GuestCopyIn {
         let tree = try GuestFileTree(path: image, partition: partition, scratchDirectory: scratchDirectory,
                                      externalFiles: externalFiles, maxOutputSize: maxOutputSize)
         let input = tree.source.input
-        var isQCOW2 = false
+        var inPlaceFormat: ImageFormat?
         switch input.kind {
         case .bareFilesystem, .partitionedDisk: break
         case .gzip: throw FileAccessError.readOnlyInput(path: image, format: "gzip-compressed")
-        case .diskImage(.qcow2, _, _): isQCOW2 = true
+        case let .diskImage(format, _, _) where format == .qcow2 || format == .vdi: inPlaceFormat = format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: image, format: "\(format.displayName) (\(variant))")
         }
@@ -197,13 +198,13 @@ public enum GuestCopyIn {
         let mount = tree.source.mounts.first { $0.mountPoint == mountPoint }
         let volumeName = mountPoint == "/" ? (tree.source.report.rootVolume ?? "the root filesystem") : mount?.volume.name ?? mountPoint
         let target: Target
-        if isQCOW2 {
+        if let inPlaceFormat {
             // The filesystem must be one run of the image's virtual disk: a partition, or an LV in one piece.
             let disk = mountPoint == "/" ? tree.source.rootDisk : mount!.volume.disk
             if disk === input.disk {
-                target = .qcow2(disk: input.disk, offset: 0, size: disk.size)
+                target = .image(format: inPlaceFormat, disk: input.disk, offset: 0, size: disk.size)
             } else if let slice = disk as? DiskSlice, slice.base === input.disk {
-                target = .qcow2(disk: input.disk, offset: slice.offset, size: slice.size)
+                target = .image(format: inPlaceFormat, disk: input.disk, offset: slice.offset, size: slice.size)
             } else {
                 throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volumeName)
             }
@@ -224,14 +225,14 @@ public enum GuestCopyIn {
             throw FileAccessError.noSpace(image: image, path: what, neededBlocks: need.blocks, freeBlocks: fs.freeBlocksCount,
                                           blockSize: fs.blockSize)
         }
-        if isQCOW2, need.blocks * UInt64(fs.blockSize) > stagingLimit {
+        if inPlaceFormat != nil, need.blocks * UInt64(fs.blockSize) > stagingLimit {
             throw FileAccessError.stagingLimit(image: image, limit: stagingLimit)
         }
         let inner = tree.route(directory.path).inner
         let offset: UInt64
         switch target {
         case let .file(_, at): offset = at
-        case let .qcow2(_, at, _): offset = at
+        case let .image(_, _, at, _): offset = at
         }
         var report = CopyInReport(image: image, directory: directory.path, filesystemOffset: offset)
         report.estimatedBlocks = need.blocks

@@ -278,41 +278,44 @@ struct GuestFilesTests {
     }
 
     /// copy-in into qcow2 images in place, whatever their layout (v3 and v2, compressed clusters,
-    /// clusters of 512 bytes to 64 KiB, 64-bit refcounts): qemu-img check finds no error or leak,
-    /// and the disk qemu-img reads out of it holds the new files, clean filesystems, and the rest
-    /// of the guest as it was.
-    @Test func copyInIntoQCOW2InPlace() throws {
+    /// clusters of 512 bytes to 64 KiB, 64-bit refcounts), and into VDI images (dynamic, static):
+    /// qemu-img check finds no error or leak, and the disk qemu-img reads out of it holds the new
+    /// files, clean filesystems, and the rest of the guest as it was.
+    @Test func copyInIntoImagesInPlace() throws {
         let fixture = try GuestFilesFixture()
         let upload = try makeUpload(fixture)
         let note = fixture.directory.file("note.txt")
         try Data("boot note\n".utf8).write(to: URL(fileURLWithPath: note))
         let rootBefore = try ExtTreeManifest.read(image: fixture.disk, offset: GuestFilesFixture.rootOffset)
         let bootBefore = try ExtTreeManifest.read(image: fixture.disk, offset: GuestFilesFixture.bootOffset)
-        let variants: [[String]] = [[], ["-c"], ["-o", "compat=0.10"], ["-o", "cluster_size=512"],
-                                    ["-c", "-o", "cluster_size=4096"], ["-o", "refcount_bits=64"]]
-        for (number, options) in variants.enumerated() {
-            let image = fixture.directory.file("in-place-\(number).qcow2")
-            try Command.run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2"] + options + [fixture.disk, image]).requireSuccess()
+        let variants: [(format: String, options: [String])] = [
+            ("qcow2", []), ("qcow2", ["-c"]), ("qcow2", ["-o", "compat=0.10"]), ("qcow2", ["-o", "cluster_size=512"]),
+            ("qcow2", ["-c", "-o", "cluster_size=4096"]), ("qcow2", ["-o", "refcount_bits=64"]),
+            ("vdi", []), ("vdi", ["-o", "static=on"]),
+        ]
+        for (number, (format, options)) in variants.enumerated() {
+            let image = fixture.directory.file("in-place-\(number).\(format)")
+            try Command.run("qemu-img", ["convert", "-f", "raw", "-O", format] + options + [fixture.disk, image]).requireSuccess()
             _ = try Command.runRehost(["copy-in", upload, image, "/home"]).requireSuccess()
             _ = try Command.runRehost(["copy-in", note, image, "/boot/grub"]).requireSuccess()
             let check = try Command.run("qemu-img", ["check", image])
-            #expect(check.status == 0 && check.stdout.contains("No errors were found"), "\(options): \(check.stdout)\(check.stderr)")
-            #expect(!check.stdout.contains("leaked"), "\(options): \(check.stdout)")
+            #expect(check.status == 0 && check.stdout.contains("No errors were found"), "\(format) \(options): \(check.stdout)\(check.stderr)")
+            #expect(!check.stdout.contains("leaked"), "\(format) \(options): \(check.stdout)")
             let raw = fixture.directory.file("in-place-\(number).raw")
             try Command.run("qemu-img", ["convert", "-O", "raw", image, raw]).requireSuccess()
             for offset in [GuestFilesFixture.bootOffset, GuestFilesFixture.rootOffset] {
                 let fsck = try Command.run("e2fsck", ["-fn", "\(raw)?offset=\(offset)"])
-                #expect(fsck.status == 0, "\(options) offset \(offset): \(fsck.stdout)")
+                #expect(fsck.status == 0, "\(format) \(options) offset \(offset): \(fsck.stdout)")
             }
             let root = try ExtTreeManifest.read(image: raw, offset: GuestFilesFixture.rootOffset)
             let boot = try ExtTreeManifest.read(image: raw, offset: GuestFilesFixture.bootOffset)
-            for path in rootBefore.paths where path != "/home" { #expect(root[path] == rootBefore[path], "\(options): \(path) changed") }
-            for path in bootBefore.paths where path != "/grub" { #expect(boot[path] == bootBefore[path], "\(options): \(path) changed") }
+            for path in rootBefore.paths where path != "/home" { #expect(root[path] == rootBefore[path], "\(format) \(options): \(path) changed") }
+            for path in bootBefore.paths where path != "/grub" { #expect(boot[path] == bootBefore[path], "\(format) \(options): \(path) changed") }
             for file in ["run.sh", "sub/data.bin", "sub/holes.img"] {
-                #expect(root["/home/upload/" + file]?.contentSHA256 == (try GuestFilesFixture.sha256(upload + "/" + file)), "\(options): \(file)")
+                #expect(root["/home/upload/" + file]?.contentSHA256 == (try GuestFilesFixture.sha256(upload + "/" + file)), "\(format) \(options): \(file)")
             }
-            #expect(root["/home/upload/sub/link"]?.symlinkTargetText == "../run.sh", "\(options)")
-            #expect(boot["/grub/note.txt"]?.contentSHA256 == (try GuestFilesFixture.sha256(note)), "\(options)")
+            #expect(root["/home/upload/sub/link"]?.symlinkTargetText == "../run.sh", "\(format) \(options)")
+            #expect(boot["/grub/note.txt"]?.contentSHA256 == (try GuestFilesFixture.sha256(note)), "\(format) \(options)")
             #expect(try Command.runRehost(["cat", image, "/boot/grub/note.txt"]).requireSuccess().stdout == "boot note\n")
         }
     }

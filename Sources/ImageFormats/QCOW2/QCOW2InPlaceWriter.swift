@@ -7,7 +7,6 @@ import Glibc
 public enum QCOW2InPlaceError: RehostError, Equatable {
     case unsupported(path: String, what: String)
     case corrupt(path: String, what: String)
-    case hostSpace(path: String, needed: UInt64, free: UInt64)
 
     public var description: String {
         switch self {
@@ -15,8 +14,6 @@ public enum QCOW2InPlaceError: RehostError, Equatable {
             return "\(path): qcow2 image with \(what) cannot be written in place (the image is unchanged)"
         case let .corrupt(path, what):
             return "\(path): corrupt qcow2 image: \(what) (the image is unchanged)"
-        case let .hostSpace(path, needed, free):
-            return "\(path): the image would grow by \(needed) bytes, but its filesystem has \(free) free (the image is unchanged)"
         }
     }
 }
@@ -40,9 +37,10 @@ public enum QCOW2InPlaceError: RehostError, Equatable {
 /// clusters, new and increased refcounts; L2 tables; L1 entries; decreased refcounts last. An
 /// interruption leaves at worst leaked clusters (`qemu-img check -r leaks`), never a cluster in
 /// use whose refcount says free.
-public final class QCOW2InPlaceWriter {
+public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
     public let path: String
     public let clusterSize: UInt64
+    public var unitSize: UInt64 { clusterSize }
     let header: QCOW2Header
     let file: RawFile
     let fileSize: UInt64
@@ -237,11 +235,7 @@ public final class QCOW2InPlaceWriter {
     /// Writes what `plan` planned; `contents` gives a guest cluster's whole new contents. Checks
     /// the host's free space first.
     public func commit(contents: (UInt64) throws -> [UInt8]) throws {
-        var vfs = statvfs()
-        if fstatvfs(file.fd, &vfs) == 0 {
-            let free = UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
-            guard free >= growth + (1 << 20) else { throw QCOW2InPlaceError.hostSpace(path: path, needed: growth, free: free) }
-        }
+        try checkHostSpace(file, growth: growth)
         // Unknown autoclear bits (persistent bitmaps) no longer describe the image: cleared, as
         // the specification asks of a writer that does not update them.
         if header.version >= 3, header.autoclearFeatures != 0 {
