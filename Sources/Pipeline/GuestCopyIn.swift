@@ -27,8 +27,8 @@ public struct CopyInReport: Encodable, Sendable {
 /// root:root or the ones asked for, holes kept. Raw input (a bare filesystem or a partitioned raw
 /// disk) is written through libext2fs at the filesystem's offset in the file; qcow2 input through
 /// libext2fs into pages staged in memory, then into the image's clusters by `QCOW2InPlaceWriter`
-/// once the filesystem is complete; VDI input likewise through `VDIInPlaceWriter`. gzip, VMDK, VHD
-/// and OVA input is refused, naming the way round.
+/// once the filesystem is complete; VDI and VHD input likewise through `VDIInPlaceWriter` and
+/// `VHDInPlaceWriter`. gzip, VMDK and OVA input is refused, naming the way round.
 ///
 /// libext2fs has no transactions, so every check comes before the first write: the input's
 /// format, the guest directory, names already there, the journal's state, and the blocks and
@@ -79,7 +79,12 @@ public enum GuestCopyIn {
             let lock = try ImageLock(path: image)
             defer { withExtendedLifetime(lock) {} }
             // What the image holds that cannot be written in place is refused before any work.
-            let writer: any InPlaceDiskWriter = format == .qcow2 ? try QCOW2InPlaceWriter(path: image) : try VDIInPlaceWriter(path: image)
+            let writer: any InPlaceDiskWriter
+            switch format {
+            case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
+            case .vdi: writer = try VDIInPlaceWriter(path: image)
+            default: writer = try VHDInPlaceWriter(path: image)
+            }
             let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
             let fs = try Ext2Filesystem(source: staged, name: image, writable: true)
             let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
@@ -97,11 +102,11 @@ public enum GuestCopyIn {
         }
     }
 
-    /// The most a copy-in into a qcow2 or VDI image holds in memory before writing it.
+    /// The most a copy-in into a qcow2, VDI or VHD image holds in memory before writing it.
     public static let stagingLimit: UInt64 = 1 << 30
 
     /// Where the filesystem is written: into a plain file at an offset (raw input), or staged
-    /// over a qcow2 or VDI image's disk and written through its tables.
+    /// over a qcow2, VDI or VHD image's disk and written through its tables.
     enum Target {
         case file(path: String, offset: UInt64)
         case image(format: ImageFormat, disk: any RandomAccessDisk, offset: UInt64, size: UInt64)
@@ -184,7 +189,7 @@ public enum GuestCopyIn {
         switch input.kind {
         case .bareFilesystem, .partitionedDisk: break
         case .gzip: throw FileAccessError.readOnlyInput(path: image, format: "gzip-compressed")
-        case let .diskImage(format, _, _) where format == .qcow2 || format == .vdi: inPlaceFormat = format
+        case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd].contains(format): inPlaceFormat = format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: image, format: "\(format.displayName) (\(variant))")
         }

@@ -70,13 +70,14 @@ struct GuestFilesBadInputTests {
         #expect(try String(contentsOfFile: hostname, encoding: .utf8) == "host side\n")
     }
 
-    /// gzip, VMDK and VHD inputs are read-only for copy-in, with the way round named.
+    /// gzip and VMDK inputs are read-only for copy-in, with the way round named.
     @Test func readOnlyFormatsRefuseCopyIn() throws {
         let fixture = try GuestFilesFixture()
         let file = try hostFile(fixture, "x.txt")
         let gzip = fixture.directory.file("bare.img.gz")
         try Command.run("sh", ["-c", "gzip -c \"$1\" > \"$2\"", "sh", fixture.bareImage, gzip]).requireSuccess()
-        let images = [(gzip, "gzip"), (try fixture.converted(to: "vmdk"), "VMDK"), (try fixture.converted(to: "vpc"), "VHD")]
+        let images = [(gzip, "gzip"), (try fixture.converted(to: "vmdk"), "VMDK"),
+                      (try fixture.converted(to: "vmdk", options: ["-o", "subformat=streamOptimized"], name: "stream.vmdk"), "VMDK")]
         for (image, format) in images {
             try expectRefusal(["copy-in", file, image, "/root"], unchanged: image,
                               mentions: [image, format, "read-only for copy-in", "rehost export"])

@@ -61,8 +61,8 @@ public struct GuestFilesFixture {
     }
 
     /// The disk in another format, made by qemu-img (`qcow2`, `vmdk`, `vdi`, `vpc`).
-    public func converted(to format: String, options: [String] = []) throws -> String {
-        let path = directory.file("disk.\(format)")
+    public func converted(to format: String, options: [String] = [], name: String? = nil) throws -> String {
+        let path = directory.file(name ?? "disk.\(format)")
         try Command.run("qemu-img", ["convert", "-f", "raw", "-O", format] + options + [disk, path]).requireSuccess()
         return path
     }
