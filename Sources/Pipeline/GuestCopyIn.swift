@@ -83,6 +83,7 @@ public enum GuestCopyIn {
             switch format {
             case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
             case .vdi: writer = try VDIInPlaceWriter(path: image)
+            case .vmdk: writer = try VMDKInPlaceWriter(path: image)
             default: writer = try VHDInPlaceWriter(path: image)
             }
             let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
@@ -189,7 +190,7 @@ public enum GuestCopyIn {
         switch input.kind {
         case .bareFilesystem, .partitionedDisk: break
         case .gzip: throw FileAccessError.readOnlyInput(path: image, format: "gzip-compressed")
-        case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd].contains(format): inPlaceFormat = format
+        case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): inPlaceFormat = format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: image, format: "\(format.displayName) (\(variant))")
         }

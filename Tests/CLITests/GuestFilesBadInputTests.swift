@@ -70,17 +70,21 @@ struct GuestFilesBadInputTests {
         #expect(try String(contentsOfFile: hostname, encoding: .utf8) == "host side\n")
     }
 
-    /// gzip and VMDK inputs are read-only for copy-in, with the way round named.
+    /// gzip input and VMDKs other than monolithicSparse are read-only for copy-in, with the way round named.
     @Test func readOnlyFormatsRefuseCopyIn() throws {
         let fixture = try GuestFilesFixture()
         let file = try hostFile(fixture, "x.txt")
         let gzip = fixture.directory.file("bare.img.gz")
         try Command.run("sh", ["-c", "gzip -c \"$1\" > \"$2\"", "sh", fixture.bareImage, gzip]).requireSuccess()
-        let images = [(gzip, "gzip"), (try fixture.converted(to: "vmdk"), "VMDK"),
-                      (try fixture.converted(to: "vmdk", options: ["-o", "subformat=streamOptimized"], name: "stream.vmdk"), "VMDK")]
-        for (image, format) in images {
-            try expectRefusal(["copy-in", file, image, "/root"], unchanged: image,
-                              mentions: [image, format, "read-only for copy-in", "rehost export"])
+        let images = [(gzip, "gzip-compressed input is read-only for copy-in"),
+                      (try fixture.converted(to: "vmdk", options: ["-o", "subformat=streamOptimized"], name: "stream.vmdk"),
+                       "createType streamOptimized"),
+                      (try fixture.converted(to: "vmdk", options: ["-o", "subformat=monolithicFlat"], name: "flat.vmdk"),
+                       "createType monolithicFlat"),
+                      (try fixture.converted(to: "vmdk", options: ["-o", "subformat=twoGbMaxExtentSparse"], name: "split.vmdk"),
+                       "createType twoGbMaxExtentSparse")]
+        for (image, problem) in images {
+            try expectRefusal(["copy-in", file, image, "/root"], unchanged: image, mentions: [image, problem, "rehost export"])
             // Still readable.
             #expect(try Command.runRehost(["cat", image, "/etc/hostname"]).requireSuccess().stdout == "guest-name\n")
         }

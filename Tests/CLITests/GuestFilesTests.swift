@@ -278,8 +278,8 @@ struct GuestFilesTests {
     }
 
     /// copy-in into qcow2 images in place, whatever their layout (v3 and v2, compressed clusters,
-    /// clusters of 512 bytes to 64 KiB, 64-bit refcounts), VDI images (dynamic, static) and VHD
-    /// images (dynamic, fixed): qemu-img check finds no error or leak (Rehost's reader checks the
+    /// clusters of 512 bytes to 64 KiB, 64-bit refcounts), VDI images (dynamic, static), VHD
+    /// images (dynamic, fixed) and monolithicSparse VMDKs (with and without zeroed grains): qemu-img check finds no error or leak (Rehost's reader checks the
     /// VHDs), and the disk qemu-img reads out of it holds the new files, clean filesystems, and the
     /// rest of the guest as it was.
     @Test func copyInIntoImagesInPlace() throws {
@@ -293,6 +293,7 @@ struct GuestFilesTests {
             ("qcow2", []), ("qcow2", ["-c"]), ("qcow2", ["-o", "compat=0.10"]), ("qcow2", ["-o", "cluster_size=512"]),
             ("qcow2", ["-c", "-o", "cluster_size=4096"]), ("qcow2", ["-o", "refcount_bits=64"]),
             ("vdi", []), ("vdi", ["-o", "static=on"]), ("vpc", []), ("vpc", ["-o", "subformat=fixed"]),
+            ("vmdk", []), ("vmdk", ["-o", "zeroed_grain=on"]),
         ]
         for (number, (format, options)) in variants.enumerated() {
             let image = fixture.directory.file("in-place-\(number).\(format)")

@@ -20,9 +20,14 @@ public protocol InPlaceDiskWriter: AnyObject {
 
 public enum InPlaceWriteError: RehostError, Equatable {
     case hostSpace(path: String, needed: UInt64, free: UInt64)
+    /// An image of a format written in place, in a variant or state that is not.
+    case unsupported(path: String, what: String)
 
     public var description: String {
         switch self {
+        case let .unsupported(path, what):
+            return "\(path): \(what) cannot be written in place (the image is unchanged); "
+                + "export it to raw (`rehost export \(path) -o disk.raw`), copy in there, and export back"
         case let .hostSpace(path, needed, free):
             return "\(path): the image would grow by \(needed) bytes, but its filesystem has \(free) free (the image is unchanged)"
         }
