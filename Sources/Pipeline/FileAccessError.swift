@@ -24,7 +24,7 @@ public enum FileAccessError: RehostError, Equatable {
     case needsRecovery(image: String)
     case tooDeep(path: String, limit: Int)
     case symlinkTooLong(path: String, length: Int, limit: Int)
-    /// More written than `copy-in` keeps in memory before it writes into a qcow2 image.
+    /// More written than `copy-in` keeps in memory before it writes into a qcow2, VDI, VHD or VMDK image.
     case stagingLimit(image: String, limit: UInt64)
 
     public var description: String {
@@ -58,7 +58,7 @@ public enum FileAccessError: RehostError, Equatable {
             return "\(image): the journal holds transactions not yet replayed (not cleanly unmounted); run e2fsck on it first (the image is unchanged)"
         case let .tooDeep(path, limit): return "\(path): directories nested more than \(limit) deep"
         case let .stagingLimit(image, limit):
-            return "\(image): a copy-in into a qcow2, VDI or VHD image is held in memory until it is complete, at most \(ByteCount.format(limit)); "
+            return "\(image): a copy-in into a qcow2, VDI, VHD or VMDK image is held in memory until it is complete, at most \(ByteCount.format(limit)); "
                 + "this one is larger (the image is unchanged): export to raw, copy in there, and export back"
         case let .symlinkTooLong(path, length, limit):
             return "\(path): a symlink target of \(length) bytes; at most \(limit) fit in one block"

@@ -27,8 +27,8 @@ public struct CopyInReport: Encodable, Sendable {
 /// root:root or the ones asked for, holes kept. Raw input (a bare filesystem or a partitioned raw
 /// disk) is written through libext2fs at the filesystem's offset in the file; qcow2 input through
 /// libext2fs into pages staged in memory, then into the image's clusters by `QCOW2InPlaceWriter`
-/// once the filesystem is complete; VDI and VHD input likewise through `VDIInPlaceWriter` and
-/// `VHDInPlaceWriter`. gzip, VMDK and OVA input is refused, naming the way round.
+/// once the filesystem is complete; VDI, VHD and monolithicSparse VMDK input likewise through
+/// their `InPlaceDiskWriter`s. gzip and OVA input (and other VMDK layouts) is refused, naming the way round.
 ///
 /// libext2fs has no transactions, so every check comes before the first write: the input's
 /// format, the guest directory, names already there, the journal's state, and the blocks and
@@ -103,11 +103,11 @@ public enum GuestCopyIn {
         }
     }
 
-    /// The most a copy-in into a qcow2, VDI or VHD image holds in memory before writing it.
+    /// The most a copy-in into a qcow2, VDI, VHD or VMDK image holds in memory before writing it.
     public static let stagingLimit: UInt64 = 1 << 30
 
     /// Where the filesystem is written: into a plain file at an offset (raw input), or staged
-    /// over a qcow2, VDI or VHD image's disk and written through its tables.
+    /// over a qcow2, VDI, VHD or VMDK image's disk and written through its tables.
     enum Target {
         case file(path: String, offset: UInt64)
         case image(format: ImageFormat, disk: any RandomAccessDisk, offset: UInt64, size: UInt64)

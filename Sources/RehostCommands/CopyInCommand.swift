@@ -5,7 +5,7 @@ import Pipeline
 struct CopyInCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "copy-in",
-        abstract: "Copy host files and trees into a directory of the guest inside a raw or qcow2 image, in place.",
+        abstract: "Copy host files and trees into a directory of the guest inside an image, in place.",
         discussion: """
             Writes each host path into the guest directory under its own name, in place, without \
             root, mount or loop device: directories \
@@ -15,17 +15,21 @@ struct CopyInCommand: ParsableCommand {
             place, so /boot/x lands on a separate /boot partition).
 
             The image is changed in place. A raw image (a bare ext2/3/4 filesystem or a partitioned \
-            raw disk) is written through libext2fs at the filesystem's offset. A qcow2 image is written \
-            once the whole copy is done, held in memory until then (at most 1 GiB): changed clusters \
-            are overwritten or appended with their L2 and refcount entries, as qemu writes them \
-            (qemu-img check finds it clean); images with internal snapshots or refcounts narrower than \
-            a byte are refused. gzip, VMDK, VDI, VHD and OVA inputs are refused: convert to raw with \
-            `rehost export IMAGE -o disk.raw`, copy in there, and export back. Everything is \
-            checked before the first write, and on any refusal the image is unchanged: a missing or \
-            unsupported host file (FIFOs, sockets, devices), a guest directory that is missing or outside \
-            the guest, a name already in the guest directory (nothing is overwritten), a journal not \
-            replayed, an image in use (a running qemu's locks), too few free blocks or inodes (an estimate that errs high), a logical volume in \
-            several pieces. Hard links on the host become separate files.
+            raw disk) is written through libext2fs at the filesystem's offset. A qcow2, VDI, VHD or \
+            monolithicSparse VMDK image is written once the whole copy is done, held in memory until \
+            then (at most 1 GiB): the changed clusters, blocks or grains are overwritten, or appended \
+            and entered in the image's tables, as qemu's drivers write them (qemu-img check finds it \
+            clean); qcow2 images with internal snapshots or refcounts narrower than a byte are \
+            refused. gzip, OVA and the other VMDK layouts (streamOptimized, flat, split) are refused: \
+            convert to raw with `rehost export IMAGE -o disk.raw`, copy in there, and export back.
+
+            Everything is checked before the first write, and on any refusal the image is unchanged: \
+            a missing or unsupported host file (FIFOs, sockets, devices), a guest directory that is \
+            missing or outside the guest, a name already in the guest directory (nothing is \
+            overwritten), a journal not replayed, an image in use (a running qemu's locks), too few \
+            free blocks or inodes (an estimate that errs high), too little space on the host for what \
+            the image grows by, a logical volume in several pieces. Hard links on the host become \
+            separate files.
 
             Examples:
               rehost copy-in bootstrap.sh centos5.img /root
@@ -34,7 +38,7 @@ struct CopyInCommand: ParsableCommand {
               rehost copy-in results/ report.txt disk.raw --partition 1 /
             """)
 
-    @Argument(help: ArgumentHelp("One or more host files or directories, then the raw or qcow2 image, then the guest directory to copy into.",
+    @Argument(help: ArgumentHelp("One or more host files or directories, then the image, then the guest directory to copy into.",
                                  valueName: "host-path... disk guest-dir"))
     var paths: [String] = []
 

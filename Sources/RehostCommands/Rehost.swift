@@ -15,7 +15,7 @@ public struct Rehost: ParsableCommand {
             `rehost convert IMAGE -o disk.raw`. `rehost help convert` lists every option and repair; \
             `rehost export` converts an existing disk image between formats, like qemu-img convert. \
             `rehost ls`, `cat` and `copy-out` read the files of a guest in any image, and `rehost copy-in` \
-            writes into a raw or qcow2 one in place, without mounting it.
+            writes into one in place, without mounting it.
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self]
