@@ -2,6 +2,7 @@ import Ext2
 import GuestFixups
 import ImageCore
 import ImageFormats
+import Volumes
 
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,7 @@ public struct CopyInReport: Encodable, Sendable {
     public var bytes: UInt64 = 0
     /// The planning estimate checked against the free space before writing.
     public var estimatedBlocks: UInt64 = 0
+    public var blockSize: UInt64 = 0
     public var freeBlocksBefore: UInt64 = 0
 }
 
@@ -70,6 +72,7 @@ public enum GuestCopyIn {
             // qemu and another copy-in; libext2fs writes straight into the file.
             let lock = try ImageLock(path: path)
             defer { withExtendedLifetime(lock) {} }
+            try checkHostSpace(path, bytes: report.estimatedBlocks * report.blockSize)
             let fs = try Ext2Filesystem(path: path, offset: offset, writable: true)
             let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
             try fs.close()
@@ -101,6 +104,28 @@ public enum GuestCopyIn {
             withExtendedLifetime(tree) {}
             return written
         }
+    }
+
+    /// Where `disk` lies on `base` when it is one run of it: `base` itself, a slice (a partition),
+    /// or an LV in one piece on one, as `fileLocation` finds a run of a plain file.
+    static func offset(of disk: any RandomAccessDisk, on base: any RandomAccessDisk, adding offset: UInt64 = 0) -> UInt64? {
+        if disk === base { return offset }
+        if let slice = disk as? DiskSlice { return Self.offset(of: slice.base, on: base, adding: slice.offset + offset) }
+        if let lv = disk as? LVM2.LogicalVolumeDisk, let run = lv.contiguousRun {
+            return Self.offset(of: run.disk, on: base, adding: run.offset + offset)
+        }
+        return nil
+    }
+
+    /// A sparse raw image takes host space as libext2fs fills its holes: the estimate (and 1 MiB
+    /// for the bitmaps and inode-table blocks touched) must fit, so a full host disk cannot stop
+    /// the copy half-way. A fully allocated image needs none.
+    static func checkHostSpace(_ path: String, bytes: UInt64) throws {
+        var st = stat(), vfs = statvfs()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, UInt64(st.st_blocks) * 512 < UInt64(st.st_size),
+              statvfs(path, &vfs) == 0 else { return }
+        let free = UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
+        guard free >= bytes + (1 << 20) else { throw InPlaceWriteError.hostSpace(path: path, needed: bytes + (1 << 20), free: free) }
     }
 
     /// The most a copy-in into a qcow2, VDI, VHD or VMDK image holds in memory before writing it.
@@ -207,13 +232,10 @@ public enum GuestCopyIn {
         if let inPlaceFormat {
             // The filesystem must be one run of the image's virtual disk: a partition, or an LV in one piece.
             let disk = mountPoint == "/" ? tree.source.rootDisk : mount!.volume.disk
-            if disk === input.disk {
-                target = .image(format: inPlaceFormat, disk: input.disk, offset: 0, size: disk.size)
-            } else if let slice = disk as? DiskSlice, slice.base === input.disk {
-                target = .image(format: inPlaceFormat, disk: input.disk, offset: slice.offset, size: slice.size)
-            } else {
+            guard let start = Self.offset(of: disk, on: input.disk) else {
                 throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volumeName)
             }
+            target = .image(format: inPlaceFormat, disk: input.disk, offset: start, size: disk.size)
         } else {
             let location = mountPoint == "/" ? tree.source.rootLocation : mount?.volume.location
             guard let location, location.path == input.path else {
@@ -242,6 +264,7 @@ public enum GuestCopyIn {
         }
         var report = CopyInReport(image: image, directory: directory.path, filesystemOffset: offset)
         report.estimatedBlocks = need.blocks
+        report.blockSize = UInt64(fs.blockSize)
         report.freeBlocksBefore = fs.freeBlocksCount
         for item in items {
             if case let .symlink(target) = item.kind, target.count >= fs.blockSize {

@@ -252,6 +252,19 @@ struct GuestFilesTests {
         let listing = try Command.runRehost(["ls", image, "/boot"]).requireSuccess().stdout
         #expect(listing.contains("vmlinuz-"), "\(listing)")
         #expect(try Command.runRehost(["cat", image, "/root/bootstrap-report.txt"]).requireSuccess().stdout == "done\n")
+
+        // The same guest in qcow2: the LV's offset is the partition's plus the LV's own.
+        let qcow2 = fixture.directory.file("lvm.qcow2")
+        try Command.run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", lvm.imagePath, qcow2]).requireSuccess()
+        _ = try Command.runRehost(["copy-in", note, qcow2, "/root"]).requireSuccess()
+        let check = try Command.run("qemu-img", ["check", qcow2])
+        #expect(check.status == 0, "\(check.stdout)")
+        let back = fixture.directory.file("lvm-back.raw")
+        try Command.run("qemu-img", ["convert", "-O", "raw", qcow2, back]).requireSuccess()
+        #expect(try Command.run("e2fsck", ["-fn", "\(back)?offset=\(rootOffset)"]).status == 0)
+        let fromQCOW2 = try ExtTreeManifest.read(image: back, offset: rootOffset)
+        #expect(fromQCOW2["/root/bootstrap-report.txt"]?.contentSHA256 == (try GuestFilesFixture.sha256(note)))
+        #expect(try ExtTreeManifest.read(image: back, offset: bootOffset).entries == bootBefore.entries, "/boot changed")
     }
 
     /// A damaged filesystem whose directory is linked into its own subtree: ls -R and copy-out
