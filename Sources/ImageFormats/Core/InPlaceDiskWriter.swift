@@ -22,9 +22,13 @@ public enum InPlaceWriteError: RehostError, Equatable {
     case hostSpace(path: String, needed: UInt64, free: UInt64)
     /// An image of a format written in place, in a variant or state that is not.
     case unsupported(path: String, what: String)
+    /// Tables that contradict themselves, found while planning (nothing is written).
+    case corrupt(path: String, what: String)
 
     public var description: String {
         switch self {
+        case let .corrupt(path, what):
+            return "\(path): corrupt image: \(what) (the image is unchanged)"
         case let .unsupported(path, what):
             return "\(path): \(what) cannot be written in place (the image is unchanged); "
                 + "export it to raw (`rehost export \(path) -o disk.raw`), copy in there, and export back"

@@ -4,20 +4,6 @@ import ImageCore
 import Glibc
 #endif
 
-public enum QCOW2InPlaceError: RehostError, Equatable {
-    case unsupported(path: String, what: String)
-    case corrupt(path: String, what: String)
-
-    public var description: String {
-        switch self {
-        case let .unsupported(path, what):
-            return "\(path): qcow2 image with \(what) cannot be written in place (the image is unchanged)"
-        case let .corrupt(path, what):
-            return "\(path): corrupt qcow2 image: \(what) (the image is unchanged)"
-        }
-    }
-}
-
 /// Guest clusters written into an existing qcow2 image in place, as qemu writes them:
 ///
 /// ```
@@ -71,20 +57,20 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
         header = try QCOW2Header.parse(head, path: path)
         clusterSize = header.clusterSize
         guard header.snapshotCount == 0 else {
-            throw QCOW2InPlaceError.unsupported(path: path, what: "\(header.snapshotCount) internal snapshots (their clusters are shared)")
+            throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with \(header.snapshotCount) internal snapshots (their clusters are shared)")
         }
-        guard header.backingFileOffset == 0 else { throw QCOW2InPlaceError.unsupported(path: path, what: "a backing file") }
-        guard header.cryptMethod == 0 else { throw QCOW2InPlaceError.unsupported(path: path, what: "encryption") }
+        guard header.backingFileOffset == 0 else { throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with a backing file") }
+        guard header.cryptMethod == 0 else { throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with encryption") }
         if header.incompatibleFeatures & 1 != 0 {
-            throw QCOW2InPlaceError.unsupported(path: path, what: "the dirty bit set (refcounts not up to date: run `qemu-img check -r all` first)")
+            throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with the dirty bit set (refcounts not up to date: run `qemu-img check -r all` first)")
         }
-        if header.incompatibleFeatures & 2 != 0 { throw QCOW2InPlaceError.unsupported(path: path, what: "the corrupt bit set") }
+        if header.incompatibleFeatures & 2 != 0 { throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with the corrupt bit set") }
         let unknown = header.incompatibleFeatures & ~(Self.handledIncompatible | 3)
         guard unknown == 0 else {
-            throw QCOW2InPlaceError.unsupported(path: path, what: "incompatible feature bits 0x\(String(unknown, radix: 16))")
+            throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with incompatible feature bits 0x\(String(unknown, radix: 16))")
         }
         guard header.refcountOrder >= 3 else {
-            throw QCOW2InPlaceError.unsupported(path: path, what: "refcounts of \(1 << header.refcountOrder) bits (below a byte)")
+            throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with refcounts of \(1 << header.refcountOrder) bits (below a byte)")
         }
         refcountBytes = 1 << Int(header.refcountOrder - 3)
         l1 = try Self.loadTable(file, at: header.l1TableOffset, count: Int(header.l1Size), path: path, what: "L1 table", fileSize: fileSize)
@@ -97,7 +83,7 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
     static func loadTable(_ file: RawFile, at offset: UInt64, count: Int, path: String, what: String, fileSize: UInt64) throws -> [UInt64] {
         let bytes = UInt64(count) * 8
         guard offset <= fileSize, bytes <= fileSize - offset, bytes <= 256 << 20 else {
-            throw QCOW2InPlaceError.corrupt(path: path, what: "the \(what) at byte \(offset) (\(bytes) bytes) lies outside the file")
+            throw InPlaceWriteError.corrupt(path: path, what: "the \(what) at byte \(offset) (\(bytes) bytes) lies outside the file")
         }
         let raw = try file.read(count: Int(bytes), at: offset)
         return (0..<count).map { raw.loadBE(UInt64.self, at: $0 * 8) }
@@ -114,7 +100,7 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
         for cluster in guestClusters.sorted() {
             let l1Index = Int(cluster / entriesPerTable), l2Index = Int(cluster % entriesPerTable)
             guard l1Index < l1.count else {
-                throw QCOW2InPlaceError.corrupt(path: path, what: "guest cluster \(cluster) is beyond the L1 table's \(l1.count) entries")
+                throw InPlaceWriteError.corrupt(path: path, what: "guest cluster \(cluster) is beyond the L1 table's \(l1.count) entries")
             }
             var table = try l2Table(l1Index)
             let entry = table.entries[l2Index]
@@ -128,10 +114,10 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
                 target = try allocate()
             } else if host != 0 {
                 guard entry & QCOW2Entry.copied != 0 else {
-                    throw QCOW2InPlaceError.unsupported(path: path, what: "guest cluster \(cluster) shared with another (refcount above 1)")
+                    throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image whose guest cluster \(cluster) is shared with another (refcount above 1)")
                 }
                 guard host % clusterSize == 0, host < fileSize else {
-                    throw QCOW2InPlaceError.corrupt(path: path, what: "guest cluster \(cluster) maps to byte \(host), outside the file or unaligned")
+                    throw InPlaceWriteError.corrupt(path: path, what: "guest cluster \(cluster) maps to byte \(host), outside the file or unaligned")
                 }
                 target = host
             } else {
@@ -161,10 +147,10 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
             return table
         }
         guard entry & QCOW2Entry.copied != 0 else {
-            throw QCOW2InPlaceError.unsupported(path: path, what: "an L2 table shared with another (refcount above 1)")
+            throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image whose L2 table \(l1Index) is shared with another (refcount above 1)")
         }
         guard offset % clusterSize == 0 else {
-            throw QCOW2InPlaceError.corrupt(path: path, what: "L1 entry \(l1Index) points to byte \(offset), not cluster-aligned")
+            throw InPlaceWriteError.corrupt(path: path, what: "L1 entry \(l1Index) points to byte \(offset), not cluster-aligned")
         }
         let table = (offset, try Self.loadTable(file, at: offset, count: Int(entriesPerTable), path: path,
                                                 what: "L2 table of L1 entry \(l1Index)", fileSize: fileSize))
@@ -184,12 +170,12 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
         let cluster = host / clusterSize
         let index = Int(cluster / refcountsPerBlock)
         guard index < refcountTable.count else {
-            throw QCOW2InPlaceError.unsupported(path: path, what: "a refcount table that would have to grow (byte \(host) is beyond what it covers)")
+            throw InPlaceWriteError.unsupported(path: path, what: "a qcow2 image with a refcount table that would have to grow (byte \(host) is beyond what it covers)")
         }
         if refcountBlocks[index] == nil {
             let offset = refcountTable[index] & ~(clusterSize - 1)
             if offset == 0 && delta < 0 {
-                throw QCOW2InPlaceError.corrupt(path: path, what: "the cluster at byte \(host) is in use but no refcount block covers it")
+                throw InPlaceWriteError.corrupt(path: path, what: "the cluster at byte \(host) is in use but no refcount block covers it")
             }
             if offset == 0 {
                 let block = allocationEnd
@@ -201,7 +187,7 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
                 try adjustRefcount(block, by: 1)
             } else {
                 guard offset <= fileSize, clusterSize <= fileSize - offset else {
-                    throw QCOW2InPlaceError.corrupt(path: path, what: "refcount block \(index) at byte \(offset) lies outside the file")
+                    throw InPlaceWriteError.corrupt(path: path, what: "refcount block \(index) at byte \(offset) lies outside the file")
                 }
                 refcountBlocks[index] = try file.read(count: Int(clusterSize), at: offset)
             }
@@ -212,12 +198,12 @@ public final class QCOW2InPlaceWriter: InPlaceDiskWriter {
         let maximum: UInt64 = refcountBytes == 8 ? .max : (1 << UInt64(refcountBytes * 8)) - 1
         if delta < 0 {
             guard value >= UInt64(-delta) else {
-                throw QCOW2InPlaceError.corrupt(path: path, what: "the refcount of the cluster at byte \(host) is already \(value)")
+                throw InPlaceWriteError.corrupt(path: path, what: "the refcount of the cluster at byte \(host) is already \(value)")
             }
             value -= UInt64(-delta)
         } else {
             guard value <= maximum - UInt64(delta) else {
-                throw QCOW2InPlaceError.corrupt(path: path, what: "the refcount of the cluster at byte \(host) would overflow")
+                throw InPlaceWriteError.corrupt(path: path, what: "the refcount of the cluster at byte \(host) would overflow")
             }
             value += UInt64(delta)
         }
