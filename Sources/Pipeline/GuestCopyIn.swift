@@ -40,21 +40,6 @@ public enum GuestCopyIn {
     /// Directories nested deeper are refused: the copy recurses once per level.
     public static let maximumDepth = 1024
 
-    /// One host entry to copy, read (lstat, never following a symlink) before the image is opened.
-    struct HostItem {
-        enum Kind {
-            case file(size: UInt64, data: [Range<UInt64>])
-            case directory([HostItem])
-            case symlink(target: [UInt8])
-        }
-        var hostPath: String
-        var name: [UInt8]
-        var kind: Kind
-        var permissions: UInt16
-        var access: timespec
-        var modification: timespec
-    }
-
     public static func copy(_ hostPaths: [String], into guestDirectory: String, image: String, owner: (uid: UInt32, gid: UInt32),
                             partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles,
                             maxOutputSize: UInt64?) throws -> CopyInReport {
@@ -136,69 +121,6 @@ public enum GuestCopyIn {
     enum Target {
         case file(path: String, offset: UInt64)
         case image(format: ImageFormat, disk: any RandomAccessDisk, offset: UInt64, size: UInt64)
-    }
-
-    static func write(_ items: [HostItem], into fs: Ext2Filesystem, inner: String, guestDirectory: String, image: String,
-                      owner: (uid: UInt32, gid: UInt32), report: CopyInReport) throws -> CopyInReport {
-        guard let directory = try fs.lookup(inner, followLast: false) else {
-            throw FileAccessError.notFound(image: image, path: guestDirectory)
-        }
-        var writer = Writer(fs: fs, owner: owner, report: report)
-        for item in items { try writer.write(item, into: directory) }
-        try writer.touchDirectory(directory)
-        return writer.report
-    }
-
-    // MARK: Host side
-
-    /// The name a host path gets in the guest: its last component.
-    static func entryName(_ path: String) throws -> [UInt8] {
-        guard let last = path.split(separator: "/").last, last != ".", last != ".." else {
-            throw FileAccessError.badName(path: path, reason: "name a file or directory by its own name, not / . or ..")
-        }
-        let name = Array(last.utf8)
-        guard name.count <= 255 else { throw FileAccessError.badName(path: path, reason: "a name of \(name.count) bytes; ext2/3/4 names hold at most 255") }
-        return name
-    }
-
-    static func readHost(_ path: String, name: [UInt8], depth: Int) throws -> HostItem {
-        var st = stat()
-        guard lstat(path, &st) == 0 else {
-            if errno == ENOENT || errno == ENOTDIR { throw FileAccessError.hostMissing(path: path) }
-            throw FileError.stat(path: path, errno: errno)
-        }
-        let kind: HostItem.Kind
-        switch st.st_mode & S_IFMT {
-        case S_IFREG:
-            let file = try RawFile(path: path, mode: .readOnlyNoFollow)
-            kind = .file(size: UInt64(st.st_size), data: try file.dataRanges())
-        case S_IFDIR:
-            guard depth < maximumDepth else { throw FileAccessError.tooDeep(path: path, limit: maximumDepth) }
-            kind = .directory(try listHost(path).map { try readHost(path + "/" + $0, name: Array($0.utf8), depth: depth + 1) })
-        case S_IFLNK:
-            var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
-            let count = readlink(path, &buffer, buffer.count)
-            guard count >= 0 else { throw FileAccessError.hostUnreadable(path: path, reason: errnoText(errno)) }
-            kind = .symlink(target: Array(buffer.prefix(count)))
-        case S_IFIFO: throw FileAccessError.hostUnsupported(path: path, found: "a FIFO")
-        case S_IFSOCK: throw FileAccessError.hostUnsupported(path: path, found: "a socket")
-        case S_IFCHR: throw FileAccessError.hostUnsupported(path: path, found: "a character device")
-        case S_IFBLK: throw FileAccessError.hostUnsupported(path: path, found: "a block device")
-        default: throw FileAccessError.hostUnsupported(path: path, found: "of unknown type")
-        }
-        return HostItem(hostPath: path, name: name, kind: kind, permissions: UInt16(st.st_mode & 0o7777),
-                        access: st.st_atim, modification: st.st_mtim)
-    }
-
-    static func listHost(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw FileAccessError.hostUnreadable(path: path, reason: errnoText(errno)) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 
     // MARK: Checks
@@ -302,99 +224,5 @@ public enum GuestCopyIn {
         items.forEach(visit)
         blocks += divideUp(entryBytes(items), blockSize) + 2
         return (blocks, inodes)
-    }
-
-    // MARK: Writing
-
-    struct Writer {
-        let fs: Ext2Filesystem
-        let owner: (uid: UInt32, gid: UInt32)
-        var report: CopyInReport
-        let now = Int(time(nil))
-
-        mutating func write(_ item: HostItem, into directory: InodeNumber) throws {
-            switch item.kind {
-            case let .file(size, data):
-                var template = Ext2Inode()
-                template.mode = 0o100000 | item.permissions
-                template.linksCount = 1
-                template.times = Ext2Inode.Times(all: UInt32(truncatingIfNeeded: now))
-                let ino = try fs.makeNode(parent: directory, name: item.name, inode: template)
-                try copyData(item.hostPath, size: size, data: data, to: ino)
-                try stamp(ino, item, type: 0o100000)
-                report.files += 1
-                report.bytes += size
-            case let .directory(children):
-                let ino = try fs.makeDirectory(parent: directory, name: item.name)
-                for child in children { try write(child, into: ino) }
-                try stamp(ino, item, type: 0o040000)
-                report.directories += 1
-            case let .symlink(target):
-                let ino = try fs.makeSymlink(parent: directory, name: item.name, target: target)
-                var symlinkItem = item
-                symlinkItem.permissions = 0o777
-                try stamp(ino, symlinkItem, type: 0o120000)
-                report.symlinks += 1
-            }
-        }
-
-        /// Copies the data ranges only, so the host file's holes stay holes in the guest.
-        func copyData(_ path: String, size: UInt64, data: [Range<UInt64>], to ino: InodeNumber) throws {
-            let file = try RawFile(path: path, mode: .readOnlyNoFollow)
-            let writer = try Ext2Filesystem.FileWriter(fs, ino)
-            let chunk = 1 << 20
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
-            defer { buffer.deallocate() }
-            for range in data where range.lowerBound < size {
-                var offset = range.lowerBound
-                let end = min(range.upperBound, size)
-                while offset < end {
-                    let count = Int(min(UInt64(chunk), end - offset))
-                    let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-                    let got = try file.read(into: piece, at: offset)
-                    guard got == count else { throw FileError.shortRead(path: path, offset: offset, wanted: count, got: got) }
-                    try writer.write(UnsafeRawBufferPointer(piece), at: offset)
-                    offset += UInt64(count)
-                }
-            }
-            try writer.truncate(to: size)
-            try writer.close()
-        }
-
-        /// Owner, mode and the host's access and modification times (to the nanosecond where the
-        /// inode has room); the change time is now, as the kernel would set it.
-        func stamp(_ ino: InodeNumber, _ item: HostItem, type: UInt16) throws {
-            var inode = try fs.readInode(ino)
-            inode.mode = type | item.permissions
-            inode.uid = owner.uid
-            inode.gid = owner.gid
-            var times = inode.times
-            times.access = UInt32(truncatingIfNeeded: item.access.tv_sec)
-            times.modification = UInt32(truncatingIfNeeded: item.modification.tv_sec)
-            times.change = UInt32(truncatingIfNeeded: now)
-            if times.hasExtra {
-                times.accessExtra = Self.extra(item.access)
-                times.modificationExtra = Self.extra(item.modification)
-                times.changeExtra = 0
-            }
-            inode.times = times
-            try fs.writeInode(ino, inode)
-        }
-
-        /// The extra time word: nanoseconds above, the epoch bits past 2038 below.
-        static func extra(_ time: timespec) -> UInt32 {
-            (UInt32(time.tv_nsec) << 2) | UInt32((Int64(time.tv_sec) >> 32) & 3)
-        }
-
-        /// The destination directory changed now, as after a kernel's link.
-        func touchDirectory(_ ino: InodeNumber) throws {
-            var inode = try fs.readInode(ino)
-            var times = inode.times
-            times.modification = UInt32(truncatingIfNeeded: now)
-            times.change = times.modification
-            if times.hasExtra { times.modificationExtra = 0; times.changeExtra = 0 }
-            inode.times = times
-            try fs.writeInode(ino, inode)
-        }
     }
 }
