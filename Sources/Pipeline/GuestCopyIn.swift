@@ -48,6 +48,7 @@ public enum GuestCopyIn {
         for item in items where !seen.insert(item.name).inserted {
             throw FileAccessError.badName(path: item.hostPath, reason: "a second source with the name \(String(decoding: item.name, as: UTF8.self))")
         }
+        try refuseContainers(image)
         let (target, inner, report, tree) = try plan(items, guestDirectory: guestDirectory, image: image, partition: partition,
                                                      scratchDirectory: scratchDirectory, externalFiles: externalFiles,
                                                      maxOutputSize: maxOutputSize)
@@ -89,6 +90,15 @@ public enum GuestCopyIn {
             withExtendedLifetime(tree) {}
             return written
         }
+    }
+
+    /// gzip and OVA inputs are refused before they are opened: opening would expand or copy
+    /// them into scratch space only to say no. (Everything else is told apart once open.)
+    static func refuseContainers(_ image: String) throws {
+        guard let file = try? RawFile(path: image, mode: .readOnly), let size = try? file.size, size >= 262,
+              let head = try? file.read(count: 262, at: 0) else { return }
+        if head[0] == 0x1F && head[1] == 0x8B { throw FileAccessError.compressedInput(path: image) }
+        if Array(head[257..<262]) == Array("ustar".utf8) { throw FileAccessError.readOnlyInput(path: image, format: "OVA (a tar archive)") }
     }
 
     /// Where `disk` lies on `base` when it is one run of it: `base` itself, a slice (a partition),
@@ -136,7 +146,7 @@ public enum GuestCopyIn {
         var inPlaceFormat: ImageFormat?
         switch input.kind {
         case .bareFilesystem, .partitionedDisk: break
-        case .gzip: throw FileAccessError.readOnlyInput(path: image, format: "gzip-compressed")
+        case .gzip: throw FileAccessError.compressedInput(path: image)
         case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): inPlaceFormat = format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: image, format: "\(format.displayName) (\(variant))")

@@ -21,7 +21,8 @@ struct CopyInCommand: ParsableCommand {
             and entered in the image's tables, as qemu's drivers write them (qemu-img check finds it \
             clean); qcow2 images with internal snapshots or refcounts narrower than a byte are \
             refused. gzip, OVA and the other VMDK layouts (streamOptimized, flat, split) are refused: \
-            convert to raw with `rehost export IMAGE -o disk.raw`, copy in there, and export back.
+            convert to raw with `rehost export IMAGE -o disk.raw` (gzip: `gzip -dk`), copy in there, \
+            and export back.
 
             Everything is checked before the first write, and on any refusal the image is unchanged: \
             a missing or unsupported host file (FIFOs, sockets, devices), a guest directory that is \

@@ -70,13 +70,18 @@ struct GuestFilesBadInputTests {
         #expect(try String(contentsOfFile: hostname, encoding: .utf8) == "host side\n")
     }
 
-    /// gzip input and VMDKs other than monolithicSparse are read-only for copy-in, with the way round named.
+    /// gzip and OVA input and VMDKs other than monolithicSparse are read-only for copy-in, with the
+    /// way round named; refused before a scratch copy is made.
     @Test func readOnlyFormatsRefuseCopyIn() throws {
         let fixture = try GuestFilesFixture()
         let file = try hostFile(fixture, "x.txt")
         let gzip = fixture.directory.file("bare.img.gz")
         try Command.run("sh", ["-c", "gzip -c \"$1\" > \"$2\"", "sh", fixture.bareImage, gzip]).requireSuccess()
-        let images = [(gzip, "gzip-compressed input is read-only for copy-in"),
+        try expectRefusal(["copy-in", file, gzip, "/root"], unchanged: gzip, mentions: [gzip, "gzip-compressed input is read-only", "gzip -dk"])
+        let ova = fixture.directory.file("disk.ova")
+        _ = try Command.runRehost(["export", fixture.disk, "-o", ova, "-q"]).requireSuccess()
+        try expectRefusal(["copy-in", file, ova, "/root"], unchanged: ova, mentions: [ova, "OVA", "read-only for copy-in", "rehost export"])
+        let images = [
                       (try fixture.converted(to: "vmdk", options: ["-o", "subformat=streamOptimized"], name: "stream.vmdk"),
                        "createType streamOptimized"),
                       (try fixture.converted(to: "vmdk", options: ["-o", "subformat=monolithicFlat"], name: "flat.vmdk"),
