@@ -73,7 +73,8 @@ public enum GuestCopyIn {
             case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
             case .vdi: writer = try VDIInPlaceWriter(path: image)
             case .vmdk: writer = try VMDKInPlaceWriter(path: image)
-            default: writer = try VHDInPlaceWriter(path: image)
+            case .vhd: writer = try VHDInPlaceWriter(path: image)
+            case .raw, .ova: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
             }
             let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
             let fs = try Ext2Filesystem(source: staged, name: image, writable: true)
