@@ -14,7 +14,14 @@ public protocol Ext2BlockSource: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws
 }
 
-/// A read-only libext2fs io_manager over an `Ext2BlockSource`, the counterpart of unix_io for
+/// A block source libext2fs may also write: staged writes over an image read in place, applied
+/// to the image only once the filesystem is closed without error.
+public protocol Ext2WritableBlockSource: Ext2BlockSource {
+    /// Replaces the bytes at `offset ..< offset + bytes.count` (within `size`).
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws
+}
+
+/// A libext2fs io_manager over an `Ext2BlockSource`, the counterpart of unix_io for
 /// sources that are no file (the vtable contract is e2fsprogs' lib/ext2fs/ext2_io.h):
 ///
 /// ```
@@ -22,7 +29,9 @@ public protocol Ext2BlockSource: AnyObject {
 ///                                                 retained by the channel's private_data
 /// read_blk64(block, count)                     -> bytes block x block_size, count blocks, or
 ///                                                 -count bytes when count < 0
-/// write_*, set_option                          -> refused: the source is read-only
+/// write_blk64(block, count)                    -> the source's write, for an
+///                                                 Ext2WritableBlockSource; refused otherwise
+/// set_option                                   -> refused
 /// close                                        -> drops a reference (libext2fs shares one
 ///                                                 channel between fs->io and fs->image_io)
 /// ```
@@ -30,13 +39,14 @@ public protocol Ext2BlockSource: AnyObject {
 /// Small reads (superblock, group descriptors, inode tables, directories, 4 KiB file blocks)
 /// go through a cache of `chunkCount` aligned chunks of `chunkSize` bytes, so a format is asked
 /// for 64 KiB at a time; reads of a chunk or more (the copy's block runs) go straight to the
-/// source. Memory: at most 4 MiB per open filesystem.
+/// source. Memory: at most 4 MiB per open filesystem. A writable source is read without the
+/// cache (it keeps its own), so nothing cached goes stale.
 final class SourceChannel {
     let source: any Ext2BlockSource
     let name: String
     private let chunks = BoundedCache<UInt64, [UInt8]>(capacity: SourceChannel.chunkCount)
     /// The source's last error, kept for the message of the libext2fs call that failed on it.
-    private(set) var lastError: (any Error)?
+    fileprivate(set) var lastError: (any Error)?
 
     static let chunkSize = 64 << 10
     static let chunkCount = 64
@@ -62,7 +72,7 @@ final class SourceChannel {
         let available = offset >= size ? 0 : Int(min(UInt64(buffer.count), size - offset))
         UnsafeMutableRawBufferPointer(rebasing: buffer[available...]).initializeMemory(as: UInt8.self, repeating: 0)
         do {
-            if available >= Self.chunkSize {
+            if available >= Self.chunkSize || source is any Ext2WritableBlockSource {
                 try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<available]), at: offset)
             } else {
                 try readCached(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<available]), at: offset)
@@ -104,13 +114,14 @@ final class SourceChannel {
         manager.pointee.name = UnsafePointer(strdup("Rehost block source I/O manager"))
         manager.pointee.open = { name, flags, channelOut in
             guard let name, let channelOut else { return errcode_t(EXT2_ET_BAD_DEVICE_NAME) }
-            guard flags & Int32(IO_FLAG_RW) == 0 else { return errcode_t(EXT2_ET_RO_FILSYS) }
             let text = String(cString: name)
             guard text.hasPrefix(SourceChannel.namePrefix),
                   let address = UInt(text.dropFirst(SourceChannel.namePrefix.count), radix: 16),
                   let pointer = UnsafeMutableRawPointer(bitPattern: address) else {
                 return errcode_t(EXT2_ET_BAD_DEVICE_NAME)
             }
+            let writable = Unmanaged<SourceChannel>.fromOpaque(pointer).takeUnretainedValue().source is any Ext2WritableBlockSource
+            guard flags & Int32(IO_FLAG_RW) == 0 || writable else { return errcode_t(EXT2_ET_RO_FILSYS) }
             let channel = UnsafeMutablePointer<struct_io_channel>.allocate(capacity: 1)
             channel.initialize(to: struct_io_channel())
             channel.pointee.magic = errcode_t(EXT2_ET_MAGIC_IO_CHANNEL)
@@ -144,12 +155,35 @@ final class SourceChannel {
         manager.pointee.read_blk64 = { channel, block, count, data in
             SourceChannel.read(channel, block: UInt64(block), count: count, data: data)
         }
-        manager.pointee.write_blk = { _, _, _, _ in errcode_t(EXT2_ET_RO_FILSYS) }
-        manager.pointee.write_blk64 = { _, _, _, _ in errcode_t(EXT2_ET_RO_FILSYS) }
+        manager.pointee.write_blk = { channel, block, count, data in
+            SourceChannel.write(channel, block: UInt64(block), count: count, data: data)
+        }
+        manager.pointee.write_blk64 = { channel, block, count, data in
+            SourceChannel.write(channel, block: UInt64(block), count: count, data: data)
+        }
         manager.pointee.flush = { _ in 0 }
         manager.pointee.set_option = { _, _, _ in errcode_t(EXT2_ET_INVALID_ARGUMENT) }
         return manager
     }()
+
+    private static func write(_ channel: io_channel?, block: UInt64, count: Int32, data: UnsafeRawPointer?) -> errcode_t {
+        guard let channel, let data, let state = channel.pointee.private_data else { return errcode_t(EXT2_ET_MAGIC_IO_CHANNEL) }
+        let source = Unmanaged<SourceChannel>.fromOpaque(state).takeUnretainedValue()
+        guard let writable = source.source as? any Ext2WritableBlockSource else { return errcode_t(EXT2_ET_RO_FILSYS) }
+        let blockSize = UInt64(channel.pointee.block_size)
+        let bytes = count < 0 ? UInt64(-Int64(count)) : UInt64(count) * blockSize
+        let (offset, overflow) = block.multipliedReportingOverflow(by: blockSize)
+        guard !overflow, bytes <= UInt64(Int32.max), offset <= writable.size, bytes <= writable.size - offset else {
+            return errcode_t(EXT2_ET_SHORT_WRITE)
+        }
+        do {
+            try writable.write(UnsafeRawBufferPointer(start: data, count: Int(bytes)), at: offset)
+        } catch {
+            source.lastError = error
+            return errcode_t(EXT2_ET_SHORT_WRITE)
+        }
+        return 0
+    }
 
     private static func read(_ channel: io_channel?, block: UInt64, count: Int32, data: UnsafeMutableRawPointer?) -> errcode_t {
         guard let channel, let data, let state = channel.pointee.private_data else { return errcode_t(EXT2_ET_MAGIC_IO_CHANNEL) }

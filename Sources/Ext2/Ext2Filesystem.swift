@@ -36,14 +36,17 @@ public final class Ext2Filesystem {
         }
     }
 
-    /// Opens the filesystem that fills `source` (from its byte 0), read-only, through a libext2fs
-    /// io_manager that reads the source: no file is needed. `name` is used in every message.
-    public init(source: any Ext2BlockSource, name: String) throws {
+    /// Opens the filesystem that fills `source` (from its byte 0) through a libext2fs io_manager
+    /// that reads the source: no file is needed. Read-only, or read-write for an
+    /// `Ext2WritableBlockSource`. `name` is used in every message.
+    public init(source: any Ext2BlockSource, name: String, writable: Bool = false) throws {
         Self.registerErrorTables()
         let channel = SourceChannel(source: source, name: name)
         var handle: ext2_filsys?
+        var flags = EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS
+        if writable { flags |= EXT2_FLAG_RW }
         let code = withExtendedLifetime(channel) {
-            ext2fs_open2(channel.deviceName, "", EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0, SourceChannel.manager, &handle)
+            ext2fs_open2(channel.deviceName, "", flags, 0, 0, SourceChannel.manager, &handle)
         }
         guard code == 0, let handle else {
             var error = Ext2Error(operation: "opening the ext2/3/4 filesystem", image: name, subject: nil, code: Int(code))
@@ -53,8 +56,11 @@ public final class Ext2Filesystem {
         self.fs = handle
         self.image = name
         self.offset = 0
-        self.writable = false
+        self.writable = writable
         self.sourceChannel = channel
+        if writable {
+            try check(ext2fs_read_bitmaps(fs), "reading the allocation bitmaps")
+        }
     }
 
     init(adopting handle: ext2_filsys, image: String, offset: UInt64) {

@@ -23,6 +23,11 @@ final class SourceGuest {
     let input: InputImage
     /// The root filesystem: the one holding /etc/fstab.
     let filesystem: Ext2Filesystem
+    /// Where `filesystem` lies as a run of a plain file (the input itself, its gzip expansion, or
+    /// the file under a partition or LV); nil when it is read through an image's tables.
+    let rootLocation: (path: String, offset: UInt64)?
+    /// The bytes of `filesystem`: a slice of the input's disk, or a logical volume.
+    let rootDisk: any RandomAccessDisk
     /// The other ext filesystems the root's fstab mounts, found among the input's partitions and
     /// logical volumes, shallowest mount point first: merged into the new root by `convert`.
     let mounts: [SourceMount]
@@ -54,6 +59,8 @@ final class SourceGuest {
         }
         // On a disk whose only Linux partitions are LVM2 PVs, the locator's choice is a PV.
         var located = input.probe.isExt ? try Self.open(input) : nil
+        var location = input.filesystemPath.map { [offset = input.filesystemOffset] in (path: $0, offset: offset) }
+        var locatedDisk: any RandomAccessDisk = input.filesystem
         var notes: [String] = []
         var rootName = input.rootPartition.map { "partition \($0.number)" }
         var rootPartition = input.rootPartition.map { (number: $0.number, reason: $0.reason) }
@@ -83,6 +90,8 @@ final class SourceGuest {
                         notes.append("the root filesystem is \(volume.name), \(reason)")
                     }
                     located = candidate
+                    location = volume.location
+                    locatedDisk = volume.disk
                     rootName = volume.name
                     rootOffset = volume.location?.offset ?? 0
                     break
@@ -91,6 +100,8 @@ final class SourceGuest {
                 if located == nil, let volume = volumes!.volumes.first(where: { $0.isExt }),
                    let opened = try Self.open(volume) {
                     located = opened
+                    location = volume.location
+                    locatedDisk = volume.disk
                     notes.append("the root filesystem is \(volume.name), the first ext filesystem (none holds /etc/fstab)")
                     rootName = volume.name
                     rootOffset = volume.location?.offset ?? 0
@@ -105,6 +116,8 @@ final class SourceGuest {
         }
         try located.checkRootDirectory()
         filesystem = located
+        rootLocation = location
+        rootDisk = locatedDisk
         self.volumes = volumes
 
         var mounts: [SourceMount] = []

@@ -13,10 +13,14 @@ public struct Rehost: ParsableCommand {
 
             Start with `rehost inspect IMAGE` to see what is inside and what would change, then \
             `rehost convert IMAGE -o disk.raw`. `rehost help convert` lists every option and repair; \
-            `rehost export` converts an existing disk image between formats, like qemu-img convert.
+            `rehost export` converts an existing disk image between formats, like qemu-img convert, and \
+            `rehost digest` prints the digest of the disk any image holds. \
+            `rehost ls`, `cat` and `copy-out` read the files of a guest in any image, and `rehost copy-in` \
+            writes into one in place, without mounting it.
             """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
+                      LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self]
     )
     public init() {}
 }
