@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "KernelPackages", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd"]),
 
         .target(name: "DiskLayout", dependencies: ["ImageCore"]),
-        .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages"]),
+        .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages", "Digests"]),
         .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
         .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib", "Blkid", "Compression", "Digests"]),
         .target(name: "Volumes", dependencies: ["ImageCore", "Blkid", "ImageFormats"]),

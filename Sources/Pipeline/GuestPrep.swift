@@ -1,0 +1,111 @@
+import Digests
+import Ext2
+import GuestFixups
+import ImageCore
+import ImageFormats
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `clean` and `customize` changed in the image (or would change, in a dry run).
+public struct GuestPrepReport: Encodable, Sendable {
+    public var image: String
+    public var dryRun: Bool
+    /// The clean operations that ran, by name.
+    public var operations: [String]
+    public var edits: [GuestEdit]
+    /// The password `--root-password random` chose (shown once, here).
+    public var randomRootPassword: String?
+    /// How the root password was hashed: "sha512" or "md5".
+    public var passwordHash: String?
+    /// True when nothing needed changing: the image was not opened for writing at all.
+    public var unchanged: Bool
+}
+
+/// `rehost clean` and `rehost customize` on an image, in place, through one `GuestEditSession`:
+///
+/// 1. host files are read and the options checked (before the image is opened);
+/// 2. the guest is opened read-only and every edit is made on an overlay: the plan, which is
+///    what a dry run reports, and where anything refused (a path outside the guest, a missing
+///    directory, an unknown user) stops with the image untouched;
+/// 3. when the plan changes anything, the root filesystem is opened writable, staged in memory
+///    over the image whatever its format (raw included), the edits are made again on it, and
+///    only when the filesystem closes cleanly are the changed pages written into the image. A
+///    full filesystem or any error before that leaves the image as it was.
+///
+/// Edits go to the root filesystem (or the `--partition` chosen); an edit that lands on another
+/// filesystem the guest mounts (a separate /var) is refused, naming it.
+public enum GuestPrep {
+    public static func run(image: String, partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles,
+                           maxOutputSize: UInt64?, clean: [any CleanOperation], customize: CustomizeOptions,
+                           dryRun: Bool) throws -> GuestPrepReport {
+        try customize.checkPaths()
+        var customize = customize
+        var randomPassword: String?
+        if customize.rootPassword == .random {
+            // Chosen once, so the plan and the edit agree.
+            let password = String(PasswordCrypt.randomSalt(count: 16).map { $0 == "." || $0 == "/" ? "x" : $0 })
+            randomPassword = password
+            customize.rootPassword = .password(password)
+        }
+        if !dryRun { try GuestCopyIn.refuseContainers(image) }
+        let tree = try GuestFileTree(path: image, partition: partition, scratchDirectory: scratchDirectory,
+                                     externalFiles: externalFiles, maxOutputSize: maxOutputSize)
+        if !dryRun { _ = try GuestEditSession.stagedFormat(tree, stageRaw: true) }
+        let root = Ext2GuestFilesystem(tree.source.filesystem)
+        let mounts = tree.source.mounts.map { (path: $0.mountPoint, filesystem: Ext2GuestFilesystem($0.filesystem) as any GuestFilesystem) }
+        let view: any GuestFilesystem = mounts.isEmpty ? root : MountedGuestFilesystem(root: root, mounts: mounts)
+        let context = try CleanContext.of(view)
+
+        // The plan, on an overlay over the read-only guest.
+        let overlay = OverlayGuestFilesystem(base: view)
+        let plan = GuestEditor(fs: overlay, metadata: nil, dryRun: true, statusSource: root)
+        let result = try apply(clean: clean, customize: customize, to: plan, context: context)
+        var report = GuestPrepReport(image: image, dryRun: dryRun, operations: clean.map(\.name), edits: plan.edits,
+                                     randomRootPassword: randomPassword, passwordHash: result.passwordHash, unchanged: plan.edits.isEmpty)
+        if let mount = tree.source.mounts.first(where: { mount in plan.edits.contains { $0.path == mount.mountPoint || $0.path.hasPrefix(mount.mountPoint + "/") } }) {
+            let path = plan.edits.first { $0.path.hasPrefix(mount.mountPoint + "/") }?.path ?? mount.mountPoint
+            throw FileAccessError.readOnlyVolume(image: image, path: path, volume: "\(mount.volume.name) (mounted at \(mount.mountPoint); only the root filesystem is edited in place)")
+        }
+        if dryRun || plan.edits.isEmpty { return report }
+
+        let target = try GuestEditSession.target(tree, mountPoint: "/", path: "/", stageRaw: true)
+        let edits = try GuestEditSession.edit(target, image: image, hostBytes: 0) { fs in
+            let guest = Ext2GuestFilesystem(fs)
+            let editor = GuestEditor(fs: guest, metadata: guest, dryRun: false)
+            _ = try apply(clean: clean, customize: customize, to: editor, context: context)
+            return editor.edits
+        }
+        withExtendedLifetime(tree) {}
+        report.edits = edits
+        return report
+    }
+
+    static func apply(clean: [any CleanOperation], customize: CustomizeOptions, to editor: GuestEditor,
+                      context: CleanContext) throws -> CustomizeResult {
+        if !clean.isEmpty { try CleanOperations.run(clean, on: editor, context: context) }
+        if customize.isEmpty { return CustomizeResult() }
+        return try Customizer.run(customize, on: editor, initSystem: context.initSystem)
+    }
+
+    /// A host file or tree for `--copy-in`, read whole (lstat, never following a symlink).
+    public static func hostTree(_ path: String) throws -> HostTree {
+        let item = try GuestCopyIn.readHost(path, name: try GuestCopyIn.entryName(path), depth: 0)
+        return try tree(item)
+    }
+
+    static func tree(_ item: GuestCopyIn.HostItem) throws -> HostTree {
+        let name = String(decoding: item.name, as: UTF8.self)
+        switch item.kind {
+        case let .file(size, _):
+            guard size <= GuestEditSession.stagingLimit else { throw FileAccessError.stagingLimit(image: item.hostPath, limit: GuestEditSession.stagingLimit) }
+            let file = try RawFile(path: item.hostPath, mode: .readOnlyNoFollow)
+            return .file(name: name, contents: try file.read(count: Int(size), at: 0), permissions: item.permissions)
+        case let .directory(children):
+            return .directory(name: name, permissions: item.permissions, children: try children.map(tree))
+        case let .symlink(target):
+            return .symlink(name: name, target: String(decoding: target, as: UTF8.self))
+        }
+    }
+}
