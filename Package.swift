@@ -82,5 +82,6 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),
         .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"]),
     ]
 )

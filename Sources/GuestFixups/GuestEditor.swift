@@ -54,6 +54,8 @@ public enum GuestEditError: RehostError, Equatable {
     case noSuchUser(name: String)
     case hostFile(path: String, reason: String)
     case unknownOperation(name: String, known: [String])
+    /// An option value that does not parse, said in full.
+    case invalid(String)
 
     public var description: String {
         switch self {
@@ -63,6 +65,7 @@ public enum GuestEditError: RehostError, Equatable {
         case let .badArgument(option, value, expected): return "\(option) \(value): expected \(expected)"
         case let .noSuchUser(name): return "\(name): no such user in the guest's /etc/passwd"
         case let .hostFile(path, reason): return "\(path): \(reason)"
+        case let .invalid(message): return message
         case let .unknownOperation(name, known): return "\(name): no such operation; expected one of \(known.joined(separator: ", "))"
         }
     }

@@ -52,7 +52,7 @@ struct CustomizeOptionGroup: ParsableArguments {
     /// `a:b` split at the first colon.
     static func pair(_ text: String, option: String, expected: String) throws -> (String, String) {
         guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else {
-            throw ValidationError("\(option) \(text): expected \(expected)")
+            throw GuestEditError.invalid("\(option) \(text): expected \(expected)")
         }
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))
     }
@@ -63,7 +63,7 @@ struct CustomizeOptionGroup: ParsableArguments {
         options.mkdirs = mkdirs
         for copy in copyIns {
             guard let colon = copy.lastIndex(of: ":"), colon != copy.startIndex else {
-                throw ValidationError("--copy-in \(copy): expected HOST-PATH:GUEST-DIR")
+                throw GuestEditError.invalid("--copy-in \(copy): expected HOST-PATH:GUEST-DIR")
             }
             let host = String(copy[..<colon]), directory = String(copy[copy.index(after: colon)...])
             options.copyIns.append(.init(tree: try GuestPrep.hostTree(host), directory: directory))
@@ -81,7 +81,7 @@ struct CustomizeOptionGroup: ParsableArguments {
         for chmod in chmods {
             let (mode, path) = try Self.pair(chmod, option: "--chmod", expected: "MODE:GUEST-PATH, such as 0755:/usr/local/bin/tool")
             guard let permissions = UInt16(mode, radix: 8), permissions <= 0o7777 else {
-                throw ValidationError("--chmod \(chmod): expected an octal mode such as 0644 before the colon")
+                throw GuestEditError.invalid("--chmod \(chmod): expected an octal mode such as 0644 before the colon")
             }
             options.chmods.append(.init(permissions: permissions, path: path))
         }
@@ -98,15 +98,15 @@ struct CustomizeOptionGroup: ParsableArguments {
                 keyFile = ["id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"].map { "\(home)/.ssh/\($0)" }.first { access($0, R_OK) == 0 }
                     ?? "\(home)/.ssh/id_ed25519.pub"
             }
-            guard let bytes = HostFiles.read(keyFile, limit: 1 << 20) else { throw FileAccessError.hostMissing(path: keyFile) }
+            guard let bytes = HostFiles.read(keyFile, limit: 1 << 20) else { throw hostReadError(keyFile) }
             let key = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
             guard key.hasPrefix("ssh-") || key.hasPrefix("ecdsa-") || key.hasPrefix("sk-") else {
-                throw ValidationError("--ssh-inject \(spec): \(keyFile) does not hold an OpenSSH public key (ssh-ed25519 AAAA..., ssh-rsa AAAA...)")
+                throw GuestEditError.invalid("--ssh-inject \(spec): \(keyFile) does not hold an OpenSSH public key (ssh-ed25519 AAAA..., ssh-rsa AAAA...)")
             }
             options.sshKeys.append(.init(user: user, key: key))
         }
         for script in firstbootScripts {
-            guard let bytes = HostFiles.read(script) else { throw FileAccessError.hostMissing(path: script) }
+            guard let bytes = HostFiles.read(script) else { throw hostReadError(script) }
             let name = script.split(separator: "/").last.map(String.init) ?? "script"
             options.firstboot.append(.init(name: name, script: String(decoding: bytes, as: UTF8.self)))
         }
@@ -115,6 +115,12 @@ struct CustomizeOptionGroup: ParsableArguments {
         }
         return options
     }
+}
+
+/// Why a small host file could not be read: missing, or unreadable or too large.
+func hostReadError(_ path: String) -> Error {
+    access(path, F_OK) == 0 ? FileAccessError.hostUnreadable(path: path, reason: "unreadable, or larger than the limit for this option")
+        : FileAccessError.hostMissing(path: path)
 }
 
 /// The text report of `clean` and `customize`: one line per file touched.
