@@ -293,3 +293,23 @@ struct GuestAccountFiles {
     /// A group name or number.
     func gid(_ text: String) -> UInt32? { UInt32(text) ?? groups[text] }
 }
+
+/// Owners and modes through the mounts, when every filesystem under them has them.
+extension MountedGuestFilesystem: GuestMetadataEditing {
+    public func status(_ path: String) throws -> GuestFileStatus? {
+        let (fs, inner) = route(path)
+        return try (fs as? any GuestMetadataEditing)?.status(inner)
+    }
+
+    public func setStatus(_ path: String, uid: UInt32?, gid: UInt32?, permissions: UInt16?) throws {
+        let (fs, inner) = route(path)
+        guard let metadata = fs as? any GuestMetadataEditing else { throw GuestEditError.notFound(path: path) }
+        try metadata.setStatus(inner, uid: uid, gid: gid, permissions: permissions)
+    }
+
+    public func removeDirectory(_ path: String) throws {
+        let (fs, inner) = route(path)
+        guard let metadata = fs as? any GuestMetadataEditing else { throw GuestEditError.notFound(path: path) }
+        try metadata.removeDirectory(inner)
+    }
+}

@@ -42,13 +42,7 @@ public enum GuestPrep {
                            dryRun: Bool) throws -> GuestPrepReport {
         try customize.checkPaths()
         var customize = customize
-        var randomPassword: String?
-        if customize.rootPassword == .random {
-            // Chosen once, so the plan and the edit agree.
-            let password = String(PasswordCrypt.randomSalt(count: 16).map { $0 == "." || $0 == "/" ? "x" : $0 })
-            randomPassword = password
-            customize.rootPassword = .password(password)
-        }
+        let randomPassword = customize.resolveRandomPassword()
         if !dryRun { try GuestCopyIn.refuseContainers(image) }
         let tree = try GuestFileTree(path: image, partition: partition, scratchDirectory: scratchDirectory,
                                      externalFiles: externalFiles, maxOutputSize: maxOutputSize)
@@ -71,11 +65,17 @@ public enum GuestPrep {
         if dryRun || plan.edits.isEmpty { return report }
 
         let target = try GuestEditSession.target(tree, mountPoint: "/", path: "/", stageRaw: true)
-        let edits = try GuestEditSession.edit(target, image: image, hostBytes: 0) { fs in
-            let guest = Ext2GuestFilesystem(fs)
-            let editor = GuestEditor(fs: guest, metadata: guest, dryRun: false)
-            _ = try apply(clean: clean, customize: customize, to: editor, context: context)
-            return editor.edits
+        let free = tree.source.filesystem.freeBlocksCount * UInt64(tree.source.filesystem.blockSize)
+        let edits: [GuestEdit]
+        do {
+            edits = try GuestEditSession.edit(target, image: image, hostBytes: 0) { fs in
+                let guest = Ext2GuestFilesystem(fs)
+                let editor = GuestEditor(fs: guest, metadata: guest, dryRun: false)
+                _ = try apply(clean: clean, customize: customize, to: editor, context: context)
+                return editor.edits
+            }
+        } catch let error as Ext2Error where error.isOutOfSpace {
+            throw GuestPrepError.filesystemFull(image: image, free: free)
         }
         withExtendedLifetime(tree) {}
         report.edits = edits
@@ -106,6 +106,17 @@ public enum GuestPrep {
             return .directory(name: name, permissions: item.permissions, children: try children.map(tree))
         case let .symlink(target):
             return .symlink(name: name, target: String(decoding: target, as: UTF8.self))
+        }
+    }
+}
+
+public enum GuestPrepError: RehostError, Equatable {
+    case filesystemFull(image: String, free: UInt64)
+
+    public var description: String {
+        switch self {
+        case let .filesystemFull(image, free):
+            return "\(image): the guest's root filesystem has no space for these changes (\(ByteCount.format(free)) free); the image is unchanged"
         }
     }
 }

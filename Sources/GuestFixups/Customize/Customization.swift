@@ -73,6 +73,15 @@ public struct CustomizeOptions: Sendable {
 
     public init() {}
 
+    /// Replaces `--root-password random` by the password it picks, once, so a plan and the edit
+    /// that follows it agree; returns that password.
+    public mutating func resolveRandomPassword() -> String? {
+        guard rootPassword == .random else { return nil }
+        let password = Customizer.randomPassword()
+        rootPassword = .password(password)
+        return password
+    }
+
     public var isEmpty: Bool {
         mkdirs.isEmpty && copyIns.isEmpty && writes.isEmpty && appendLines.isEmpty && deletes.isEmpty && chmods.isEmpty
             && hostname == nil && timezone == nil && rootPassword == nil && sshKeys.isEmpty && firstboot.isEmpty
@@ -306,7 +315,7 @@ public enum Customizer {
         return result
     }
 
-    static func randomPassword() -> String {
+    public static func randomPassword() -> String {
         let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
         return String(PasswordCrypt.randomBytes(16).map { alphabet[Int($0) % alphabet.count] })
     }
