@@ -37,7 +37,7 @@ struct CustomizeCommand: ParsableCommand {
 
             Examples:
               rehost customize vm.qcow2 --root-password password:changeme --hostname web1
-              rehost customize disk.raw --ssh-inject root:~/.ssh/id_ed25519.pub --timezone Europe/Paris
+              rehost customize disk.raw --ssh-inject root:$HOME/.ssh/id_ed25519.pub --timezone Europe/Paris
               rehost customize vm.qcow2 --copy-in ./app:/opt --chown app:app --firstboot ./setup.sh
               rehost customize centos5.img --firstboot-command 'chkconfig httpd on; service httpd start'
             """)
