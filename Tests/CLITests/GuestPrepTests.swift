@@ -285,6 +285,30 @@ struct GuestPrepTests {
         #expect(try sha256(image) == before)
     }
 
+    /// The first-boot hook follows the guest's init system: an upstart job, or a SysV init script
+    /// with S99 links in Debian's /etc/rcN.d.
+    @Test func firstBootHookPerInitSystem() throws {
+        let upstart = try PrepGuest(extra: "\nrm \"$R/sbin/init\"; mkdir -p \"$R/etc/init\"; echo 'start on runlevel [2345]' > \"$R/etc/init/tty1.conf\"\n")
+        try Command.runRehost(["customize", upstart.image, "--firstboot-command", "true"]).requireSuccess()
+        #expect(try DebugfsStat.cat(upstart.image, "/etc/init/rehost-firstboot.conf").contains("exec /usr/local/sbin/rehost-firstboot"))
+        #expect(try DebugfsStat.of(upstart.image, "/etc/systemd/system/rehost-firstboot.service") == nil)
+
+        let sysv = try PrepGuest(extra: """
+
+            rm "$R/sbin/init"; echo 'T0:23:respawn:/sbin/getty -L ttyS0 9600 vt100' > "$R/etc/inittab"
+            for level in 0 1 2 3 4 5 6; do mkdir -p "$R/etc/rc$level.d"; done
+
+            """)
+        try Command.runRehost(["customize", sysv.image, "--firstboot-command", "true"]).requireSuccess()
+        #expect(try DebugfsStat.cat(sysv.image, "/etc/init.d/rehost-firstboot").contains("exec /usr/local/sbin/rehost-firstboot"))
+        #expect(try DebugfsStat.of(sysv.image, "/etc/init.d/rehost-firstboot")?.mode == 0o755)
+        for level in 2...5 {
+            let link = try Command.run("debugfs", ["-R", "stat /etc/rc\(level).d/S99rehost-firstboot", sysv.image]).stdout
+            #expect(link.contains("Fast link dest: \"../init.d/rehost-firstboot\""), "rc\(level).d: \(link)")
+        }
+        #expect(try DebugfsStat.of(sysv.image, "/etc/rc1.d/S99rehost-firstboot") == nil)
+    }
+
     /// A guest whose glibc predates SHA-512 crypt (2.7) gets an MD5 crypt hash.
     @Test func oldGlibcGetsMD5Crypt() throws {
         let guest = try PrepGuest(extra: "\nmkdir -p \"$R/lib\"; echo elf > \"$R/lib/libc-2.5.so\"\n")

@@ -15,10 +15,15 @@ struct SSHHostKeysClean: CleanOperation {
             done
             [ -f /etc/ssh/ssh_host_key ] || ssh-keygen -q -t rsa1 -N '' -f /etc/ssh/ssh_host_key 2>/dev/null || true
         fi
-        for service in ssh sshd; do
-            if [ -x /etc/init.d/$service ]; then /etc/init.d/$service restart; break; fi
-        done
-        command -v systemctl >/dev/null 2>&1 && { systemctl try-restart ssh.service sshd.service 2>/dev/null || true; }
+        if ! command -v systemctl >/dev/null 2>&1; then
+            for service in ssh sshd; do
+                if [ -x /etc/init.d/$service ]; then /etc/init.d/$service restart; break; fi
+            done
+        fi
+        # Under systemd, sshd failed to start without keys: start it now (whichever unit the guest has).
+        if command -v systemctl >/dev/null 2>&1; then
+            systemctl restart ssh.service 2>/dev/null || systemctl restart sshd.service 2>/dev/null || true
+        fi
         exit 0
 
         """
