@@ -122,6 +122,50 @@ public enum GuestEditSession {
     }
 }
 
+extension GuestEditSession {
+    /// Several filesystems of one image edited in one session (a root and the separate /var or
+    /// /boot it mounts): each staged over the same disk, all committed together through one
+    /// writer once every filesystem has closed cleanly. Every target must be staged.
+    static func edit<T>(_ targets: [Target], image: String, _ body: ([Ext2Filesystem]) throws -> T) throws -> T {
+        var staging: [(format: ImageFormat, disk: any RandomAccessDisk, offset: UInt64, size: UInt64)] = []
+        for target in targets {
+            guard case let .image(format, disk, offset, size) = target else {
+                throw InPlaceWriteError.unsupported(path: image, what: "a direct edit of several filesystems")
+            }
+            staging.append((format, disk, offset, size))
+        }
+        guard let first = staging.first else { return try body([]) }
+        let lock = try ImageLock(path: image)
+        defer { withExtendedLifetime(lock) {} }
+        let writer: any InPlaceDiskWriter
+        switch first.format {
+        case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
+        case .vdi: writer = try VDIInPlaceWriter(path: image)
+        case .vmdk: writer = try VMDKInPlaceWriter(path: image)
+        case .vhd: writer = try VHDInPlaceWriter(path: image)
+        case .raw: writer = try RawInPlaceWriter(path: image)
+        case .ova: throw FileAccessError.readOnlyInput(path: image, format: first.format.displayName)
+        }
+        let disk = first.disk
+        let stagedDisks = staging.map { StagedDisk(disk: disk, offset: $0.offset, size: $0.size, limit: stagingLimit, image: image) }
+        let filesystems = try stagedDisks.map { try Ext2Filesystem(source: $0, name: image, writable: true) }
+        let result = try body(filesystems)
+        for fs in filesystems { try fs.close() }
+        let units = Set(stagedDisks.flatMap { $0.clusters(of: writer.unitSize) }).sorted()
+        try writer.plan(units)
+        try writer.commit { unit in
+            let start = unit * writer.unitSize
+            var bytes = [UInt8](repeating: 0, count: Int(writer.unitSize))
+            let count = Int(min(writer.unitSize, disk.size - start))
+            try bytes.withUnsafeMutableBytes { try disk.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: start) }
+            // The filesystems lie apart, so each staged page comes from exactly one of them.
+            for staged in stagedDisks { staged.overlay(&bytes, at: start) }
+            return bytes
+        }
+        return result
+    }
+}
+
 /// A raw file written in place page by page, after staging: the pages changed, nothing else.
 /// A sparse file's holes that are written take host space: that is checked in `plan`.
 final class RawInPlaceWriter: InPlaceDiskWriter {

@@ -34,8 +34,9 @@ public struct GuestPrepReport: Encodable, Sendable {
 ///    only when the filesystem closes cleanly are the changed pages written into the image. A
 ///    full filesystem or any error before that leaves the image as it was.
 ///
-/// Edits go to the root filesystem (or the `--partition` chosen); an edit that lands on another
-/// filesystem the guest mounts (a separate /var) is refused, naming it.
+/// Edits go to the root filesystem (or the `--partition` chosen) and to each filesystem the guest
+/// mounts that an edit lands on (a separate /var or /boot), all staged and committed together; a
+/// volume that is not one run of the disk (an LV in pieces) is refused, naming it.
 public enum GuestPrep {
     public static func run(image: String, partition: Int?, scratchDirectory: String?, externalFiles: ExternalFiles,
                            maxOutputSize: UInt64?, clean: [any CleanOperation], customize: CustomizeOptions,
@@ -54,23 +55,35 @@ public enum GuestPrep {
 
         // The plan, on an overlay over the read-only guest.
         let overlay = OverlayGuestFilesystem(base: view)
-        let plan = GuestEditor(fs: overlay, metadata: nil, dryRun: true, statusSource: root)
+        let plan = GuestEditor(fs: overlay, metadata: nil, dryRun: true, statusSource: view as? any GuestMetadataEditing)
         let result = try apply(clean: clean, customize: customize, to: plan, context: context)
         var report = GuestPrepReport(image: image, dryRun: dryRun, operations: clean.map(\.name), edits: plan.edits,
                                      randomRootPassword: randomPassword, passwordHash: result.passwordHash, unchanged: plan.edits.isEmpty)
-        if let mount = tree.source.mounts.first(where: { mount in plan.edits.contains { $0.path == mount.mountPoint || $0.path.hasPrefix(mount.mountPoint + "/") } }) {
-            let path = plan.edits.first { $0.path.hasPrefix(mount.mountPoint + "/") }?.path ?? mount.mountPoint
-            throw FileAccessError.readOnlyVolume(image: image, path: path, volume: "\(mount.volume.name) (mounted at \(mount.mountPoint); only the root filesystem is edited in place)")
-        }
         if dryRun || plan.edits.isEmpty { return report }
 
-        let target = try GuestEditSession.target(tree, mountPoint: "/", path: "/", stageRaw: true)
+        // The filesystems the plan changes: the root always, and each mount an edit lands on.
+        func touches(_ mountPoint: String) -> Bool {
+            plan.edits.contains { $0.path == mountPoint || $0.path.hasPrefix(mountPoint + "/") }
+        }
+        let touched = tree.source.mounts.filter { touches($0.mountPoint) }.map(\.mountPoint)
+        var targets = [try GuestEditSession.target(tree, mountPoint: "/", path: "/", stageRaw: true)]
+        for mountPoint in touched {
+            let path = plan.edits.first { $0.path == mountPoint || $0.path.hasPrefix(mountPoint + "/") }?.path ?? mountPoint
+            targets.append(try GuestEditSession.target(tree, mountPoint: mountPoint, path: path, stageRaw: true))
+        }
         let free = tree.source.filesystem.freeBlocksCount * UInt64(tree.source.filesystem.blockSize)
         let edits: [GuestEdit]
         do {
-            edits = try GuestEditSession.edit(target, image: image, hostBytes: 0) { fs in
-                let guest = Ext2GuestFilesystem(fs)
-                let editor = GuestEditor(fs: guest, metadata: guest, dryRun: false)
+            edits = try GuestEditSession.edit(targets, image: image) { filesystems in
+                let root = Ext2GuestFilesystem(filesystems[0])
+                var writable: [String: Ext2GuestFilesystem] = [:]
+                for (index, mountPoint) in touched.enumerated() { writable[mountPoint] = Ext2GuestFilesystem(filesystems[index + 1]) }
+                // Untouched mounts are read where they are, so the edit sees the guest the plan saw.
+                let mountViews = tree.source.mounts.map { mount in
+                    (path: mount.mountPoint, filesystem: (writable[mount.mountPoint] ?? Ext2GuestFilesystem(mount.filesystem)) as any GuestFilesystem)
+                }
+                let guest: any GuestFilesystem = mountViews.isEmpty ? root : MountedGuestFilesystem(root: root, mounts: mountViews)
+                let editor = GuestEditor(fs: guest, metadata: guest as? any GuestMetadataEditing, dryRun: false)
                 _ = try apply(clean: clean, customize: customize, to: editor, context: context)
                 return editor.edits
             }

@@ -360,6 +360,30 @@ struct GuestPrepTests {
         }
     }
 
+    /// A guest with a separate /boot: an edit on each filesystem, both staged and committed
+    /// together, in a raw disk and in a qcow2 image.
+    @Test func editsReachEveryFilesystemTheGuestMounts() throws {
+        let fixture = try GuestFilesFixture()
+        let qcow2 = try fixture.converted(to: "qcow2")
+        for image in [fixture.disk, qcow2] {
+            try Command.runRehost(["customize", image, "--write", "/boot/grub/custom.cfg:set timeout=3\n", "--write", "/etc/motd:hi\n",
+                                   "--chown", "alice:staff", "--mkdir", "/boot/extra"]).requireSuccess()
+            let raw = image == fixture.disk ? image : fixture.directory.file("back.raw")
+            if image != fixture.disk {
+                try Command.run("qemu-img", ["check", image]).requireSuccess()
+                try Command.run("qemu-img", ["convert", "-f", "qcow2", "-O", "raw", image, raw]).requireSuccess()
+            }
+            let boot = "\(raw)?offset=\(GuestFilesFixture.bootOffset)", root = "\(raw)?offset=\(GuestFilesFixture.rootOffset)"
+            #expect(try DebugfsStat.cat(boot, "/grub/custom.cfg") == "set timeout=3\n", "\(image)")
+            #expect(try DebugfsStat.of(boot, "/extra") != nil, "\(image)")
+            #expect(try DebugfsStat.cat(boot, "/grub/grub.conf") == "title guest\n")
+            #expect(try DebugfsStat.cat(root, "/etc/motd") == "hi\n", "\(image)")
+            #expect(try DebugfsStat.of(root, "/boot/grub") == nil, "nothing under the mount point on the root filesystem")
+            try fsck(boot)
+            try fsck(root)
+        }
+    }
+
     /// In place in a qcow2 image (staged, written through its tables): the same edit, qemu-img check clean.
     @Test func cleanAndCustomizeInQCOW2() throws {
         let guest = try PrepGuest()
