@@ -51,7 +51,7 @@ struct PrepGuest {
         echo 'Port 22' > "$R/etc/ssh/sshd_config"
         echo 'SUBSYSTEM=="net", ATTR{address}=="00:16:3e:00:00:01", NAME="eth0"' > "$R/etc/udev/rules.d/70-persistent-net.rules"
         head -c 5000 /dev/urandom | base64 > "$R/var/log/syslog"; chmod 640 "$R/var/log/syslog"
-        echo 'Start-Date: 2014' > "$R/var/log/apt/history.log"
+        echo 'Start-Date: 2014' > "$R/var/log/apt/history.log"; echo old | gzip > "$R/var/log/apt/history.log.1.gz"
         head -c 3000 /dev/urandom > "$R/var/log/journal/abc/system.journal"
         echo 'From old' > "$R/var/mail/alice"; chmod 660 "$R/var/mail/alice"
         echo a > "$R/tmp/a"; echo b > "$R/tmp/dir/b"; echo c > "$R/var/tmp/c"; chmod 1777 "$R/tmp" "$R/var/tmp"
@@ -135,7 +135,7 @@ struct GuestPrepTests {
                      "/etc/ssh/ssh_host_rsa_key.pub", "/etc/udev/rules.d/70-persistent-net.rules", "/var/log/journal/abc/system.journal",
                      "/tmp/a", "/tmp/dir", "/var/tmp/c", "/var/cache/apt/archives/foo.deb", "/var/cache/apt/pkgcache.bin",
                      "/var/lib/systemd/random-seed", "/var/lib/cloud/instances/i-123", "/var/lib/cloud/instance", "/var/crash/core.1",
-                     "/var/lib/dhcp/dhclient.eth0.leases"] {
+                     "/var/lib/dhcp/dhclient.eth0.leases", "/var/log/apt/history.log.1.gz"] {
             #expect(try DebugfsStat.of(image, gone) == nil, "\(gone) is still there")
             #expect(touched.contains(gone), "\(gone) not in the report")
         }
