@@ -384,6 +384,32 @@ struct GuestPrepTests {
         }
     }
 
+    /// An image a running qemu holds is refused, and left alone.
+    @Test func imageInUseIsRefused() throws {
+        let guest = try PrepGuest()
+        let qemu = Process()
+        qemu.executableURL = URL(fileURLWithPath: try Command.require("qemu-io"))
+        qemu.arguments = ["-f", "raw", "-c", "sleep 60000", guest.image]
+        try qemu.run()
+        defer { kill(qemu.processIdentifier, SIGKILL); qemu.waitUntilExit() }
+        var st = stat()
+        #expect(stat(guest.image, &st) == 0)
+        var locked = false
+        for _ in 0..<100 where !locked {
+            let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+            locked = locks.split(separator: "\n").contains { $0.contains("OFDLCK") && $0.contains(":\(st.st_ino) ") }
+            if !locked { usleep(100_000) }
+        }
+        try #require(locked, "qemu-io took no lock")
+        let before = try sha256(guest.image)
+        for arguments in [["clean", guest.image], ["customize", guest.image, "--hostname", "busy"]] {
+            let result = try Command.runRehost(arguments)
+            #expect(result.status == 1 && result.stderr.contains("in use by another process"), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1)
+        }
+        #expect(try sha256(guest.image) == before)
+    }
+
     /// In place in a qcow2 image (staged, written through its tables): the same edit, qemu-img check clean.
     @Test func cleanAndCustomizeInQCOW2() throws {
         let guest = try PrepGuest()
