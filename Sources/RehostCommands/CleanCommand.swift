@@ -24,8 +24,8 @@ struct CleanCommand: ParsableCommand {
             `--keep-user-ssh` (and `--operations -ssh-hostkeys` to keep the host's identity too).
 
             The edit is planned on the read-only image first; `--dry-run` prints that plan, every file \
-            it would touch, and writes nothing. Then the root filesystem is edited in memory over the \
-            image (raw, qcow2, VDI, VHD, monolithicSparse VMDK) and written only once complete: on any \
+            it would touch, and writes nothing. Then the guest's filesystems (the root, and a \
+            separate /var an edit lands on) are edited in memory over the image (raw, qcow2, VDI, VHD, monolithicSparse VMDK) and written only once complete: on any \
             error the image is unchanged. gzip, OVA and other VMDK layouts are refused. An image in use \
             by a running qemu is refused.
 

@@ -30,16 +30,17 @@ struct CustomizeCommand: ParsableCommand {
             it when it succeeds.
 
             Everything is planned on the read-only image first (`--dry-run` prints the plan); then the \
-            root filesystem is edited in memory over the image (raw, qcow2, VDI, VHD, monolithicSparse \
+            guest's filesystems are edited in memory over the image (raw, qcow2, VDI, VHD, monolithicSparse \
             VMDK) and written only once complete: on any error (a missing host file, a full \
             filesystem, a path refused) the image is unchanged. gzip, OVA and other VMDK layouts are \
             refused.
 
             Examples:
               rehost customize vm.qcow2 --root-password password:changeme --hostname web1
-              rehost customize disk.raw --ssh-inject root:$HOME/.ssh/id_ed25519.pub --timezone Europe/Paris
-              rehost customize vm.qcow2 --copy-in ./app:/opt --chown app:app --firstboot ./setup.sh
-              rehost customize centos5.img --firstboot-command 'chkconfig httpd on; service httpd start'
+              rehost customize disk.raw --ssh-inject root:$HOME/.ssh/id_ed25519.pub
+              rehost customize vm.qcow2 --copy-in ./app:/opt --chown app:app
+              rehost customize vm.qcow2 --firstboot ./setup.sh --timezone Europe/Paris
+              rehost customize centos5.img --firstboot-command 'chkconfig httpd on'
             """)
 
     @Argument(help: ArgumentHelp("The image to change in place.", valueName: "disk"))
