@@ -50,6 +50,7 @@ public enum GuestEditError: RehostError, Equatable {
     case outsideGuest(path: String, reason: String)
     case notFound(path: String)
     case notADirectory(path: String)
+    case notARegularFile(path: String)
     case badArgument(option: String, value: String, expected: String)
     case noSuchUser(name: String)
     case hostFile(path: String, reason: String)
@@ -62,6 +63,7 @@ public enum GuestEditError: RehostError, Equatable {
         case let .outsideGuest(path, reason): return "\(path): outside the guest: \(reason)"
         case let .notFound(path): return "\(path): no such file or directory in the guest"
         case let .notADirectory(path): return "\(path): not a directory in the guest"
+        case let .notARegularFile(path): return "\(path): not a regular file in the guest; nothing is written over it"
         case let .badArgument(option, value, expected): return "\(option) \(value): expected \(expected)"
         case let .noSuchUser(name): return "\(name): no such user in the guest's /etc/passwd"
         case let .hostFile(path, reason): return "\(path): \(reason)"
@@ -186,7 +188,7 @@ public final class GuestEditor {
         let existing = try fs.entry(at: path)
         if case .regularFile? = existing, try fs.readFile(path) == contents { return }
         if let existing, !isRegular(existing) {
-            if case .symlink = existing {} else { throw GuestEditError.outsideGuest(path: path, reason: "not a regular file") }
+            if case .symlink = existing {} else { throw GuestEditError.notARegularFile(path: path) }
         }
         try fs.writeFile(path, contents: contents, newFileMode: mode)
         if existing == nil {
