@@ -50,13 +50,13 @@ public enum GuestEditError: RehostError, Equatable {
     case outsideGuest(path: String, reason: String)
     case notFound(path: String)
     case notADirectory(path: String)
-    case notARegularFile(path: String)
     case badArgument(option: String, value: String, expected: String)
     case noSuchUser(name: String)
     case hostFile(path: String, reason: String)
     case unknownOperation(name: String, known: [String])
     /// An option value that does not parse, said in full.
     case invalid(String)
+    case notARegularFile(path: String)
 
     public var description: String {
         switch self {
