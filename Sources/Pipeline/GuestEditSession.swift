@@ -92,32 +92,20 @@ public enum GuestEditSession {
             let result = try body(fs)
             try fs.close()
             return result
-        case let .image(format, disk, offset, size):
-            let lock = try ImageLock(path: image)
-            defer { withExtendedLifetime(lock) {} }
-            // What the image holds that cannot be written in place is refused before any work.
-            let writer: any InPlaceDiskWriter
-            switch format {
-            case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
-            case .vdi: writer = try VDIInPlaceWriter(path: image)
-            case .vmdk: writer = try VMDKInPlaceWriter(path: image)
-            case .vhd: writer = try VHDInPlaceWriter(path: image)
-            case .raw: writer = try RawInPlaceWriter(path: image)
-            case .ova: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
-            }
-            let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
-            let fs = try Ext2Filesystem(source: staged, name: image, writable: true)
-            let result = try body(fs)
-            try fs.close()
-            try writer.plan(staged.clusters(of: writer.unitSize))
-            try writer.commit { unit in
-                let start = unit * writer.unitSize
-                var bytes = [UInt8](repeating: 0, count: Int(writer.unitSize))
-                let count = Int(min(writer.unitSize, disk.size - start))
-                try bytes.withUnsafeMutableBytes { try staged.readAbsolute(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: start) }
-                return bytes
-            }
-            return result
+        case .image:
+            return try edit([target], image: image) { try body($0[0]) }
+        }
+    }
+
+    /// The in-place writer of an image's format; refuses what cannot be written in place before any work.
+    static func writer(_ format: ImageFormat, image: String) throws -> any InPlaceDiskWriter {
+        switch format {
+        case .qcow2: return try QCOW2InPlaceWriter(path: image)
+        case .vdi: return try VDIInPlaceWriter(path: image)
+        case .vmdk: return try VMDKInPlaceWriter(path: image)
+        case .vhd: return try VHDInPlaceWriter(path: image)
+        case .raw: return try RawInPlaceWriter(path: image)
+        case .ova: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
         }
     }
 }
@@ -137,15 +125,7 @@ extension GuestEditSession {
         guard let first = staging.first else { return try body([]) }
         let lock = try ImageLock(path: image)
         defer { withExtendedLifetime(lock) {} }
-        let writer: any InPlaceDiskWriter
-        switch first.format {
-        case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
-        case .vdi: writer = try VDIInPlaceWriter(path: image)
-        case .vmdk: writer = try VMDKInPlaceWriter(path: image)
-        case .vhd: writer = try VHDInPlaceWriter(path: image)
-        case .raw: writer = try RawInPlaceWriter(path: image)
-        case .ova: throw FileAccessError.readOnlyInput(path: image, format: first.format.displayName)
-        }
+        let writer = try writer(first.format, image: image)
         let disk = first.disk
         let stagedDisks = staging.map { StagedDisk(disk: disk, offset: $0.offset, size: $0.size, limit: stagingLimit, image: image) }
         let filesystems = try stagedDisks.map { try Ext2Filesystem(source: $0, name: image, writable: true) }
