@@ -311,7 +311,8 @@ struct GuestPrepTests {
 
     /// A guest whose glibc predates SHA-512 crypt (2.7) gets an MD5 crypt hash.
     @Test func oldGlibcGetsMD5Crypt() throws {
-        let guest = try PrepGuest(extra: "\nmkdir -p \"$R/lib\"; echo elf > \"$R/lib/libc-2.5.so\"\n")
+        // (The old root hash is not a SHA-512 one, and login.defs does not ask for SHA512.)
+        let guest = try PrepGuest(extra: "\nmkdir -p \"$R/lib\"; echo elf > \"$R/lib/libc-2.5.so\"; sed -i 's/\\$6\\$oldsalt/$1$oldsalt/' \"$R/etc/shadow\"\n")
         try Command.runRehost(["customize", guest.image, "--root-password", "file:/dev/stdin"], stdin: Array("pw-from-file\nignored\n".utf8)).requireSuccess()
         let shadow = try DebugfsStat.cat(guest.image, "/etc/shadow")
         let hash = String(try #require(shadow.split(separator: "\n").first).split(separator: ":")[1])
@@ -326,6 +327,9 @@ struct GuestPrepTests {
         let again = try Command.run("/usr/bin/python3", ["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2])",
                                                          String(password), String(line.split(separator: ":")[1])]).requireSuccess()
         #expect(again.stdout == "True\n")
+        // The guest's own configuration can say SHA-512 (RHEL 5.2 backported it to glibc 2.5).
+        try Command.runRehost(["customize", guest.image, "--write", "/etc/login.defs:ENCRYPT_METHOD SHA512\n", "--root-password", "password:x"]).requireSuccess()
+        #expect(try DebugfsStat.cat(guest.image, "/etc/shadow").hasPrefix("root:$6$"))
         try Command.runRehost(["customize", guest.image, "--root-password", "locked"]).requireSuccess()
         #expect(try DebugfsStat.cat(guest.image, "/etc/shadow").hasPrefix("root:!:"))
     }
@@ -382,6 +386,36 @@ struct GuestPrepTests {
             try fsck(boot)
             try fsck(root)
         }
+    }
+
+    /// `convert --clean` with customize options: planned with the repairs (the dry run lists them
+    /// and writes nothing), applied after them, in the report as guestEdits.
+    @Test func convertPlansAndAppliesCleanAndCustomize() throws {
+        let fixture = try Fixture.xenInstance()
+        let directory = try TemporaryDirectory(prefix: "rehost-prep-convert")
+        let disk = directory.file("disk.raw")
+        let arguments = ["convert", fixture.imagePath, "-o", disk, "--quiet", "--json", "--clean", "--hostname", "conv1",
+                         "--root-password", "random"]
+        func edits(_ result: CommandResult) throws -> [String] {
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any])
+            #expect((report["randomRootPassword"] as? String)?.count == 16)
+            return try #require(report["guestEdits"] as? [[String: Any]]).map { "\($0["operation"] ?? "") \($0["path"] ?? "")" }
+        }
+        let dry = try edits(try Command.runRehost(arguments + ["--dry-run"]).requireSuccess())
+        #expect(!FileManager.default.fileExists(atPath: disk))
+        let real = try edits(try Command.runRehost(arguments).requireSuccess())
+        #expect(dry == real)
+        #expect(real.contains("bash-history /root/.bash_history"))
+        #expect(real.contains("hostname /etc/sysconfig/network"))
+        #expect(real.contains("root-password /etc/shadow"))
+        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
+        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
+        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        #expect(try DebugfsStat.of(root, "/root/.bash_history") == nil)
+        #expect(try DebugfsStat.cat(root, "/etc/sysconfig/network").contains("HOSTNAME=conv1"))
+        // The fixture carries no libc-2.x.so to say its glibc is old: SHA-512 crypt.
+        #expect(try DebugfsStat.cat(root, "/etc/shadow").hasPrefix("root:$6$"))
+        try fsck(root)
     }
 
     /// An image a running qemu holds is refused, and left alone.

@@ -320,8 +320,14 @@ public enum Customizer {
         return String(PasswordCrypt.randomBytes(16).map { alphabet[Int($0) % alphabet.count] })
     }
 
-    /// SHA-512 crypt came with glibc 2.7 (2007): a guest with an older libc gets MD5 crypt.
+    /// SHA-512 crypt came with glibc 2.7 (2007): a guest with an older libc gets MD5 crypt, unless
+    /// its own configuration or shadow file already uses SHA-512 (RHEL 5.2 backported it to 2.5).
     static func glibcSupportsSHA512(_ guest: GuestEditor) throws -> Bool {
+        if let shadow = try guest.fs.readText("/etc/shadow"), shadow.contains(":$6$") { return true }
+        if let defs = try guest.fs.readText("/etc/login.defs"),
+           defs.split(separator: "\n").contains(where: { $0.blankSeparatedFields.map(String.init) == ["ENCRYPT_METHOD", "SHA512"] }) {
+            return true
+        }
         for directory in ["/lib", "/lib64", "/lib/x86_64-linux-gnu", "/lib/i386-linux-gnu", "/usr/lib", "/usr/lib64"] {
             for name in try guest.fs.listDirectory(directory) where name.hasPrefix("libc-2.") && name.hasSuffix(".so") {
                 let minor = Int(name.dropFirst(7).prefix { $0.isNumber }) ?? 99
