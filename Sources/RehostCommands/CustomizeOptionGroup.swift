@@ -129,7 +129,7 @@ func printPrepReport(_ report: GuestPrepReport, verb: String) {
         let detail = edit.detail.map { " (\($0))" } ?? ""
         print("\(edit.operation): \(edit.action.rawValue) \(edit.path.escapedForTerminal())\(detail.escapedForTerminal())")
     }
-    if let password = report.randomRootPassword { print("root password: \(password)") }
+    if let password = report.randomRootPassword, !report.dryRun { print("root password: \(password)") }
     let count = report.edits.count
     if report.dryRun {
         print("dry run: \(count) change\(count == 1 ? "" : "s") would be made to \(report.image.escapedForTerminal()); nothing was written")
