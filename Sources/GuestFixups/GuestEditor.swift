@@ -132,13 +132,17 @@ public final class GuestEditor {
         return try fs.listDirectory(directory).filter(test).map { join(directory, $0) }
     }
 
-    /// Home directories from the guest's /etc/passwd (root's first), that exist as directories.
+    /// The people's home directories, that exist as directories: /root, each directory in /home,
+    /// and the home in /etc/passwd of each login user (uid 500 and up: Red Hat's first, Debian's
+    /// is 1000; not nobody). System accounts' homes (/var/lib/git) are left alone, as virt-sysprep
+    /// leaves them: their keys belong to a service.
     func homes() throws -> [String] {
-        var result = ["/root"]
-        for account in try accounts().users where account.home.hasPrefix("/") && account.home != "/" && !result.contains(account.home) {
-            if case .directory? = try fs.entry(at: account.home) { result.append(account.home) }
+        var result = ["/root"] + (try matching("/home") { _ in true })
+        for account in try accounts().users where account.uid >= 500 && account.uid != 65534 && account.home.hasPrefix("/")
+            && account.home != "/" && !result.contains(account.home) {
+            result.append(account.home)
         }
-        return result.filter { (try? fs.entry(at: $0)) == .directory }
+        return try result.filter { try fs.entry(at: $0) == .directory }
     }
 
     func accounts() throws -> GuestAccountFiles { GuestAccountFiles(passwd: try fs.readText("/etc/passwd") ?? "", group: try fs.readText("/etc/group") ?? "") }

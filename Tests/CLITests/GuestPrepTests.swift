@@ -64,6 +64,8 @@ struct PrepGuest {
         echo core > "$R/var/crash/core.1"
         echo 'lease { fixed-address 10.0.0.5; }' > "$R/var/lib/dhcp/dhclient.eth0.leases"
         echo 'keep me' > "$R/home/alice/notes.txt"
+        mkdir -p "$R/var/lib/git/.ssh"; echo 'ssh-ed25519 AAAAservice' > "$R/var/lib/git/.ssh/authorized_keys"
+        printf 'git:x:110:110::/var/lib/git:/bin/sh\n' >> "$R/etc/passwd"
         ln -s ../../../../../../tmp "$R/etc/outside"
         chown -R 1234:1234 "$R/home/alice"; chown 0:4 "$R/var/log/syslog"; chown 1234:8 "$R/var/mail/alice"
         """# + extra
@@ -169,6 +171,7 @@ struct GuestPrepTests {
         // Left alone.
         #expect(try DebugfsStat.cat(image, "/home/alice/notes.txt") == "keep me\n")
         #expect(try DebugfsStat.cat(image, "/etc/ssh/sshd_config") == "Port 22\n")
+        #expect(try DebugfsStat.cat(image, "/var/lib/git/.ssh/authorized_keys") == "ssh-ed25519 AAAAservice\n", "a service's keys")
         #expect(try DebugfsStat.cat(image, "/etc/shadow").hasPrefix(PrepGuest.oldShadow))
         try fsck(image)
 
