@@ -8,7 +8,7 @@ set -euo pipefail
 
 usage() {
     echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio|ahci] [--net none|virtio|e1000]" >&2
-    echo "       [--memory MIB] [--log FILE] [--timeout SECONDS]" >&2
+    echo "       [--memory MIB] [--log FILE] [--timeout SECONDS] [--writable]" >&2
     exit 2
 }
 die_usage() { echo "boot.sh: $*" >&2; usage; }
@@ -20,6 +20,8 @@ net=none
 memory=512
 log=
 timeout_seconds=180
+# --writable: the guest's writes reach the disk (no -snapshot), for tests that boot twice.
+snapshot=(-snapshot)
 while [ $# -gt 0 ]; do
     case "$1" in
         --format) [ $# -ge 2 ] || usage; format=$2; shift 2 ;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
         --memory) [ $# -ge 2 ] || usage; memory=$2; shift 2 ;;
         --log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout_seconds=$2; shift 2 ;;
+        --writable) snapshot=(); shift ;;
         -h|--help) usage ;;
         -*) die_usage "unknown option $1" ;;
         *) [ -z "$disk" ] || die_usage "more than one DISK given"; disk=$1; shift ;;
@@ -80,7 +83,7 @@ status=0
 # stops SeaBIOS from trying PXE after a disk that does not boot; -boot c
 # insists on the hard disk.
 timeout --kill-after=5 "$timeout_seconds" \
-    qemu-system-x86_64 -accel tcg -nographic -no-reboot -snapshot "${machine[@]}" -m "$memory" \
+    qemu-system-x86_64 -accel tcg -nographic -no-reboot "${snapshot[@]}" "${machine[@]}" -m "$memory" \
         "${nic[@]}" -boot c -monitor none -serial "file:$log" \
         "${drive[@]}" \
     < /dev/null > "$log.qemu" 2>&1 || status=$?

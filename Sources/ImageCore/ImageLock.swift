@@ -8,7 +8,7 @@ public enum ImageLockError: RehostError, Equatable {
     public var description: String {
         switch self {
         case let .inUse(path):
-            return "\(path): in use by another process (a running qemu, or another rehost copy-in holds a lock on it); nothing was written"
+            return "\(path): in use by another process (a running qemu, or another rehost copy-in, clean or customize holds a lock on it); nothing was written"
         }
     }
 }

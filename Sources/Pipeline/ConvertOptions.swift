@@ -44,6 +44,10 @@ public struct ConvertOptions: Sendable {
     public var swapPartitionSize: UInt64?
     /// `--no-swap`: with `keepLayout`, do not recreate the guest's swap device as a partition.
     public var noSwap = false
+    /// `--clean`: the clean operations run on the new guest after the repairs (empty: none).
+    public var clean: [any CleanOperation] = []
+    /// The customize options on `convert`, applied after the clean operations.
+    public var customize = CustomizeOptions()
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

@@ -99,6 +99,18 @@ public final class Converter {
         repairOptions.swapPartition = swapPartition == nil ? nil : "UUID=\(UUIDBytes.format(swapUUID))"
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
+        // --clean and the customize options: planned on the same overlay, after the repairs.
+        var customize = options.customize
+        let randomPassword = customize.resolveRandomPassword()
+        let wantsPrep = !options.clean.isEmpty || !customize.isEmpty
+        let prepContext = try CleanContext.of(overlay)
+        var plannedEdits: [GuestEdit]?
+        if wantsPrep {
+            try customize.checkPaths()
+            let editor = GuestEditor(fs: overlay, metadata: nil, dryRun: true)
+            _ = try GuestPrep.apply(clean: options.clean, customize: customize, to: editor, context: prepContext)
+            plannedEdits = editor.edits
+        }
         var warnings = planned.warnings + layoutWarnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
@@ -107,6 +119,8 @@ public final class Converter {
                                    target: options.target.rawValue, rootReference: rootReference, disk: plan,
                                    newFilesystem: nil, copy: nil, changes: planned.changes, bootloader: nil,
                                    warnings: warnings, seconds: 0)
+        report.guestEdits = plannedEdits
+        report.randomRootPassword = randomPassword
         report.partitions = plan.partitions.map { partition in
             let filesystem = partitions.first { $0.partition.number == partition.number }?.parameters
             return PartitionReport(number: partition.number, mountPoint: partition.use, start: partition.offset, size: partition.size,
@@ -207,6 +221,11 @@ public final class Converter {
                                      mounts: others.map { ($0.mountPoint, Ext2GuestFilesystem($0.filesystem) as any GuestFilesystem) })
         report.changes = try GuestRepairs.apply(to: repaired, options: repairOptions, kernels: supplied,
                                                 report: planned.report).changes
+        if wantsPrep {
+            let editor = GuestEditor(fs: repaired, metadata: repaired as? any GuestMetadataEditing, dryRun: false)
+            _ = try GuestPrep.apply(clean: options.clean, customize: customize, to: editor, context: prepContext)
+            report.guestEdits = editor.edits
+        }
         progress.end()
         for destination in destinations { try destination.filesystem.close() }
 

@@ -52,45 +52,11 @@ public enum GuestCopyIn {
         let (target, inner, report, tree) = try plan(items, guestDirectory: guestDirectory, image: image, partition: partition,
                                                      scratchDirectory: scratchDirectory, externalFiles: externalFiles,
                                                      maxOutputSize: maxOutputSize)
-        switch target {
-        case let .file(path, offset):
-            // One writable handle on the filesystem, with the image locked against a running
-            // qemu and another copy-in; libext2fs writes straight into the file.
-            let lock = try ImageLock(path: path)
-            defer { withExtendedLifetime(lock) {} }
-            try checkHostSpace(path, bytes: report.estimatedBlocks * report.blockSize)
-            let fs = try Ext2Filesystem(path: path, offset: offset, writable: true)
-            let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
-            try fs.close()
-            return written
-        case let .image(format, disk, offset, size):
-            // Staged in memory over the image, then written into it only once complete.
-            let lock = try ImageLock(path: image)
-            defer { withExtendedLifetime(lock) {} }
-            // What the image holds that cannot be written in place is refused before any work.
-            let writer: any InPlaceDiskWriter
-            switch format {
-            case .qcow2: writer = try QCOW2InPlaceWriter(path: image)
-            case .vdi: writer = try VDIInPlaceWriter(path: image)
-            case .vmdk: writer = try VMDKInPlaceWriter(path: image)
-            case .vhd: writer = try VHDInPlaceWriter(path: image)
-            case .raw, .ova: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
-            }
-            let staged = StagedDisk(disk: disk, offset: offset, size: size, limit: stagingLimit, image: image)
-            let fs = try Ext2Filesystem(source: staged, name: image, writable: true)
-            let written = try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
-            try fs.close()
-            try writer.plan(staged.clusters(of: writer.unitSize))
-            try writer.commit { unit in
-                let start = unit * writer.unitSize
-                var bytes = [UInt8](repeating: 0, count: Int(writer.unitSize))
-                let count = Int(min(writer.unitSize, disk.size - start))
-                try bytes.withUnsafeMutableBytes { try staged.readAbsolute(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: start) }
-                return bytes
-            }
-            withExtendedLifetime(tree) {}
-            return written
+        let written = try GuestEditSession.edit(target, image: image, hostBytes: report.estimatedBlocks * report.blockSize) { fs in
+            try write(items, into: fs, inner: inner, guestDirectory: guestDirectory, image: image, owner: owner, report: report)
         }
+        withExtendedLifetime(tree) {}
+        return written
     }
 
     /// gzip and OVA inputs are refused before they are opened: opening would expand or copy
@@ -125,14 +91,9 @@ public enum GuestCopyIn {
     }
 
     /// The most a copy-in into a qcow2, VDI, VHD or VMDK image holds in memory before writing it.
-    public static let stagingLimit: UInt64 = 1 << 30
+    public static var stagingLimit: UInt64 { GuestEditSession.stagingLimit }
 
-    /// Where the filesystem is written: into a plain file at an offset (raw input), or staged
-    /// over a qcow2, VDI, VHD or VMDK image's disk and written through its tables.
-    enum Target {
-        case file(path: String, offset: UInt64)
-        case image(format: ImageFormat, disk: any RandomAccessDisk, offset: UInt64, size: UInt64)
-    }
+    typealias Target = GuestEditSession.Target
 
     // MARK: Checks
 
@@ -143,15 +104,7 @@ public enum GuestCopyIn {
         throws -> (target: Target, inner: String, report: CopyInReport, tree: GuestFileTree) {
         let tree = try GuestFileTree(path: image, partition: partition, scratchDirectory: scratchDirectory,
                                      externalFiles: externalFiles, maxOutputSize: maxOutputSize)
-        let input = tree.source.input
-        var inPlaceFormat: ImageFormat?
-        switch input.kind {
-        case .bareFilesystem, .partitionedDisk: break
-        case .gzip: throw FileAccessError.compressedInput(path: image)
-        case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): inPlaceFormat = format
-        case let .diskImage(format, variant, _):
-            throw FileAccessError.readOnlyInput(path: image, format: "\(format.displayName) (\(variant))")
-        }
+        _ = try GuestEditSession.stagedFormat(tree, stageRaw: false)
         let directory = try tree.resolve(guestDirectory, followLast: true)
         guard try tree.isDirectory(directory) else { throw FileAccessError.notADirectory(image: image, path: guestDirectory) }
         for item in items {
@@ -159,24 +112,8 @@ public enum GuestCopyIn {
             if try tree.node(atCanonical: path) != nil { throw FileAccessError.guestExists(image: image, path: path) }
         }
         let (mountPoint, fs) = tree.filesystems[directory.filesystemIndex]
-        let mount = tree.source.mounts.first { $0.mountPoint == mountPoint }
-        let volumeName = mountPoint == "/" ? (tree.source.report.rootVolume ?? "the root filesystem") : mount?.volume.name ?? mountPoint
-        let target: Target
-        if let inPlaceFormat {
-            // The filesystem must be one run of the image's virtual disk: a partition, or an LV in one piece.
-            let disk = mountPoint == "/" ? tree.source.rootDisk : mount!.volume.disk
-            guard let start = Self.offset(of: disk, on: input.disk) else {
-                throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volumeName)
-            }
-            target = .image(format: inPlaceFormat, disk: input.disk, offset: start, size: disk.size)
-        } else {
-            let location = mountPoint == "/" ? tree.source.rootLocation : mount?.volume.location
-            guard let location, location.path == input.path else {
-                throw FileAccessError.readOnlyVolume(image: image, path: directory.path, volume: volumeName)
-            }
-            target = .file(path: location.path, offset: location.offset)
-        }
-        guard !fs.needsRecovery else { throw FileAccessError.needsRecovery(image: image) }
+        let target = try GuestEditSession.target(tree, mountPoint: mountPoint, path: directory.path, stageRaw: false)
+        let inPlaceFormat: ImageFormat? = { if case let .image(format, _, _, _) = target { return format } else { return nil } }()
         let need = estimate(items, blockSize: UInt64(fs.blockSize))
         let what = items.count == 1 ? items[0].hostPath : "\(items.count) sources"
         guard need.inodes <= UInt64(fs.freeInodesCount) else {
@@ -190,12 +127,7 @@ public enum GuestCopyIn {
             throw FileAccessError.stagingLimit(image: image, limit: stagingLimit)
         }
         let inner = tree.route(directory.path).inner
-        let offset: UInt64
-        switch target {
-        case let .file(_, at): offset = at
-        case let .image(_, _, at, _): offset = at
-        }
-        var report = CopyInReport(image: image, directory: directory.path, filesystemOffset: offset)
+        var report = CopyInReport(image: image, directory: directory.path, filesystemOffset: target.offset)
         report.estimatedBlocks = need.blocks
         report.blockSize = UInt64(fs.blockSize)
         report.freeBlocksBefore = fs.freeBlocksCount

@@ -144,6 +144,10 @@ public struct ConvertReport: Codable, Sendable {
     public var newFilesystem: NewFilesystemReport?
     public var copy: TreeCopier.Statistics?
     public var changes: [GuestChange]
+    /// What `--clean` and the customize options changed, after the repairs (nil when not asked).
+    public var guestEdits: [GuestEdit]?
+    /// The password `--root-password random` chose.
+    public var randomRootPassword: String?
     public var bootloader: BootloaderReport?
     public var warnings: [String]
     public var seconds: Double

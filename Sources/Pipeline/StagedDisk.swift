@@ -95,4 +95,18 @@ final class StagedDisk: Ext2WritableBlockSource {
         }
         return clusters.sorted()
     }
+
+    /// Copies the staged pages that fall in `bytes` (which starts at `start` on the disk) over it.
+    func overlay(_ bytes: inout [UInt8], at start: UInt64) {
+        let end = start + UInt64(bytes.count)
+        var page = start / Self.pageSize
+        while page * Self.pageSize < end {
+            if let staged = pages[page] {
+                let pageStart = page * Self.pageSize
+                let from = max(pageStart, start), to = min(pageStart + Self.pageSize, end)
+                for position in from..<to { bytes[Int(position - start)] = staged[Int(position - pageStart)] }
+            }
+            page += 1
+        }
+    }
 }

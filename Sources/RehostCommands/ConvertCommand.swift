@@ -87,6 +87,19 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
+    // --clean and the customize options (see `rehost help clean`, `rehost help customize`):
+    // applied to the new guest after the repairs, planned with them.
+    @Flag(name: .customLong("clean"), help: "Run the default clean operations of `rehost clean` on the new guest, after the repairs.")
+    var clean = false
+
+    @Option(name: .customLong("clean-operations"), help: ArgumentHelp("With --clean: the clean operations, as `rehost clean --operations` takes them.", valueName: "list"))
+    var cleanOperations: [String] = []
+
+    @Flag(name: .customLong("keep-user-ssh"), help: "With --clean: keep root's and users' ~/.ssh (a private migration).")
+    var keepUserSSH = false
+
+    @OptionGroup(title: "Customizations (as rehost customize, applied after the repairs and --clean)") var customizations: CustomizeOptionGroup
+
     func validate() throws {
         if let size, ByteCount.parse(size) == nil {
             throw ValidationError("--size \(size): expected a size such as 10G, 512M or 4294967296")
@@ -138,6 +151,11 @@ struct ConvertCommand: ParsableCommand {
             options.keepLayout = keepLayout
             options.swapPartitionSize = swapPartition.flatMap(ByteCount.parse)
             options.noSwap = noSwap
+            if clean || !cleanOperations.isEmpty {
+                options.clean = try CleanOperations.select(cleanOperations)
+                if keepUserSSH { options.clean.removeAll { $0.name == "ssh-userdir" } }
+            }
+            options.customize = try customizations.options()
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let report = try Converter(options: options, progress: progress).run()
             if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }

@@ -106,6 +106,7 @@ enum TextReport {
         out += outputs(r.outputs)
         for w in r.warnings { out += line("  warning:      \(w)\n") }
         out += changes(r.changes)
+        out += guestEdits(r.guestEdits, randomRootPassword: r.randomRootPassword)
         if !r.dryRun { out += line("Done in \(String(format: "%.1f", r.seconds)) s.\n") }
         return out
     }
@@ -161,6 +162,15 @@ enum TextReport {
             out += line("  mounts:       \(m.mountPoint) from \(m.device) = \(m.volume): \(m.type), label \"\(m.label)\", \(ByteCount.format(m.usedBytes)) used of \(ByteCount.format(m.sizeBytes)); \(partitions.first { $0.mountPoint == m.mountPoint }.map { "kept as partition \($0.number)" } ?? "merged into the new root")\n")
         }
         for n in i.notes { out += line("  note:         \(n)\n") }
+        return out
+    }
+
+    /// What --clean and the customize options changed, one line per file.
+    private static func guestEdits(_ list: [GuestEdit]?, randomRootPassword: String?) -> String {
+        guard let list else { return "" }
+        var out = list.isEmpty ? "Clean and customize: nothing to change.\n" : "Clean and customize (\(list.count) changes):\n"
+        for edit in list { out += line("  [\(edit.operation)] \(edit.action.rawValue) \(edit.path)\(edit.detail.map { " (\($0))" } ?? "")\n") }
+        if let randomRootPassword { out += line("  root password: \(randomRootPassword)\n") }
         return out
     }
 
