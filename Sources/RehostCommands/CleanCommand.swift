@@ -72,7 +72,7 @@ struct CleanCommand: ParsableCommand {
             var chosen = try CleanOperations.select(operations)
             if keepUserSSH { chosen.removeAll { $0.name == "ssh-userdir" } }
             let report = try GuestPrep.run(image: image!, partition: input.partition, scratchDirectory: input.scratchDirectory,
-                                           externalFiles: input.externalFiles, maxOutputSize: input.maxOutputSize.flatMap(ByteCount.parse),
+                                           externalFiles: input.externalFiles, maxOutputSize: input.maxOutputBytes,
                                            clean: chosen, customize: CustomizeOptions(), dryRun: dryRun)
             if json { return try printJSON(report) }
             printPrepReport(report, verb: "clean")

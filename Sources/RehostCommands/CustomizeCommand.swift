@@ -61,7 +61,7 @@ struct CustomizeCommand: ParsableCommand {
             let options = try customizations.options()
             guard !options.isEmpty else { throw ValidationError("nothing to do: give at least one customization (see rehost help customize)") }
             let report = try GuestPrep.run(image: image, partition: input.partition, scratchDirectory: input.scratchDirectory,
-                                           externalFiles: input.externalFiles, maxOutputSize: input.maxOutputSize.flatMap(ByteCount.parse),
+                                           externalFiles: input.externalFiles, maxOutputSize: input.maxOutputBytes,
                                            clean: [], customize: options, dryRun: dryRun)
             if json { return try printJSON(report) }
             printPrepReport(report, verb: "customize")
