@@ -16,6 +16,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `rehost build RECIPE.yaml` reads its recipe with Yams (composed to nodes, so errors carry lines).
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CExt2fs", pkgConfig: "ext2fs", providers: [.apt(["libext2fs-dev"])]),
@@ -49,6 +51,7 @@ let package = Package(
         .target(name: "Volumes", dependencies: ["ImageCore", "Blkid", "ImageFormats"]),
         .target(name: "Pipeline", dependencies: [
             "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes", "Digests",
+            .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "RehostCommands", dependencies: [
             "Pipeline", "ImageCore", "ImageFormats",

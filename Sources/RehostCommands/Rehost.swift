@@ -23,7 +23,8 @@ public struct Rehost: ParsableCommand {
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
                       LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self,
-                      CleanCommand.self, CustomizeCommand.self]
+                      CleanCommand.self, CustomizeCommand.self,
+                      BuildCommand.self]
     )
     public init() {}
 }

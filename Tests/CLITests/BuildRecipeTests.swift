@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `rehost build RECIPE.yaml`: a recipe over the Xen fixture, built, its outputs read back with
+/// debugfs, e2fsck and qemu-img, its record checked against `rehost digest` and sha256sum; and
+/// bad recipes, each refused in one line naming the file and line, with nothing written.
+struct BuildRecipeTests {
+    static let recipe = """
+        # A web server image from the Xen fixture.
+        base: base/xen.img
+        target: kvm
+        clean: true
+        customize:
+          mkdir: [/opt/app]
+          copy-in:
+            - from: files/tool.sh
+              to: /opt/app
+          write:
+            - path: /etc/motd
+              content: |
+                Built by rehost build.
+          packages: [httpd, mod_ssl]
+          firstboot-command: ["chkconfig httpd on"]
+        outputs:
+          - out/web.raw
+          - {path: out/web.qcow2, format: qcow2}
+        digest: all
+
+        """
+
+    /// A recipe directory: the fixture as base/xen.img, files/tool.sh, and the recipe.
+    func recipeDirectory(_ text: String = recipe) throws -> TemporaryDirectory {
+        let fixture = try Fixture.xenInstance()
+        let directory = try TemporaryDirectory(prefix: "rehost-build")
+        try FileManager.default.createDirectory(atPath: directory.file("base"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory.file("files"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
+        try Command.run("cp", ["--sparse=always", fixture.imagePath, directory.file("base/xen.img")]).requireSuccess()
+        try "#!/bin/sh\necho tool\n".write(toFile: directory.file("files/tool.sh"), atomically: true, encoding: .utf8)
+        chmod(directory.file("files/tool.sh"), 0o750)
+        try text.write(toFile: directory.file("recipe.yaml"), atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    func rootPartition(_ disk: String) throws -> String {
+        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
+        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
+        return "\(disk)?offset=\(UInt64(start)! * 512)"
+    }
+
+    func json(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    @Test func buildsTheRecipeInOnePassAndRecordsEveryStep() throws {
+        let directory = try recipeDirectory()
+        let recipePath = directory.file("recipe.yaml")
+        let raw = directory.file("out/web.raw"), qcow2 = directory.file("out/web.qcow2"), recordPath = directory.file("out/recipe.build.json")
+
+        // --dry-run: the plan, and nothing written.
+        let dry = try Command.runRehost(["build", recipePath, "--dry-run", "--json"]).requireSuccess()
+        let dryRecord = try json(dry.stdoutBytes)
+        #expect(dryRecord["dryRun"] as? Bool == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("out")).isEmpty)
+
+        let result = try Command.runRehost(["build", recipePath, "--json", "--quiet"]).requireSuccess()
+        let printed = try json(result.stdoutBytes)
+        let written = try json(Array(try Data(contentsOf: URL(fileURLWithPath: recordPath))))
+        #expect(printed["recipeSHA256"] as? String == written["recipeSHA256"] as? String)
+        #expect(written["recipeSHA256"] as? String == String(try Command.run("sha256sum", [recipePath]).requireSuccess().stdout.prefix(64)))
+        #expect(written["rehostVersion"] as? String == "0.1.0")
+        #expect(written["record"] as? String == recordPath)
+        let base = try #require(written["base"] as? [String: Any])
+        let baseSize = try #require(try FileManager.default.attributesOfItem(atPath: directory.file("base/xen.img"))[.size] as? Int)
+        #expect(base["size"] as? Int == baseSize)
+        #expect((base["mtime"] as? Int ?? 0) > 0)
+        #expect(written["started"] is String && written["finished"] is String)
+
+        // Every step, and what it did.
+        let steps = try #require(written["steps"] as? [[String: Any]])
+        #expect(steps.map { $0["step"] as? String ?? "" } == ["convert", "clean", "customize", "write"])
+        #expect(!(try #require(steps[0]["changes"] as? [[String: Any]])).isEmpty, "the convert step lists its repairs")
+        let cleanEdits = try #require(steps[1]["edits"] as? [[String: Any]]).map { "\($0["operation"] ?? "") \($0["path"] ?? "")" }
+        #expect(cleanEdits.contains("bash-history /root/.bash_history"))
+        let customizeEdits = try #require(steps[2]["edits"] as? [[String: Any]]).map { "\($0["operation"] ?? "") \($0["path"] ?? "")" }
+        #expect(customizeEdits.contains("copy-in /opt/app/tool.sh"))
+        #expect(customizeEdits.contains("write /etc/motd"))
+        #expect(customizeEdits.contains { $0.hasPrefix("firstboot /var/lib/rehost-firstboot/scripts/0001-packages") })
+
+        // Every output, with digests equal to `rehost digest` and sha256sum.
+        let outputs = try #require(written["outputs"] as? [[String: Any]])
+        #expect(outputs.map { $0["path"] as? String ?? "" } == [raw, qcow2])
+        let digestRun = try Command.runRehost(["digest", raw, qcow2]).requireSuccess()
+        var rehostDigests: [String: String] = [:]
+        for line in digestRun.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { rehostDigests[String(parts[1].dropFirst())] = String(parts[0]) }
+        }
+        for output in outputs {
+            let path = try #require(output["path"] as? String)
+            #expect(output["diskDigest"] as? String == rehostDigests[path], "\(path)")
+            #expect(output["sha256"] as? String == String(try Command.run("sha256sum", [path]).requireSuccess().stdout.prefix(64)), "\(path)")
+        }
+        #expect(rehostDigests[raw] != nil && rehostDigests[raw] == rehostDigests[qcow2])
+
+        // The outputs, read back.
+        let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", raw, qcow2])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+        let root = try rootPartition(raw)
+        #expect(try DebugfsStat.cat(root, "/etc/motd") == "Built by rehost build.\n")
+        #expect(try DebugfsStat.cat(root, "/opt/app/tool.sh") == "#!/bin/sh\necho tool\n")
+        #expect(try DebugfsStat.of(root, "/opt/app/tool.sh")?.mode == 0o750)
+        #expect(try DebugfsStat.of(root, "/root/.bash_history") == nil, "cleaned")
+        let packages = try DebugfsStat.cat(root, "/var/lib/rehost-firstboot/scripts/0001-packages")
+        #expect(packages.contains("yum -y install httpd mod_ssl") && packages.contains("apt-get -y install httpd mod_ssl"))
+        #expect(try DebugfsStat.cat(root, "/var/lib/rehost-firstboot/scripts/0002-command") == "#!/bin/sh\nchkconfig httpd on\n")
+        let fsck = try Command.run("e2fsck", ["-fn", root])
+        #expect(fsck.status == 0, "e2fsck: \(fsck.stdout)\(fsck.stderr)")
+        let check = try Command.run("qemu-img", ["check", "-f", "qcow2", qcow2])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        // The base is left alone.
+        #expect(try GuestFilesFixture.sha256(directory.file("base/xen.img")) == (try GuestFilesFixture.sha256(try Fixture.xenInstance().imagePath)))
+    }
+
+    /// Each bad recipe: exit 1, one line `rehost: error: RECIPE:LINE: ...`, nothing written.
+    @Test(arguments: [
+        ("base: base/xen.img\noutputs: [out/a.raw]\ncolour: blue\n", 3, "unknown key \"colour\""),
+        ("base: base/missing.img\noutputs: [out/a.raw]\n", 1, "no such file"),
+        ("base: base/xen.img\noutputs:\n  - ../../escape.raw\n", 3, "outside the recipe's directory"),
+        ("base: base/xen.img\nsize: [10G]\noutputs: [out/a.raw]\n", 2, "size: expected a single value"),
+        ("base: base/xen.img\noutputs: [out/a.raw]\ncustomize:\n  write:\n    - path: /etc/motd\n      text: hi\n", 6, "unknown key \"text\""),
+        ("base: base/xen.img\noutputs: [out/a.raw]\ncustomize:\n  copy-in:\n    - {from: /etc/passwd, to: /root}\n", 5, "relative to its directory"),
+    ] as [(String, Int, String)])
+    func badRecipeIsOneLineNamingFileAndLine(text: String, line: Int, message: String) throws {
+        let directory = try recipeDirectory(text)
+        let recipePath = directory.file("recipe.yaml")
+        let result = try Command.runRehost(["build", recipePath, "--quiet"])
+        #expect(result.status == 1)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("rehost: error: \(recipePath):\(line): "), "\(result.stderr)")
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("out")).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: directory.file("../escape.raw")))
+    }
+}
