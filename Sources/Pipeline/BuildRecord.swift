@@ -77,18 +77,20 @@ public struct Builder {
         }
         let report = try Converter(options: options, progress: progress).run()
 
-        let cleanNames = Set(options.clean.map(\.name))
+        // The edits come in order: clean's, then customize's, each followed by the labels of
+        // what it created; customize's start at its first operation.
         let edits = report.guestEdits ?? []
+        let customizeStart = recipe.clean == nil ? 0 : edits.firstIndex { Self.customizeOperations.contains($0.operation) } ?? edits.count
         var steps: [BuildRecord.Step] = []
         let disk = report.disk.map { " into a \(ByteCount.format($0.diskSize)) disk" } ?? ""
         steps.append(.init(step: "convert", summary: "\(report.input.kind) \(report.input.path)\(disk) for \(report.target): \(report.changes.count) repair\(report.changes.count == 1 ? "" : "s")",
                            changes: report.changes))
         if recipe.clean != nil {
-            let done = edits.filter { cleanNames.contains($0.operation) }
+            let done = Array(edits[..<customizeStart])
             steps.append(.init(step: "clean", summary: "\(options.clean.map(\.name).joined(separator: ", ")): \(done.count) change\(done.count == 1 ? "" : "s")", edits: done))
         }
         if !options.customize.isEmpty {
-            let done = edits.filter { !cleanNames.contains($0.operation) }
+            let done = Array(edits[customizeStart...])
             let packages = recipe.packages.isEmpty ? "" : "; first-boot install of \(recipe.packages.joined(separator: " "))"
             steps.append(.init(step: "customize", summary: "\(done.count) change\(done.count == 1 ? "" : "s")\(packages)", edits: done))
         }
@@ -107,6 +109,10 @@ public struct Builder {
         }
         return record
     }
+
+    /// The operations of `rehost customize`, as its edits name them.
+    static let customizeOperations: Set<String> = ["mkdir", "copy-in", "write", "append-line", "delete", "chmod", "hostname", "timezone",
+                                                   "root-password", "ssh-inject", "firstboot"]
 
     public static func json(_ record: BuildRecord) throws -> Data {
         let encoder = JSONEncoder()

@@ -86,7 +86,9 @@ struct BuildRecipeTests {
         let customizeEdits = try #require(steps[2]["edits"] as? [[String: Any]]).map { "\($0["operation"] ?? "") \($0["path"] ?? "")" }
         #expect(customizeEdits.contains("copy-in /opt/app/tool.sh"))
         #expect(customizeEdits.contains("write /etc/motd"))
-        #expect(customizeEdits.contains { $0.hasPrefix("firstboot /var/lib/rehost-firstboot/scripts/0001-packages") })
+        #expect(customizeEdits.contains { $0.hasPrefix("firstboot /var/lib/rehost-firstboot/scripts/") && $0.hasSuffix("-packages") })
+        #expect(customizeEdits.allSatisfy { !$0.hasPrefix("bash-history") && !$0.hasPrefix("ssh-hostkeys") })
+        #expect(!cleanEdits.contains { $0.hasPrefix("write ") || $0.hasPrefix("copy-in ") })
 
         // Every output, with digests equal to `rehost digest` and sha256sum.
         let outputs = try #require(written["outputs"] as? [[String: Any]])
@@ -112,9 +114,12 @@ struct BuildRecipeTests {
         #expect(try DebugfsStat.cat(root, "/opt/app/tool.sh") == "#!/bin/sh\necho tool\n")
         #expect(try DebugfsStat.of(root, "/opt/app/tool.sh")?.mode == 0o750)
         #expect(try DebugfsStat.of(root, "/root/.bash_history") == nil, "cleaned")
-        let packages = try DebugfsStat.cat(root, "/var/lib/rehost-firstboot/scripts/0001-packages")
+        // clean's ssh-hostkeys queues 0001-ssh-hostkeys; the packages come next, then the command.
+        let queued = try DebugfsStat.list(root, "/var/lib/rehost-firstboot/scripts")
+        #expect(queued == ["0001-ssh-hostkeys", "0002-packages", "0003-command"])
+        let packages = try DebugfsStat.cat(root, "/var/lib/rehost-firstboot/scripts/0002-packages")
         #expect(packages.contains("yum -y install httpd mod_ssl") && packages.contains("apt-get -y install httpd mod_ssl"))
-        #expect(try DebugfsStat.cat(root, "/var/lib/rehost-firstboot/scripts/0002-command") == "#!/bin/sh\nchkconfig httpd on\n")
+        #expect(try DebugfsStat.cat(root, "/var/lib/rehost-firstboot/scripts/0003-command") == "#!/bin/sh\nchkconfig httpd on\n")
         let fsck = try Command.run("e2fsck", ["-fn", root])
         #expect(fsck.status == 0, "e2fsck: \(fsck.stdout)\(fsck.stderr)")
         let check = try Command.run("qemu-img", ["check", "-f", "qcow2", qcow2])
