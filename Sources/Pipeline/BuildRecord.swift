@@ -94,7 +94,8 @@ public struct Builder {
             let packages = recipe.packages.isEmpty ? "" : "; first-boot install of \(recipe.packages.joined(separator: " "))"
             steps.append(.init(step: "customize", summary: "\(done.count) change\(done.count == 1 ? "" : "s")\(packages)", edits: done))
         }
-        steps.append(.init(step: "write", summary: report.outputs.map { "\($0.path) (\($0.format.rawValue))" }.joined(separator: ", "),
+        let written = recipe.outputs.map { "\($0.path) (\($0.format.rawValue))" }.joined(separator: ", ")
+        steps.append(.init(step: "write", summary: dryRun ? "would write \(written)" : written,
                            outputs: report.outputs))
         let end = Date()
         var record = BuildRecord(recipe: recipe.file, recipeSHA256: recipe.sha256, rehostVersion: version, base: base, dryRun: dryRun,
