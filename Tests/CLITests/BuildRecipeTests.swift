@@ -150,3 +150,70 @@ struct BuildRecipeTests {
         #expect(!FileManager.default.fileExists(atPath: directory.file("../escape.raw")))
     }
 }
+
+/// The README's worked example, under qemu: a recipe queues a bootstrap script (and a package
+/// install) for the first boot; the guest boots once and runs them; the bootstrap's report is then
+/// read out of the image with `rehost cat`, `rehost copy-out` and `rehost ls`. The fixture has no
+/// package manager, so the package script fails, says why, and stays queued for the next boot.
+/// The init is FirstBootBootTests' (SysV runlevel 3: every S link of rc3.d, then power off).
+struct BuildBootstrapBootTests {
+    static let bootstrap = """
+        #!/bin/sh
+        # bootstrap.sh: runs once, at the first boot
+        bb=/bin/busybox
+        $bb mkdir -p /var/log/bootstrap
+        echo "bootstrap: $((6 * 7)) checks passed" > /var/log/bootstrap/report.txt
+        echo "kernel: $($bb uname -r)" >> /var/log/bootstrap/report.txt
+
+        """
+
+    static let recipe = """
+        base: base/xen.img
+        clean: [defaults, -ssh-hostkeys]
+        customize:
+          copy-in:
+            - {from: guest/init, to: /sbin}
+            - {from: guest/tee, to: /usr/bin}
+            - {from: guest/rm, to: /usr/bin}
+            - {from: guest/sync, to: /usr/bin}
+          packages: [httpd]
+          firstboot: [bootstrap.sh]
+        outputs: [out/vm.qcow2]
+
+        """
+
+    @Test func bootstrapRunsAtFirstBootAndItsReportIsCopiedOut() throws {
+        let fixture = try Fixture.xenInstance()
+        let directory = try TemporaryDirectory(prefix: "rehost-build-boot")
+        try Command.run("sh", ["-c", """
+            set -e; d="$1"; mkdir -p "$d/base" "$d/guest" "$d/out" "$d/reports"
+            cp --sparse=always "$2" "$d/base/xen.img"
+            for tool in tee rm sync; do ln -s /bin/busybox "$d/guest/$tool"; done
+            cat > "$d/guest/init"; chmod 755 "$d/guest/init"
+            """, "sh", directory.path, fixture.imagePath], stdin: Array(FirstBootBootTests.initScript.utf8)).requireSuccess()
+        try Self.bootstrap.write(toFile: directory.file("bootstrap.sh"), atomically: true, encoding: .utf8)
+        chmod(directory.file("bootstrap.sh"), 0o755)
+        try Self.recipe.write(toFile: directory.file("bootstrap.yaml"), atomically: true, encoding: .utf8)
+        let disk = directory.file("out/vm.qcow2")
+        try Command.runRehost(["build", directory.file("bootstrap.yaml"), "--quiet"], timeout: .seconds(600)).requireSuccess()
+        #expect(try Command.runRehost(["ls", disk, "/var/lib/rehost-firstboot/scripts"]).requireSuccess().stdout == "0001-packages\n0002-bootstrap.sh\n")
+        #expect(try Command.runRehost(["cat", disk, "/var/log/bootstrap/report.txt"]).status != 0, "no report before the boot")
+
+        let log = directory.file("serial.log")
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", disk, "--format", "qcow2", "--bus", "virtio",
+                                                 "--writable", "--log", log, "--timeout", "400"], timeout: .seconds(460))
+        let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(boot.status == 0, "boot: \(boot.stdout)\(boot.stderr)\n\(serial.suffix(2000))")
+        #expect(serial.contains("rehost-firstboot: 0002-bootstrap.sh done"))
+
+        let report = try Command.runRehost(["cat", disk, "/var/log/bootstrap/report.txt"]).requireSuccess().stdout
+        #expect(report.hasPrefix("bootstrap: 42 checks passed\nkernel: "), "\(report)")
+        try Command.runRehost(["copy-out", disk, "/var/log/bootstrap", "/var/log/rehost-firstboot.log", directory.file("reports")]).requireSuccess()
+        #expect(try String(contentsOfFile: directory.file("reports/bootstrap/report.txt"), encoding: .utf8) == report)
+        let firstbootLog = try String(contentsOfFile: directory.file("reports/rehost-firstboot.log"), encoding: .utf8)
+        #expect(firstbootLog.contains("rehost build: no dnf, yum, apt-get or zypper to install: httpd"))
+        #expect(firstbootLog.contains("rehost-firstboot: 0001-packages failed with status 1"))
+        // The failed package install stays queued for the next boot; the bootstrap is gone.
+        #expect(try Command.runRehost(["ls", disk, "/var/lib/rehost-firstboot/scripts"]).requireSuccess().stdout == "0001-packages\n")
+    }
+}
