@@ -29,14 +29,14 @@ struct BuildCommand: ParsableCommand {
             A recipe:
 
               name: web                       # web.build.json
-              base: centos5.img               # or: base: {path: disk.img, partition: 2, allow-external-files: true}
+              base: centos5.img               # or {path: disk.img, partition: 2}
               target: kvm                     # kvm | virtualbox | vmware | generic
               size: 10G
-              clean: true                     # or a list: [defaults, -logfiles, tmp-files]
+              clean: true                     # or [defaults, -logfiles]
               customize:
                 mkdir: [/opt/app]
                 copy-in:
-                  - {from: app, to: /opt}     # host path (recipe-relative) into a guest directory
+                  - {from: app, to: /opt}     # host path into a guest dir
                 write:
                   - path: /etc/motd
                     content: |
@@ -47,11 +47,11 @@ struct BuildCommand: ParsableCommand {
                   - {path: /opt/app/run.sh, mode: "0755"}
                 hostname: web1
                 timezone: UTC
-                root-password: file:secrets/root-password     # or password:..., random, locked
+                root-password: file:secrets/pw  # or password:X, random
                 ssh-inject:
                   - {user: root, key: keys/admin.pub}
-                packages: [httpd, php]        # installed at first boot by dnf, yum, apt-get or zypper
-                firstboot: [scripts/setup.sh] # host scripts run once at first boot, after packages
+                packages: [httpd, php]        # dnf/yum/apt-get/zypper
+                firstboot: [scripts/setup.sh] # then these, once
                 firstboot-command: ["chkconfig httpd on"]
               outputs:
                 - out/web.qcow2
