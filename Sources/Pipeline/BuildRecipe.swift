@@ -276,6 +276,11 @@ struct RecipeReader {
                 throw fail(item, "outputs \(path): no format: name it .raw, .qcow2, .vmdk, .vdi, .vhd or .ova, or say format:")
             }
             guard !recipe.outputs.contains(where: { $0.path == path }) else { throw fail(item, "outputs \(path): named twice") }
+            let parent = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+            var info = stat()
+            guard stat(parent.isEmpty ? "/" : parent, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                throw fail(item, "outputs \(path): no directory \(parent) to write it in")
+            }
             recipe.outputs.append(OutputRequest(path: path, format: chosen))
         }
         guard !recipe.outputs.isEmpty else { throw fail(outputsNode, "outputs: at least one image to write") }

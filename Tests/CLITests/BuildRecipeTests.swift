@@ -134,6 +134,7 @@ struct BuildRecipeTests {
         ("base: base/missing.img\noutputs: [out/a.raw]\n", 1, "no such file"),
         ("base: base/xen.img\noutputs:\n  - ../../escape.raw\n", 3, "outside the recipe's directory"),
         ("base: base/xen.img\nsize: [10G]\noutputs: [out/a.raw]\n", 2, "size: expected a single value"),
+        ("base: base/xen.img\noutputs:\n  - out/a.raw\n  - nodir/b.qcow2\n", 4, "no directory"),
         ("base: base/xen.img\noutputs: [out/a.raw]\ncustomize:\n  write:\n    - path: /etc/motd\n      text: hi\n", 6, "unknown key \"text\""),
         ("base: base/xen.img\noutputs: [out/a.raw]\ncustomize:\n  copy-in:\n    - {from: /etc/passwd, to: /root}\n", 5, "relative to its directory"),
     ] as [(String, Int, String)])
