@@ -128,6 +128,59 @@ struct BuildRecipeTests {
         #expect(try GuestFilesFixture.sha256(directory.file("base/xen.img")) == (try GuestFilesFixture.sha256(try Fixture.xenInstance().imagePath)))
     }
 
+    /// The other customize keys and the format options, each read back from the guest: append-line,
+    /// delete, chmod, hostname, root-password from a recipe-relative file, ssh-inject, a first-boot
+    /// script; a monolithicSparse VMDK; and a named record.
+    @Test func everyCustomizeKeyReachesTheGuest() throws {
+        let directory = try recipeDirectory("""
+            name: web
+            base: base/xen.img
+            skip: [network]
+            customize:
+              append-line:
+                - {path: /etc/hosts, line: "10.0.0.5 db"}
+              delete: [/etc/resolv.conf]
+              chmod:
+                - {path: /etc/fstab, mode: "0600"}
+              hostname: web1
+              root-password: file:files/pw
+              ssh-inject:
+                - {user: root, key: files/admin.pub}
+              firstboot: [files/tool.sh]
+            outputs: [out/web.vmdk]
+            format-options: {vmdk-subformat: monolithicSparse}
+
+            """)
+        try "s3cret\n".write(toFile: directory.file("files/pw"), atomically: true, encoding: .utf8)
+        try "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRehostTestKey admin@host\n".write(toFile: directory.file("files/admin.pub"), atomically: true, encoding: .utf8)
+        let result = try Command.runRehost(["build", directory.file("recipe.yaml"), "--json", "--quiet"]).requireSuccess()
+        let record = try json(result.stdoutBytes)
+        #expect(record["record"] as? String == directory.file("out/web.build.json"))
+        #expect(FileManager.default.fileExists(atPath: directory.file("out/web.build.json")))
+        let steps = try #require(record["steps"] as? [[String: Any]])
+        #expect(steps.map { $0["step"] as? String ?? "" } == ["convert", "customize", "write"])
+        let repairs = try #require(steps[0]["changes"] as? [[String: Any]]).map { $0["repair"] as? String ?? "" }
+        #expect(!repairs.contains("network") && !repairs.isEmpty, "skip: [network]")
+
+        let vmdk = directory.file("out/web.vmdk")
+        #expect(try Command.run("qemu-img", ["info", vmdk]).requireSuccess().stdout.contains("monolithicSparse"))
+        let raw = directory.file("back.raw")
+        try Command.run("qemu-img", ["convert", "-f", "vmdk", "-O", "raw", vmdk, raw]).requireSuccess()
+        let root = try rootPartition(raw)
+        #expect(try DebugfsStat.cat(root, "/etc/hosts").hasSuffix("web01\n10.0.0.5 db\n"))
+        #expect(try DebugfsStat.of(root, "/etc/resolv.conf") == nil)
+        #expect(try DebugfsStat.of(root, "/etc/fstab")?.mode == 0o600)
+        #expect(try DebugfsStat.cat(root, "/etc/sysconfig/network").contains("HOSTNAME=web1"))
+        let shadow = try DebugfsStat.cat(root, "/etc/shadow")
+        let hash = try #require(shadow.split(separator: "\n").first { $0.hasPrefix("root:") }.map { String($0.split(separator: ":")[1]) })
+        let check = try Command.run("/usr/bin/python3", ["-c", "import crypt,sys; print(crypt.crypt('s3cret', sys.argv[1]) == sys.argv[1])", hash])
+        #expect(check.stdout == "True\n", "root's hash is of the file's first line: \(hash) \(check.stderr)")
+        #expect(try DebugfsStat.cat(root, "/root/.ssh/authorized_keys") == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRehostTestKey admin@host\n")
+        #expect(try DebugfsStat.list(root, "/var/lib/rehost-firstboot/scripts") == ["0001-tool.sh"])
+        let fsck = try Command.run("e2fsck", ["-fn", root])
+        #expect(fsck.status == 0, "e2fsck: \(fsck.stdout)\(fsck.stderr)")
+    }
+
     /// Each bad recipe: exit 1, one line `rehost: error: RECIPE:LINE: ...`, nothing written.
     @Test(arguments: [
         ("base: base/xen.img\noutputs: [out/a.raw]\ncolour: blue\n", 3, "unknown key \"colour\""),
