@@ -143,7 +143,10 @@ extension Ext2Filesystem {
 
     private func release(_ ino: InodeNumber, _ inode: Ext2Inode) throws {
         var inode = inode
-        if inode.kind == .regular || (inode.kind == .symlink && inode.raw.i_blocks > 0) {
+        // A fast symlink's i_blocks counts its extended-attribute block (a SELinux label beside a
+        // 128-byte inode): libext2fs says whether i_block holds blocks, as e2fsck asks it.
+        let symlinkHasBlocks = inode.kind == .symlink && inode.withMutableSmallInode { ext2fs_inode_has_valid_blocks2(fs, $0) != 0 }
+        if inode.kind == .regular || symlinkHasBlocks {
             try inode.withMutableSmallInode { small in
                 try check(ext2fs_punch(fs, ino, small, nil, 0, ~0), "freeing the blocks of inode \(ino)")
             }

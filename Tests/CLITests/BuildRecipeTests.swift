@@ -129,7 +129,7 @@ struct BuildRecipeTests {
     }
 
     /// The other customize keys and the format options, each read back from the guest: append-line,
-    /// delete, chmod, hostname, root-password from a recipe-relative file, ssh-inject, a first-boot
+    /// delete (a file, and a fast symlink with its label in an attribute block), chmod, hostname, root-password from a recipe-relative file, ssh-inject, a first-boot
     /// script; a monolithicSparse VMDK; and a named record.
     @Test func everyCustomizeKeyReachesTheGuest() throws {
         let directory = try recipeDirectory("""
@@ -139,7 +139,7 @@ struct BuildRecipeTests {
             customize:
               append-line:
                 - {path: /etc/hosts, line: "10.0.0.5 db"}
-              delete: [/etc/resolv.conf]
+              delete: [/etc/resolv.conf, /etc/rc.local]
               chmod:
                 - {path: /etc/fstab, mode: "0600"}
               hostname: web1
@@ -169,6 +169,8 @@ struct BuildRecipeTests {
         let root = try rootPartition(raw)
         #expect(try DebugfsStat.cat(root, "/etc/hosts").hasSuffix("web01\n10.0.0.5 db\n"))
         #expect(try DebugfsStat.of(root, "/etc/resolv.conf") == nil)
+        // A fast symlink whose label sits in an attribute block (i_blocks > 0) is deleted too.
+        #expect(try DebugfsStat.list(root, "/etc").contains("rc.local") == false)
         #expect(try DebugfsStat.of(root, "/etc/fstab")?.mode == 0o600)
         #expect(try DebugfsStat.cat(root, "/etc/sysconfig/network").contains("HOSTNAME=web1"))
         let shadow = try DebugfsStat.cat(root, "/etc/shadow")
