@@ -183,6 +183,16 @@ struct BuildRecipeTests {
         #expect(fsck.status == 0, "e2fsck: \(fsck.stdout)\(fsck.stderr)")
     }
 
+    /// What only the guest can refuse (a zone it lacks) fails the build before any output, or the
+    /// record, appears: one line naming the option.
+    @Test func aProblemOnlyTheGuestSeesWritesNothing() throws {
+        let directory = try recipeDirectory("base: base/xen.img\noutputs: [out/a.raw, out/a.qcow2]\ncustomize:\n  timezone: Mars/Olympus\n")
+        let result = try Command.runRehost(["build", directory.file("recipe.yaml"), "--quiet"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "rehost: error: --timezone Mars/Olympus: expected a zone the guest has in /usr/share/zoneinfo\n", "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("out")).isEmpty)
+    }
+
     /// Each bad recipe: exit 1, one line `rehost: error: RECIPE:LINE: ...`, nothing written.
     @Test(arguments: [
         ("base: base/xen.img\noutputs: [out/a.raw]\ncolour: blue\n", 3, "unknown key \"colour\""),
