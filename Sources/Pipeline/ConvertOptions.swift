@@ -44,6 +44,8 @@ public struct ConvertOptions: Sendable {
     public var swapPartitionSize: UInt64?
     /// `--no-swap`: with `keepLayout`, do not recreate the guest's swap device as a partition.
     public var noSwap = false
+    /// `--cloud-init`: a NoCloud seed to write inside the guest after the repairs; nil for none.
+    public var cloudInit: NoCloudSeed?
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

@@ -99,13 +99,15 @@ public final class Converter {
         repairOptions.swapPartition = swapPartition == nil ? nil : "UUID=\(UUIDBytes.format(swapUUID))"
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
-        var warnings = planned.warnings + layoutWarnings
+        // --cloud-init: the NoCloud seed is planned on the overlay too, after the repairs.
+        let seeded = try options.cloudInit?.apply(to: overlay, options: repairOptions, report: planned.report)
+        var warnings = planned.warnings + (seeded?.warnings ?? []) + layoutWarnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
         }
         var report = ConvertReport(input: source.report, outputs: [], dryRun: options.dryRun,
                                    target: options.target.rawValue, rootReference: rootReference, disk: plan,
-                                   newFilesystem: nil, copy: nil, changes: planned.changes, bootloader: nil,
+                                   newFilesystem: nil, copy: nil, changes: planned.changes + (seeded?.changes ?? []), bootloader: nil,
                                    warnings: warnings, seconds: 0)
         report.partitions = plan.partitions.map { partition in
             let filesystem = partitions.first { $0.partition.number == partition.number }?.parameters
@@ -207,6 +209,9 @@ public final class Converter {
                                      mounts: others.map { ($0.mountPoint, Ext2GuestFilesystem($0.filesystem) as any GuestFilesystem) })
         report.changes = try GuestRepairs.apply(to: repaired, options: repairOptions, kernels: supplied,
                                                 report: planned.report).changes
+        if let seed = options.cloudInit {
+            report.changes += try seed.apply(to: repaired, options: repairOptions, report: planned.report).changes
+        }
         progress.end()
         for destination in destinations { try destination.filesystem.close() }
 

@@ -16,11 +16,13 @@ public struct Rehost: ParsableCommand {
             `rehost export` converts an existing disk image between formats, like qemu-img convert, and \
             `rehost digest` prints the digest of the disk any image holds. \
             `rehost ls`, `cat` and `copy-out` read the files of a guest in any image, and `rehost copy-in` \
-            writes into one in place, without mounting it.
+            writes into one in place, without mounting it. \
+            `rehost context` writes an OpenNebula context file or CD, or a cloud-init NoCloud seed CD.
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
-                      LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self]
+                      LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self,
+                      ContextCommand.self]
     )
     public init() {}
 }
