@@ -69,6 +69,10 @@ public struct ContextFile: Sendable, Equatable {
         }
     }
 
+    /// The variables Rehost writes itself, which `--set` cannot name.
+    public static let reservedKeys: Set<String> = ["CONTEXT_METHOD", "CLOUD_INIT_AUTHORIZED_KEYS", "CLOUD_INIT_USER_DATA",
+                                                   "SSH_PUBLIC_KEY", "USER_DATA", "USER_DATA_ENCODING"]
+
     /// The variables in the order they are written.
     public func variables() throws -> [(key: String, value: String)] {
         let keyText = sshKeys.isEmpty ? "" : sshKeys.map { $0 + "\n" }.joined()
@@ -84,10 +88,9 @@ public struct ContextFile: Sendable, Equatable {
             variables.append(("USER_DATA", userDataBlob))
             variables.append(("USER_DATA_ENCODING", "base64"))
         }
-        let reserved = Set(variables.map(\.key))
         for (key, value) in extra {
             guard Self.isVariableName(key) else { throw Error.badKey(key) }
-            guard !reserved.contains(key) else { throw Error.reservedKey(key) }
+            guard !Self.reservedKeys.contains(key) else { throw Error.reservedKey(key) }
             variables.append((key, value))
         }
         return variables
@@ -148,8 +151,9 @@ public enum MultipartMessage {
             header += "\nMIME-Version: 1.0\n"
             header += "Content-Transfer-Encoding: \(sevenBit ? "7bit" : "base64")\n"
             header += "Content-Disposition: attachment; filename=\"\(quoted(part.fileName))\"\n\n"
-            var body = sevenBit ? part.contents : Array(Base64.encodeLines(part.contents).utf8)
-            if body.last != 0x0a { body.append(0x0a) }
+            // The line break before a boundary belongs to the boundary (RFC 2046 5.1.1): one is
+            // added after every body, so a part's own last newline is kept.
+            let body = (sevenBit ? part.contents : Array(Base64.encodeLines(part.contents).utf8)) + [0x0a]
             return (header, body)
         }
         // The boundary must not occur in any part; the first free one is taken, so the message is
