@@ -19,8 +19,8 @@ note() { echo "make-debian-guest: $*" >&2; }
 outdir=
 SUITE=bookworm
 INITRD_TOOL=initramfs-tools
-# --cloud-init: also install Debian's cloud-init (with no datasource seeded: the test gives
-# the guest a NoCloud seed through rehost convert --cloud-init). The name gets "-cloud-init".
+# --cloud-init: also install Debian's cloud-init and sudo (with no datasource seeded: the tests
+# give the guest a NoCloud seed or an OpenNebula context through Rehost). The name gets "-cloud-init".
 CLOUD_INIT=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -73,7 +73,8 @@ case "$SUITE" in
     *) dhcp_package=isc-dhcp-client ;;
 esac
 PACKAGES="systemd,systemd-sysv,udev,kmod,linux-image-amd64,$initrd_packages,ifupdown,$dhcp_package,iproute2,e2fsprogs"
-[ -z "$CLOUD_INIT" ] || PACKAGES="$PACKAGES,cloud-init"
+# sudo: cloud-init's OpenNebula datasource parses context.sh as `sudo -u nobody bash`.
+[ -z "$CLOUD_INIT" ] || PACKAGES="$PACKAGES,cloud-init,sudo"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/make-debian-guest.XXXXXX")
 cleanup() {

@@ -21,11 +21,14 @@ struct ContextCommand: ParsableCommand {
 
             Without --nocloud it writes an OpenNebula / StratusLab context file, `KEY='VALUE'` lines a \
             shell can source (`. context.sh`):
-              CONTEXT_METHOD='cloud-init'
-              CLOUD_INIT_AUTHORIZED_KEYS   the SSH keys, one a line, base64 (`none` when there are none)
-              CLOUD_INIT_USER_DATA         the user data, gzip-compressed then base64 (`none` when empty)
-              SSH_PUBLIC_KEY               the keys as text (OpenNebula's variable)
-              USER_DATA, USER_DATA_ENCODING='base64'   OpenNebula's, read by cloud-init's OpenNebula datasource
+              CONTEXT_METHOD              cloud-init
+              CLOUD_INIT_AUTHORIZED_KEYS  the SSH keys, one a line, base64; or none
+              CLOUD_INIT_USER_DATA        the user data, gzip then base64; or none
+              SSH_PUBLIC_KEY              the keys as text (OpenNebula)
+              USER_DATA                   the same blob as CLOUD_INIT_USER_DATA
+              USER_DATA_ENCODING          base64 (read by cloud-init's OpenNebula source)
+            and any --set KEY=VALUE (SET_HOSTNAME, ETH0_IP, ...).
+
             With --iso the file is written as `context.sh` on an ISO 9660 CD labelled CONTEXT, as OpenNebula \
             attaches it.
 

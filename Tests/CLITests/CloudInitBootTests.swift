@@ -9,7 +9,9 @@ import TestSupport
 /// `rehost context --nocloud`, attached as a second virtio disk (read by the guest's own kernel
 /// through the Joliet names). Each boot
 /// must run the user data's bootcmd, write_files and runcmd, take the meta-data's hostname, name
-/// NoCloud as its datasource, and leave no failed unit.
+/// NoCloud as its datasource, and leave no failed unit. A third boot takes an OpenNebula context CD
+/// (`rehost context --iso`, label CONTEXT): cloud-init's OpenNebula datasource parses context.sh,
+/// decodes the gzip+base64 user data and runs both parts of its multipart message.
 @Suite(.serialized)
 struct CloudInitBootTests {
     static let directory = "/tmp/rehost-debian-guests"
@@ -102,6 +104,37 @@ struct CloudInitBootTests {
         let result = try boot(output, seedDisk: seed)
         // cloud-init names the device it mounted; the guest's kernel read the ISO's Joliet names.
         expectCloudInitRan(result, hostname: "rehost-cd", seed: "/dev/vdb")
+        try? FileManager.default.removeItem(atPath: output)
+    }
+
+    @Test func openNebulaContextCDReachesCloudInit() throws {
+        let guest = try Self.guest()
+        let output = try workspace("one")
+        let config = "\(output)/config.yaml", script = "\(output)/part.sh", key = "\(output)/key.pub"
+        try """
+            #cloud-config
+            ssh_genkeytypes: []
+            locale: false
+            runcmd:
+              - [sh, -c, 'echo "REHOST-CLOUD-INIT: runcmd hostname=$(hostname) datasource=$(cut -d" " -f1 /var/lib/cloud/instance/datasource)" > /dev/ttyS0']
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho 'REHOST-CLOUD-INIT: shellscript part ran' > /dev/ttyS0\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHf0Jm3H1Y6m1bZ2wW0yT3mP8c6sYv4xN5qR7tU9vW0a test@rehost\n"
+            .write(toFile: key, atomically: true, encoding: .utf8)
+        try Command.run("chmod", ["a+r", config, script, key]).requireSuccess()
+        let context = "\(output)/context.iso"
+        try Command.runRehost(["context", "--ssh-key", key, "--user-data", "cloud-config,\(config)", "--user-data", "x-shellscript,\(script)",
+                               "--set", "SET_HOSTNAME=rehost-one", "--iso", "-o", context], asUser: "nobody").requireSuccess()
+        try Command.runRehost(["convert", guest.image, "-o", "\(output)/disk.qcow2", "-q"], asUser: "nobody", timeout: .seconds(900))
+            .requireSuccess()
+        let result = try boot(output, seedDisk: context)
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.serial.contains("REHOST-CLOUD-INIT: shellscript part ran"), "the x-shellscript part ran: \(result.stdout)")
+        #expect(result.serial.contains("REHOST-CLOUD-INIT: runcmd hostname=rehost-one datasource=DataSourceOpenNebula"),
+                "the cloud-config part ran, with SET_HOSTNAME: \(result.stdout)")
+        #expect(result.serial.contains("REHOST-GUEST: state=running"), "\(result.stdout)")
+        #expect(result.serial.contains("REHOST-GUEST: failed=none"), "\(result.stdout)")
         try? FileManager.default.removeItem(atPath: output)
     }
 }
