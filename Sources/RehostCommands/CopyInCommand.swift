@@ -67,7 +67,7 @@ struct CopyInCommand: ParsableCommand {
         try runReportingErrors {
             let report = try GuestCopyIn.copy(Array(paths.dropLast(2)), into: paths.last!, image: paths[paths.count - 2], owner: owner!,
                                               partition: input.partition, scratchDirectory: input.scratchDirectory,
-                                              externalFiles: input.externalFiles, maxOutputSize: input.maxOutputSize.flatMap(ByteCount.parse))
+                                              externalFiles: input.externalFiles, maxOutputSize: input.maxOutputBytes)
             if json { return try printJSON(report) }
             print("copied \(report.files) files (\(ByteCount.format(report.bytes))), \(report.directories) directories, "
                 + "\(report.symlinks) symlinks into \(report.directory.escapedForTerminal()) of \(report.image.escapedForTerminal())")

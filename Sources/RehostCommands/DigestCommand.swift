@@ -21,34 +21,21 @@ struct DigestCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Disk images: raw, qcow2, VMDK, VDI, VHD or OVA.", valueName: "disk"))
     var inputs: [String]
 
-    @Option(name: .customLong("scratch-dir"),
-            help: ArgumentHelp("Where the disk of an OVA input is copied out for reading, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
-    var scratchDirectory: String?
-
-    @Flag(name: .customLong("allow-external-files"),
-          help: ArgumentHelp("Let a VMDK descriptor's extents name files outside its own directory. For trusted local images only."))
-    var allowExternalFiles = false
-
-    @Option(name: .customLong("max-output-size"),
-            help: ArgumentHelp("The most data an image may expand to, e.g. 200G (default: \(ExpansionLimit.defaultFactor) times its size on disk, at least \(ByteCount.format(ExpansionLimit.defaultFloor))).",
-                               valueName: "size"))
-    var maxOutputSize: String?
+    @OptionGroup(title: "Reading the input") var access: ImageAccessOptions
 
     @Flag(help: "Print a JSON array of reports instead of text.")
     var json = false
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("name at least one disk image") }
-        try validateMaxOutputSize(maxOutputSize)
     }
 
     func run() throws {
         try runReportingErrors {
             var reports: [DiskDigestReport] = []
             for input in inputs {
-                let report = try diskDigest(ofImage: input, scratchDirectory: scratchDirectory,
-                                            externalFiles: allowExternalFiles ? .allowed : .contained,
-                                            maxOutputSize: maxOutputSize.flatMap(ByteCount.parse))
+                let report = try diskDigest(ofImage: input, scratchDirectory: access.scratchDirectory,
+                                            externalFiles: access.externalFiles, maxOutputSize: access.maxOutputBytes)
                 if json { reports.append(report) } else { print("\(report.diskDigest)  \(input.escapedForTerminal())") }
             }
             if json { try printJSON(reports) }

@@ -27,20 +27,7 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup(title: "Outputs") var outputs: OutputOptions
 
-    @Option(name: .customLong("scratch-dir"),
-            help: ArgumentHelp("Where the disk of an OVA input is copied out for reading, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
-    var scratchDirectory: String?
-
-    @Flag(name: .customLong("allow-external-files"),
-          help: ArgumentHelp("Let a VMDK descriptor's extent lines name files outside its own directory (absolute paths, ../, symlinks leading out) and block devices. Off by default: an image may read only files beside it. For trusted local images only."))
-    var allowExternalFiles = false
-
-    @Option(name: .customLong("max-output-size"),
-            help: ArgumentHelp("The most data the input may expand to, written to each output, e.g. 200G. Default: \(ExpansionLimit.defaultFactor) times the bytes the input occupies on disk, at least \(ByteCount.format(ExpansionLimit.defaultFloor)). A hostile image that claims more is refused.",
-                               valueName: "size"))
-    var maxOutputSize: String?
-
-    func validate() throws { try validateMaxOutputSize(maxOutputSize) }
+    @OptionGroup(title: "Reading the input") var access: ImageAccessOptions
 
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
@@ -52,9 +39,9 @@ struct ExportCommand: ParsableCommand {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
-                                      digests: outputs.digests, scratchDirectory: scratchDirectory,
-                                      externalFiles: allowExternalFiles ? .allowed : .contained,
-                                      maxOutputSize: maxOutputSize.flatMap(ByteCount.parse), progress: progress).run()
+                                      digests: outputs.digests, scratchDirectory: access.scratchDirectory,
+                                      externalFiles: access.externalFiles, maxOutputSize: access.maxOutputBytes,
+                                      progress: progress).run()
             if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }
         }
     }

@@ -13,27 +13,16 @@ struct FileAccessOptions: ParsableArguments {
                                valueName: "n"))
     var partition: Int?
 
-    @Option(name: .customLong("scratch-dir"),
-            help: ArgumentHelp("Where a gzip input is expanded, or an OVA's disk copied out, for reading; removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
-    var scratchDirectory: String?
+    @OptionGroup(title: "Reading the input") var access: ImageAccessOptions
 
-    @Flag(name: .customLong("allow-external-files"),
-          help: ArgumentHelp("Let a VMDK descriptor's extent lines name files outside its own directory (absolute paths, ../, symlinks leading out) and block devices. For trusted local images only."))
-    var allowExternalFiles = false
-
-    @Option(name: .customLong("max-output-size"),
-            help: ArgumentHelp("The most data expanding the input may produce (a gzip stream inflated, a scratch copy), e.g. 200G.",
-                               valueName: "size"))
-    var maxOutputSize: String?
-
-    func validate() throws { try validateMaxOutputSize(maxOutputSize) }
-
-    var externalFiles: ExternalFiles { allowExternalFiles ? .allowed : .contained }
+    var scratchDirectory: String? { access.scratchDirectory }
+    var externalFiles: ExternalFiles { access.externalFiles }
+    var maxOutputBytes: UInt64? { access.maxOutputBytes }
 
     /// The guest's files, read-only, with its fstab mounts in place.
     func openTree(_ image: String) throws -> GuestFileTree {
         try GuestFileTree(path: image, partition: partition, scratchDirectory: scratchDirectory,
-                          externalFiles: externalFiles, maxOutputSize: maxOutputSize.flatMap(ByteCount.parse))
+                          externalFiles: externalFiles, maxOutputSize: maxOutputBytes)
     }
 }
 

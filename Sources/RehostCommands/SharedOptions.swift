@@ -40,35 +40,14 @@ struct GuestOptions: ParsableArguments {
                                valueName: "package"))
     var addKernel: [String] = []
 
-    @Option(name: .customLong("scratch-dir"),
-            help: ArgumentHelp("Where a gzip, qcow2, VMDK, VDI, VHD or OVA input is expanded to a sparse raw copy, removed at the end (default: $TMPDIR or /tmp).", valueName: "dir"))
-    var scratchDirectory: String?
-
-    @Flag(name: .customLong("allow-external-files"),
-          help: ArgumentHelp("Let a VMDK descriptor's extent lines name files outside its own directory (absolute paths, ../, symlinks leading out) and block devices. Off by default: an image may read only files beside it. For trusted local images only."))
-    var allowExternalFiles = false
-
-    @Option(name: .customLong("max-output-size"),
-            help: ArgumentHelp("The most data expanding the input may produce (a scratch copy, a gzip stream inflated), e.g. 200G. Default: \(ExpansionLimit.defaultFactor) times the bytes the input occupies on disk, at least \(ByteCount.format(ExpansionLimit.defaultFloor)). A hostile image that claims more is refused.",
-                               valueName: "size"))
-    var maxOutputSize: String?
+    @OptionGroup(title: "Reading the input") var access: ImageAccessOptions
 
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
 
-    var externalFiles: ExternalFiles { allowExternalFiles ? .allowed : .contained }
-
-    func validate() throws { try validateMaxOutputSize(maxOutputSize) }
-
-    /// `--max-output-size` in bytes; `validate` has checked it parses.
-    var maxOutputBytes: UInt64? { maxOutputSize.flatMap(ByteCount.parse) }
-}
-
-/// Checks a `--max-output-size` value.
-func validateMaxOutputSize(_ text: String?) throws {
-    if let text, ByteCount.parse(text) == nil || ByteCount.parse(text) == 0 {
-        throw ValidationError("--max-output-size \(text): expected a size such as 200G, 512M or 4294967296")
-    }
+    var scratchDirectory: String? { access.scratchDirectory }
+    var externalFiles: ExternalFiles { access.externalFiles }
+    var maxOutputBytes: UInt64? { access.maxOutputBytes }
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {

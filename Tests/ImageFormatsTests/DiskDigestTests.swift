@@ -1,6 +1,7 @@
 import Digests
 import Foundation
 import ImageCore
+import ImageFormats
 import Testing
 import TestSupport
 
@@ -59,6 +60,21 @@ struct DiskDigestTests {
         for step in [512, 4096 + 1, 65536, 65536 * 3 + 17, 1 << 20] {
             #expect(digest(of: runs, cutEvery: step) == expected, "pieces of \(step) bytes")
         }
+    }
+
+    /// The parallel form over a mapped raw file (what `rehost digest` and `convert` use): only the
+    /// segments with data are read, the runs of zero segments between them and the short last
+    /// segment come from precomputed digests.
+    @Test func theParallelFormOverARawFileMatches() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-disk-digest")
+        let path = dir.file("disk.raw")
+        _ = try Self.makeDisk(at: path, seed: 3)
+        let reader = try RawDiskReader(path: path)
+        nonisolated(unsafe) let mapped = reader
+        #expect(DiskDigest.digest(size: reader.size, dataRanges: reader.dataRanges) { mapped.bytes($0) } == (try independentDigest(path)))
+        // No data at all: every segment from the precomputed digests.
+        #expect(DiskDigest.digest(size: Self.size, dataRanges: []) { _ in UnsafeRawBufferPointer(start: nil, count: 0) }
+                == DiskDigest(size: Self.size).finish())
     }
 
     @Test func differsWhenOneByteDiffersOrTheDiskIsLonger() throws {
