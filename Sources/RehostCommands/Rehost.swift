@@ -19,11 +19,12 @@ public struct Rehost: ParsableCommand {
             writes into one in place, without mounting it. \
             `rehost clean` removes what an image should not carry to a new owner (histories, keys, logs), \
             and `rehost customize` sets passwords, keys, files and first-boot scripts, both in place.
+            `rehost context` writes an OpenNebula context file or CD, or a cloud-init NoCloud seed CD.
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
                       LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self,
-                      CleanCommand.self, CustomizeCommand.self]
+                      CleanCommand.self, CustomizeCommand.self, ContextCommand.self]
     )
     public init() {}
 }
