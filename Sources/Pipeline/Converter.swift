@@ -55,7 +55,7 @@ public final class Converter {
         }
         let layout = GuestLayout(source: source, keepLayout: options.keepLayout, swapPartition: options.swapPartitionSize,
                                  noSwap: options.noSwap, kernelBytes: supplied.reduce(0) { $0 + $1.installedBytes },
-                                 swapFileBytes: options.swapFileSize ?? 0)
+                                 rootAddedBytes: (options.swapFileSize ?? 0) + options.customize.addedBytes)
         let plan = try layout.plan(requestedSize: options.diskSize)
         // The label and UUID of each new filesystem (the source's unless asked otherwise; --label
         // names the root) are known before it exists, so fstab and root= can name them.
