@@ -6,7 +6,8 @@ import PackageDescription
 // initramfs members; KernelPackages: kernel images judged by their bytes, RPM and DEB kernel
 // packages read with Initrd's cpio reader) -> domain modules
 // (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
-// LVM2, the assembly of a guest's filesystems from fstab) -> Pipeline -> RehostCommands -> the
+// LVM2, the assembly of a guest's filesystems from fstab; ISO9660, and Contextualization above it and
+// GuestFixups: context files and CDs) -> Pipeline -> RehostCommands -> the
 // `rehost` executable. Beside it, `rehost-fuzz` (Fuzz/) sits directly on the readers and parsers.
 let package = Package(
     name: "Rehost",
@@ -45,16 +46,19 @@ let package = Package(
         .target(name: "KernelPackages", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd"]),
 
         .target(name: "DiskLayout", dependencies: ["ImageCore"]),
+        // Contextualization media: Rehost's own ISO 9660 writer, and the context files it carries.
+        .target(name: "ISO9660", dependencies: []),
         .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages", "Digests"]),
         .target(name: "FilesystemBuilder", dependencies: ["Ext2", "ImageCore"]),
         .target(name: "ImageFormats", dependencies: ["ImageCore", "Zlib", "Blkid", "Compression", "Digests"]),
         .target(name: "Volumes", dependencies: ["ImageCore", "Blkid", "ImageFormats"]),
+        .target(name: "Contextualization", dependencies: ["ImageCore", "Compression", "GuestFixups", "ISO9660"]),
         .target(name: "Pipeline", dependencies: [
             "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes", "Digests",
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "RehostCommands", dependencies: [
-            "Pipeline", "ImageCore", "ImageFormats",
+            "Pipeline", "ImageCore", "ImageFormats", "Contextualization",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),
@@ -86,5 +90,6 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"]),
+        .testTarget(name: "ContextualizationTests", dependencies: ["Contextualization", "ISO9660", "GuestFixups", "TestSupport"]),
     ]
 )

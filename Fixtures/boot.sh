@@ -8,7 +8,7 @@ set -euo pipefail
 
 usage() {
     echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio|ahci] [--net none|virtio|e1000]" >&2
-    echo "       [--memory MIB] [--log FILE] [--timeout SECONDS] [--writable]" >&2
+    echo "       [--memory MIB] [--log FILE] [--timeout SECONDS] [--writable] [--seed-disk IMAGE]" >&2
     exit 2
 }
 die_usage() { echo "boot.sh: $*" >&2; usage; }
@@ -22,6 +22,7 @@ log=
 timeout_seconds=180
 # --writable: the guest's writes reach the disk (no -snapshot), for tests that boot twice.
 snapshot=(-snapshot)
+seed_disk=
 while [ $# -gt 0 ]; do
     case "$1" in
         --format) [ $# -ge 2 ] || usage; format=$2; shift 2 ;;
@@ -31,6 +32,10 @@ while [ $# -gt 0 ]; do
         --log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout_seconds=$2; shift 2 ;;
         --writable) snapshot=(); shift ;;
+        # A second, read-only virtio disk (a NoCloud seed ISO): the initrd Rehost repairs loads
+        # virtio_blk, so the guest's generators (cloud-init's ds-identify) see it at once; a
+        # CD-ROM drive needs sr_mod, which only the root filesystem's udev loads, too late.
+        --seed-disk) [ $# -ge 2 ] || usage; seed_disk=$2; shift 2 ;;
         -h|--help) usage ;;
         -*) die_usage "unknown option $1" ;;
         *) [ -z "$disk" ] || die_usage "more than one DISK given"; disk=$1; shift ;;
@@ -68,6 +73,11 @@ case "$bus" in
     ahci) machine=(-M q35)
           drive=(-drive "file=$disk_option,format=$format,if=none,id=d0" -device ide-hd,drive=d0,bus=ide.0) ;;
 esac
+seed_drive=()
+if [ -n "$seed_disk" ]; then
+    [ -f "$seed_disk" ] || { echo "boot.sh: $seed_disk: no such file" >&2; exit 2; }
+    seed_drive=(-drive "file=${seed_disk//,/,,},format=raw,if=virtio,readonly=on")
+fi
 # User-mode networking (DHCP gives the guest 10.0.2.15). romfile= drops the
 # NIC's PXE ROM, so SeaBIOS never tries a network boot after a bad disk.
 case "$net" in
@@ -85,7 +95,7 @@ status=0
 timeout --kill-after=5 "$timeout_seconds" \
     qemu-system-x86_64 -accel tcg -nographic -no-reboot "${snapshot[@]}" "${machine[@]}" -m "$memory" \
         "${nic[@]}" -boot c -monitor none -serial "file:$log" \
-        "${drive[@]}" \
+        "${drive[@]}" "${seed_drive[@]}" \
     < /dev/null > "$log.qemu" 2>&1 || status=$?
 elapsed=$(( $(date +%s) - start ))
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 OUTDIR [--suite bookworm|trixie|...] [--initrd-tool initramfs-tools|dracut]" >&2
+    echo "usage: $0 OUTDIR [--suite bookworm|trixie|...] [--initrd-tool initramfs-tools|dracut] [--cloud-init]" >&2
     exit 2
 }
 die() { echo "make-debian-guest: error: $*" >&2; exit 1; }
@@ -19,10 +19,14 @@ note() { echo "make-debian-guest: $*" >&2; }
 outdir=
 SUITE=bookworm
 INITRD_TOOL=initramfs-tools
+# --cloud-init: also install Debian's cloud-init and sudo (with no datasource seeded: the tests
+# give the guest a NoCloud seed or an OpenNebula context through Rehost). The name gets "-cloud-init".
+CLOUD_INIT=
 while [ $# -gt 0 ]; do
     case "$1" in
         --suite) [ $# -ge 2 ] || usage; SUITE=$2; shift 2 ;;
         --initrd-tool) [ $# -ge 2 ] || usage; INITRD_TOOL=$2; shift 2 ;;
+        --cloud-init) CLOUD_INIT=1; shift ;;
         -h|--help) usage ;;
         -*) echo "make-debian-guest: unknown option $1" >&2; usage ;;
         *) [ -z "$outdir" ] || usage; outdir=$1; shift ;;
@@ -48,7 +52,7 @@ mkdir -p "$CACHE"
 MIRROR=${REHOST_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${REHOST_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
-NAME=debian-$SUITE-$INITRD_TOOL
+NAME=debian-$SUITE-$INITRD_TOOL${CLOUD_INIT:+-cloud-init}
 IMAGE=$OUTDIR/$NAME.img
 ENVFILE=$OUTDIR/$NAME.env
 
@@ -69,6 +73,8 @@ case "$SUITE" in
     *) dhcp_package=isc-dhcp-client ;;
 esac
 PACKAGES="systemd,systemd-sysv,udev,kmod,linux-image-amd64,$initrd_packages,ifupdown,$dhcp_package,iproute2,e2fsprogs"
+# sudo: cloud-init's OpenNebula datasource parses context.sh as `sudo -u nobody bash`.
+[ -z "$CLOUD_INIT" ] || PACKAGES="$PACKAGES,cloud-init,sudo"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/make-debian-guest.XXXXXX")
 cleanup() {
@@ -107,7 +113,7 @@ kernel_package=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/nul
 [ -n "$kernel_package" ] || die "$SUITE has no linux-image-amd64 depending on a versioned kernel"
 KERNEL_VERSION=${kernel_package#linux-image-}
 versions=""
-for p in "$kernel_package" systemd udev "$INITRD_TOOL" ifupdown "$dhcp_package"; do
+for p in "$kernel_package" systemd udev "$INITRD_TOOL" ifupdown "$dhcp_package" ${CLOUD_INIT:+cloud-init}; do
     v=$(candidate "$p")
     [ -n "$v" ] && [ "$v" != "(none)" ] || die "$SUITE has no candidate for $p"
     versions="$versions $p=$v"

@@ -35,6 +35,8 @@ packages=(
   mmdebstrap
   # tests: strace shows which files Rehost opens for a hostile image (containment tests)
   strace
+  # tests: isoinfo (genisoimage) and xorriso read back the ISO 9660 context CDs Rehost writes
+  genisoimage xorriso
 )
 
 sudo=""

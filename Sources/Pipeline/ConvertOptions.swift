@@ -48,6 +48,8 @@ public struct ConvertOptions: Sendable {
     public var clean: [any CleanOperation] = []
     /// The customize options on `convert`, applied after the clean operations.
     public var customize = CustomizeOptions()
+    /// `--cloud-init`: a NoCloud seed to write inside the guest after the repairs; nil for none.
+    public var cloudInit: NoCloudSeed?
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

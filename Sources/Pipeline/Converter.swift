@@ -55,7 +55,7 @@ public final class Converter {
         }
         let layout = GuestLayout(source: source, keepLayout: options.keepLayout, swapPartition: options.swapPartitionSize,
                                  noSwap: options.noSwap, kernelBytes: supplied.reduce(0) { $0 + $1.installedBytes },
-                                 swapFileBytes: options.swapFileSize ?? 0)
+                                 rootAddedBytes: (options.swapFileSize ?? 0) + options.customize.addedBytes)
         let plan = try layout.plan(requestedSize: options.diskSize)
         // The label and UUID of each new filesystem (the source's unless asked otherwise; --label
         // names the root) are known before it exists, so fstab and root= can name them.
@@ -111,13 +111,15 @@ public final class Converter {
             _ = try GuestPrep.apply(clean: options.clean, customize: customize, to: editor, context: prepContext)
             plannedEdits = editor.edits
         }
-        var warnings = planned.warnings + layoutWarnings
+        // --cloud-init: the NoCloud seed is planned on the overlay too, after the repairs.
+        let seeded = try options.cloudInit?.apply(to: overlay, options: repairOptions, report: planned.report)
+        var warnings = planned.warnings + (seeded?.warnings ?? []) + layoutWarnings
         if source.filesystem.inodeSize > 128 && options.format.inodeSize <= 128 {
             warnings.append("the source has \(source.filesystem.inodeSize)-byte inodes; the copy uses 128-byte inodes, so sub-second timestamps are rounded down to whole seconds (use --inode-size 256 to keep them)")
         }
         var report = ConvertReport(input: source.report, outputs: [], dryRun: options.dryRun,
                                    target: options.target.rawValue, rootReference: rootReference, disk: plan,
-                                   newFilesystem: nil, copy: nil, changes: planned.changes, bootloader: nil,
+                                   newFilesystem: nil, copy: nil, changes: planned.changes + (seeded?.changes ?? []), bootloader: nil,
                                    warnings: warnings, seconds: 0)
         report.guestEdits = plannedEdits
         report.randomRootPassword = randomPassword
@@ -225,6 +227,9 @@ public final class Converter {
             let editor = GuestEditor(fs: repaired, metadata: repaired as? any GuestMetadataEditing, dryRun: false)
             _ = try GuestPrep.apply(clean: options.clean, customize: customize, to: editor, context: prepContext)
             report.guestEdits = editor.edits
+        }
+        if let seed = options.cloudInit {
+            report.changes += try seed.apply(to: repaired, options: repairOptions, report: planned.report).changes
         }
         progress.end()
         for destination in destinations { try destination.filesystem.close() }

@@ -33,12 +33,13 @@ struct GuestLayout {
 
     /// `swapPartition` is `--swap-partition`; without it, `--keep-layout` recreates the guest's
     /// first swap device at its size unless `noSwap`. `kernelBytes` (kernels being installed) is
-    /// counted in the root and in a separate /boot, which share it; `swapFileBytes` in the root.
+    /// counted in the root and in a separate /boot, which share it; `rootAddedBytes` (a swap file,
+    /// the files the customize options add) in the root.
     init(source: SourceGuest, keepLayout: Bool, swapPartition: UInt64?, noSwap: Bool,
-         kernelBytes: UInt64, swapFileBytes: UInt64) {
+         kernelBytes: UInt64, rootAddedBytes: UInt64) {
         if keepLayout {
             let root = Filesystem(mountPoint: "/", source: source.filesystem, merged: [],
-                                  extraBytes: kernelBytes + swapFileBytes)
+                                  extraBytes: kernelBytes + rootAddedBytes)
             let others = source.mounts.map {
                 Filesystem(mountPoint: $0.mountPoint, source: $0.filesystem, merged: [],
                            extraBytes: $0.mountPoint == "/boot" ? kernelBytes : 0)
@@ -48,7 +49,7 @@ struct GuestLayout {
             swapBytes = swapPartition ?? (noSwap ? nil : source.swapDevices.first?.sizeBytes)
         } else {
             filesystems = [Filesystem(mountPoint: "/", source: source.filesystem, merged: source.mounts,
-                                      extraBytes: kernelBytes + swapFileBytes)]
+                                      extraBytes: kernelBytes + rootAddedBytes)]
             swapBytes = swapPartition
         }
     }

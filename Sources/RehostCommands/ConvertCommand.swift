@@ -39,6 +39,8 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup(title: "Outputs") var outputs: OutputOptions
 
+    @OptionGroup(title: "Cloud-init") var cloudInit: CloudInitOptions
+
     @Option(help: ArgumentHelp("The disk's size, e.g. 10G or 8192M (binary units). Default: the data plus a quarter plus 256 MiB, and never less than the source filesystem (for each filesystem with --keep-layout). With --keep-layout it is still the whole disk: the swap partition and the other filesystems get what they would have had, and / the rest; if that is too little for /, the others shrink to what their data needs.",
                                valueName: "size"))
     var size: String?
@@ -156,6 +158,7 @@ struct ConvertCommand: ParsableCommand {
                 if keepUserSSH { options.clean.removeAll { $0.name == "ssh-userdir" } }
             }
             options.customize = try customizations.options()
+            options.cloudInit = try cloudInit.seed()
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let report = try Converter(options: options, progress: progress).run()
             if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }

@@ -19,6 +19,7 @@ public struct Rehost: ParsableCommand {
             writes into one in place, without mounting it. \
             `rehost clean` removes what an image should not carry to a new owner (histories, keys, logs), \
             and `rehost customize` sets passwords, keys, files and first-boot scripts, both in place.
+            `rehost context` writes an OpenNebula context file or CD, or a cloud-init NoCloud seed CD.
 
             `rehost build RECIPE.yaml` makes images from a base image and a declarative recipe: convert, \
             clean, customize and every output in one pass, with a record of each step and digest.
@@ -26,7 +27,7 @@ public struct Rehost: ParsableCommand {
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
                       LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self,
-                      CleanCommand.self, CustomizeCommand.self,
+                      CleanCommand.self, CustomizeCommand.self, ContextCommand.self,
                       BuildCommand.self]
     )
     public init() {}

@@ -105,4 +105,39 @@ struct DebianGuestTests {
         #expect(serial.contains("REHOST-GUEST: root=\(device) / "), "\(boot.stdout)")
         try? FileManager.default.removeItem(atPath: output)
     }
+    /// A first-boot command on a systemd guest: run once by the rehost-firstboot unit before
+    /// multi-user.target, its output on the serial console and in the guest's log, gone at the
+    /// second boot; nothing fails, and the clean's default operations leave a guest that boots.
+    @Test func firstBootCommandRunsOnceUnderSystemd() throws {
+        let guest = try Self.guest(suite: "bookworm", tool: "initramfs-tools")
+        let output = "\(Self.directory)/out-\(guest.name)-firstboot"
+        try? FileManager.default.removeItem(atPath: output)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let disk = "\(output)/disk.raw"
+        let convert = try Command.runRehost(["convert", guest.image, "-o", disk, "-q", "--clean",
+                                             "--firstboot-command", "echo FIRSTBOOT-$((6 * 7))"],
+                                            asUser: "nobody", timeout: .seconds(900))
+        #expect(convert.status == 0, "\(convert.stderr)")
+        func boot(_ name: String) throws -> String {
+            let log = "\(output)/serial-\(name).log"
+            let result = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", disk, "--bus", "virtio", "--net", "virtio",
+                                                       "--memory", "1024", "--writable", "--log", log, "--timeout", "600"],
+                                         timeout: .seconds(660), asUser: "nobody")
+            let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(result.status == 0, "\(name) boot: \(result.stdout)\(result.stderr)")
+            #expect(serial.contains("REHOST-GUEST: state=running") && serial.contains("REHOST-GUEST: failed=none"),
+                    "\(name) boot reached multi-user.target with nothing failed: \(result.stdout)")
+            return serial
+        }
+        let first = try boot("first")
+        #expect(first.contains("FIRSTBOOT-42"), "the command's output on the serial console")
+        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
+        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
+        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        let log = try Command.run("debugfs", ["-R", "cat /var/log/rehost-firstboot.log", root]).requireSuccess().stdout
+        #expect(log.contains("FIRSTBOOT-42"), "the output logged inside the guest")
+        let second = try boot("second")
+        #expect(!second.contains("FIRSTBOOT-42"), "the first-boot command ran again")
+        try? FileManager.default.removeItem(atPath: output)
+    }
 }

@@ -421,6 +421,26 @@ struct GuestPrepTests {
         try fsck(root)
     }
 
+    /// `convert --copy-in` of more data than the guest holds: the new filesystem is sized for it,
+    /// and the copy arrives whole.
+    @Test func convertSizesTheDiskForWhatCopyInAdds() throws {
+        let fixture = try Fixture.xenInstance()
+        let directory = try TemporaryDirectory(prefix: "rehost-prep-size")
+        let payload = directory.file("payload")
+        try FileManager.default.createDirectory(atPath: payload, withIntermediateDirectories: true)
+        try Command.run("sh", ["-c", "head -c 400M /dev/urandom > \"$1/big.bin\"", "sh", payload]).requireSuccess()
+        let disk = directory.file("disk.raw")
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--quiet", "--json", "--digest", "none",
+                                            "--copy-in", "\(payload):/opt"], timeout: .seconds(600))
+        #expect(result.status == 0, "\(result.stderr)")
+        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
+        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
+        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        try Command.run("debugfs", ["-R", "dump /opt/payload/big.bin \(directory.file("back.bin"))", root]).requireSuccess()
+        #expect(try Command.run("cmp", ["\(payload)/big.bin", directory.file("back.bin")]).status == 0, "the copy arrived whole")
+        try fsck(root)
+    }
+
     /// An image a running qemu holds is refused, and left alone.
     @Test func imageInUseIsRefused() throws {
         let guest = try PrepGuest()

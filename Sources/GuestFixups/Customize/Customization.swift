@@ -16,7 +16,19 @@ public indirect enum HostTree: Sendable {
         case let .file(name, _, _), let .directory(name, _, _), let .symlink(name, _): return name
         }
     }
+
+    /// What the tree takes in a filesystem, at most: each file and directory in whole 4 KiB
+    /// blocks plus one for its metadata (an indirect block, a directory entry's share).
+    var footprint: UInt64 {
+        switch self {
+        case let .file(_, contents, _): return roundedToBlocks(UInt64(contents.count)) + 4096
+        case let .directory(_, _, children): return children.reduce(4096) { $0 + $1.footprint }
+        case let .symlink(_, target): return target.utf8.count > 60 ? 4096 : 0
+        }
+    }
 }
+
+private func roundedToBlocks(_ bytes: UInt64) -> UInt64 { (bytes + 4095) / 4096 * 4096 }
 
 /// How `--root-password` sets root's password.
 public enum RootPassword: Sendable, Equatable {
@@ -72,6 +84,14 @@ public struct CustomizeOptions: Sendable {
     public var firstboot: [Script] = []
 
     public init() {}
+
+    /// What the copy-ins, written files and first-boot scripts add to the guest, at most: what
+    /// `convert` sizes the new filesystem for.
+    public var addedBytes: UInt64 {
+        let texts = (writes + appendLines).reduce(UInt64(0)) { $0 + roundedToBlocks(UInt64($1.text.utf8.count)) + 4096 }
+        let scripts = firstboot.reduce(UInt64(0)) { $0 + roundedToBlocks(UInt64($1.script.utf8.count)) + 4096 }
+        return copyIns.reduce(texts + scripts) { $0 + $1.tree.footprint }
+    }
 
     /// Replaces `--root-password random` by the password it picks, once, so a plan and the edit
     /// that follows it agree; returns that password.
