@@ -33,13 +33,15 @@ public struct BuildRecipe: Sendable {
     public var customize = CustomizeOptions()
     /// The packages to install at first boot, with the guest's own package manager.
     public var packages: [String] = []
+    /// `cloud-init:`: a NoCloud seed written inside the guest, as `convert --cloud-init`.
+    public var cloudInit: NoCloudSeed?
     public var outputs: [OutputRequest] = []
     public var writerOptions = WriterOptions()
     public var digests = DigestChoice.default
     /// The recipe's SHA-256.
     public var sha256: String
 
-    public static let topKeys = ["name", "base", "target", "size", "kernel", "skip", "clean", "customize", "outputs", "format-options", "digest"]
+    public static let topKeys = ["name", "base", "target", "size", "kernel", "skip", "clean", "customize", "cloud-init", "outputs", "format-options", "digest"]
 
     /// Reads and checks a recipe; every problem is a `RecipeError` naming the file and line.
     public static func load(_ file: String) throws -> BuildRecipe {
@@ -98,6 +100,7 @@ public struct BuildRecipe: Sendable {
             if keepUserSSH { options.clean.removeAll { $0.name == "ssh-userdir" } }
         }
         options.customize = customize
+        options.cloudInit = cloudInit
         if !packages.isEmpty {
             // Installed before the recipe's own first-boot scripts, which may need them.
             options.customize.firstboot.insert(.init(name: "packages", script: Self.packageScript(packages)), at: 0)
@@ -260,6 +263,17 @@ struct RecipeReader {
         }
         if let node = top["clean"] { try readClean(node, into: &recipe) }
         if let node = top["customize"] { try readCustomize(node, into: &recipe) }
+        if let node = top["cloud-init"] {
+            let given = try mapping(node, "cloud-init", allowed: ["user-data", "meta-data", "network-config"])
+            func file(_ key: String) throws -> [UInt8]? {
+                guard let item = given[key] else { return nil }
+                let path = try hostPath(item, "cloud-init: \(key)")
+                guard let bytes = HostFiles.read(path) else { throw fail(item, "cloud-init: \(key) \(path): cannot be read") }
+                return bytes
+            }
+            guard let userData = try file("user-data") else { throw fail(node, "cloud-init: no user-data: (a file beside the recipe)") }
+            recipe.cloudInit = NoCloudSeed(userData: userData, metaData: try file("meta-data"), networkConfig: try file("network-config"))
+        }
 
         for item in try list(outputsNode, "outputs") {
             let path: String, format: ImageFormat?

@@ -20,7 +20,7 @@ public struct BuildRecord: Codable, Sendable {
 
     /// One step of the build and what it did.
     public struct Step: Codable, Sendable {
-        /// "convert", "clean", "customize" or "write".
+        /// "convert", "clean", "customize", "cloud-init" or "write".
         public var step: String
         public var summary: String
         /// convert: the repairs made.
@@ -83,8 +83,9 @@ public struct Builder {
         let customizeStart = recipe.clean == nil ? 0 : edits.firstIndex { Self.customizeOperations.contains($0.operation) } ?? edits.count
         var steps: [BuildRecord.Step] = []
         let disk = report.disk.map { " into a \(ByteCount.format($0.diskSize)) disk" } ?? ""
-        steps.append(.init(step: "convert", summary: "\(report.input.kind) \(report.input.path)\(disk) for \(report.target): \(report.changes.count) repair\(report.changes.count == 1 ? "" : "s")",
-                           changes: report.changes))
+        let repairs = report.changes.filter { $0.repair != NoCloudSeed.repairName || recipe.cloudInit == nil }
+        steps.append(.init(step: "convert", summary: "\(report.input.kind) \(report.input.path)\(disk) for \(report.target): \(repairs.count) repair\(repairs.count == 1 ? "" : "s")",
+                           changes: repairs))
         if recipe.clean != nil {
             let done = Array(edits[..<customizeStart])
             steps.append(.init(step: "clean", summary: "\(options.clean.map(\.name).joined(separator: ", ")): \(done.count) change\(done.count == 1 ? "" : "s")", edits: done))
@@ -93,6 +94,11 @@ public struct Builder {
             let done = Array(edits[customizeStart...])
             let packages = recipe.packages.isEmpty ? "" : "; first-boot install of \(recipe.packages.joined(separator: " "))"
             steps.append(.init(step: "customize", summary: "\(done.count) change\(done.count == 1 ? "" : "s")\(packages)", edits: done))
+        }
+        // The seed is written last, after clean (whose cloud-init operation would remove it) and customize.
+        if recipe.cloudInit != nil {
+            let seeded = report.changes.filter { $0.repair == NoCloudSeed.repairName }
+            steps.append(.init(step: "cloud-init", summary: "a NoCloud seed: \(seeded.count) change\(seeded.count == 1 ? "" : "s")", changes: seeded))
         }
         let written = recipe.outputs.map { "\($0.path) (\($0.format.rawValue))" }.joined(separator: ", ")
         steps.append(.init(step: "write", summary: dryRun ? "would write \(written)" : written,

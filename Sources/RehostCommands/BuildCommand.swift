@@ -22,7 +22,8 @@ struct BuildCommand: ParsableCommand {
             The result record, NAME.build.json beside the first output (NAME: the recipe's name:, else \
             its file name without extension), is written atomically after the outputs and printed with \
             --json: the recipe and its SHA-256, the rehost version, the base image's size and mtime, \
-            every step (convert and its repairs, clean and customize and every file they touched, write) \
+            every step (convert and its repairs, clean and customize and every file they touched, the \
+            cloud-init seed, write) \
             and every output with its digests (blk-sha256 of the disk, as `rehost digest` prints it; \
             with digest: file or all, also the file's SHA-256).
 
@@ -53,6 +54,7 @@ struct BuildCommand: ParsableCommand {
                 packages: [httpd, php]        # dnf/yum/apt-get/zypper
                 firstboot: [scripts/setup.sh] # then these, once
                 firstboot-command: ["chkconfig httpd on"]
+              cloud-init: {user-data: cloud/user-data}   # as convert --cloud-init
               outputs:
                 - out/web.qcow2
                 - {path: out/web.vmdk, format: vmdk}

@@ -147,18 +147,23 @@ struct BuildRecipeTests {
               ssh-inject:
                 - {user: root, key: files/admin.pub}
               firstboot: [files/tool.sh]
+            cloud-init:
+              user-data: files/user-data
             outputs: [out/web.vmdk]
             format-options: {vmdk-subformat: monolithicSparse}
 
             """)
         try "s3cret\n".write(toFile: directory.file("files/pw"), atomically: true, encoding: .utf8)
+        try "#cloud-config\nhostname: web1\n".write(toFile: directory.file("files/user-data"), atomically: true, encoding: .utf8)
         try "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRehostTestKey admin@host\n".write(toFile: directory.file("files/admin.pub"), atomically: true, encoding: .utf8)
         let result = try Command.runRehost(["build", directory.file("recipe.yaml"), "--json", "--quiet"]).requireSuccess()
         let record = try json(result.stdoutBytes)
         #expect(record["record"] as? String == directory.file("out/web.build.json"))
         #expect(FileManager.default.fileExists(atPath: directory.file("out/web.build.json")))
         let steps = try #require(record["steps"] as? [[String: Any]])
-        #expect(steps.map { $0["step"] as? String ?? "" } == ["convert", "customize", "write"])
+        #expect(steps.map { $0["step"] as? String ?? "" } == ["convert", "customize", "cloud-init", "write"])
+        let seeded = try #require(steps[2]["changes"] as? [[String: Any]]).map { $0["path"] as? String ?? "" }
+        #expect(seeded.contains("/var/lib/cloud/seed/nocloud/user-data"), "\(seeded)")
         let repairs = try #require(steps[0]["changes"] as? [[String: Any]]).map { $0["repair"] as? String ?? "" }
         #expect(!repairs.contains("network") && !repairs.isEmpty, "skip: [network]")
 
@@ -179,6 +184,7 @@ struct BuildRecipeTests {
         #expect(check.stdout == "True\n", "root's hash is of the file's first line: \(hash) \(check.stderr)")
         #expect(try DebugfsStat.cat(root, "/root/.ssh/authorized_keys") == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRehostTestKey admin@host\n")
         #expect(try DebugfsStat.list(root, "/var/lib/rehost-firstboot/scripts") == ["0001-tool.sh"])
+        #expect(try DebugfsStat.cat(root, "/var/lib/cloud/seed/nocloud/user-data") == "#cloud-config\nhostname: web1\n")
         let fsck = try Command.run("e2fsck", ["-fn", root])
         #expect(fsck.status == 0, "e2fsck: \(fsck.stdout)\(fsck.stderr)")
     }
