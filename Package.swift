@@ -9,6 +9,7 @@ import PackageDescription
 // LVM2, the assembly of a guest's filesystems from fstab; ISO9660, and Contextualization above it and
 // GuestFixups: context files and CDs) -> Pipeline -> RehostCommands -> the
 // `rehost` executable. Beside it, `rehost-fuzz` (Fuzz/) sits directly on the readers and parsers.
+// The one outside library besides ArgumentParser: Yams (libyaml), for Pipeline's build recipes.
 let package = Package(
     name: "Rehost",
     platforms: [.macOS(.v15)],
