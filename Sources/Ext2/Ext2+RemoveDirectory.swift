@@ -23,14 +23,7 @@ extension Ext2Filesystem {
             try check(ext2fs_punch(fs, ino, small, nil, 0, ~0), "freeing the blocks of directory inode \(ino)")
         }
         inode = try readInode(ino)
-        let attributeBlock = inode.extendedAttributeBlock
-        if attributeBlock != 0 {
-            var remaining: UInt32 = 0
-            try check(ext2fs_adjust_ea_refcount3(fs, attributeBlock, nil, -1, &remaining, ino), "releasing the attribute block of inode \(ino)")
-            if remaining == 0 { ext2fs_block_alloc_stats2(fs, attributeBlock, -1) }
-            inode.raw.i_file_acl = 0
-            inode.raw.osd2.linux2.l_i_file_acl_high = 0
-        }
+        try releaseAttributeBlock(ino, &inode)
         inode.linksCount = 0
         inode.raw.i_size = 0
         inode.raw.i_dtime = UInt32(time(nil))

@@ -141,6 +141,18 @@ extension Ext2Filesystem {
         try release(ino, inode)
     }
 
+    /// Drops the inode's reference to its extended-attribute block, freeing the block when no
+    /// other inode shares it.
+    func releaseAttributeBlock(_ ino: InodeNumber, _ inode: inout Ext2Inode) throws {
+        let attributeBlock = inode.extendedAttributeBlock
+        guard attributeBlock != 0 else { return }
+        var remaining: UInt32 = 0
+        try check(ext2fs_adjust_ea_refcount3(fs, attributeBlock, nil, -1, &remaining, ino), "releasing the attribute block of inode \(ino)")
+        if remaining == 0 { ext2fs_block_alloc_stats2(fs, attributeBlock, -1) }
+        inode.raw.i_file_acl = 0
+        inode.raw.osd2.linux2.l_i_file_acl_high = 0
+    }
+
     private func release(_ ino: InodeNumber, _ inode: Ext2Inode) throws {
         var inode = inode
         // A fast symlink's i_blocks counts its extended-attribute block (a SELinux label beside a
@@ -151,14 +163,7 @@ extension Ext2Filesystem {
                 try check(ext2fs_punch(fs, ino, small, nil, 0, ~0), "freeing the blocks of inode \(ino)")
             }
         }
-        let attributeBlock = inode.extendedAttributeBlock
-        if attributeBlock != 0 {
-            var remaining: UInt32 = 0
-            try check(ext2fs_adjust_ea_refcount3(fs, attributeBlock, nil, -1, &remaining, ino), "releasing the attribute block of inode \(ino)")
-            if remaining == 0 { ext2fs_block_alloc_stats2(fs, attributeBlock, -1) }
-            inode.raw.i_file_acl = 0
-            inode.raw.osd2.linux2.l_i_file_acl_high = 0
-        }
+        try releaseAttributeBlock(ino, &inode)
         inode.linksCount = 0
         inode.raw.i_dtime = UInt32(time(nil))
         try writeInode(ino, inode)
