@@ -1,11 +1,15 @@
 import CCrypto
 import ImageCore
 
-/// Streaming SHA-256 and SHA-1 over OpenSSL's libcrypto: for OVA manifests and output reports.
+/// Streaming digests over OpenSSL's libcrypto: SHA-256 and SHA-1 for OVA manifests and output
+/// reports; MD5 and SHA-512 for what clouds report back (Glance's `checksum` and `os_hash_value`,
+/// S3's ETags).
 public final class Digest {
     public enum Algorithm: String, Sendable, CaseIterable {
         case sha256 = "SHA256"
         case sha1 = "SHA1"
+        case sha512 = "SHA512"
+        case md5 = "MD5"
     }
 
     public let algorithm: Algorithm
@@ -15,7 +19,12 @@ public final class Digest {
         self.algorithm = algorithm
         guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
         self.context = context
-        let type = algorithm == .sha256 ? EVP_sha256() : EVP_sha1()
+        let type: OpaquePointer? = switch algorithm {
+        case .sha256: EVP_sha256()
+        case .sha1: EVP_sha1()
+        case .sha512: EVP_sha512()
+        case .md5: EVP_md5()
+        }
         guard EVP_DigestInit_ex(context, type, nil) == 1 else { fatalError("EVP_DigestInit_ex failed for \(algorithm)") }
     }
 
@@ -32,13 +41,38 @@ public final class Digest {
 
     /// The digest as lowercase hex; the object cannot be updated afterwards.
     public func finish() -> String {
+        Digest.hex(finishBytes())
+    }
+
+    /// The digest's bytes; the object cannot be updated afterwards.
+    public func finishBytes() -> [UInt8] {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         _ = EVP_DigestFinal_ex(context, &output, &length)
-        return output.prefix(Int(length)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// The digest of `bytes` in one call.
+    public static func bytes(_ algorithm: Algorithm, of bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        let digest = Digest(algorithm)
+        digest.update(bytes)
+        return digest.finishBytes()
+    }
+
+    public static func bytes(_ algorithm: Algorithm, of bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBytes { Digest.bytes(algorithm, of: $0) }
+    }
+
+    /// Lowercase hex of `bytes`.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// `count` zero bytes, hashed from one shared buffer of zeros: a hole costs neither a read nor
@@ -102,4 +136,19 @@ public final class BackgroundDigest: Sendable {
 
     /// Waits for the digest; rethrows a read failure.
     public func wait() throws -> String { try work.wait() }
+}
+
+/// HMAC-SHA-256 (RFC 2104) over libcrypto: the key chain of AWS Signature Version 4.
+public enum HMAC {
+    public static func sha256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        key.withUnsafeBytes { key in
+            data.withUnsafeBytes { data in
+                _ = CCrypto.HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                                 data.count, &output, &length)
+            }
+        }
+        return Array(output.prefix(Int(length)))
+    }
 }

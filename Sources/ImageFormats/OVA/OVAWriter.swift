@@ -157,6 +157,13 @@ public final class OVAWriter: DiskImageWriter {
 }
 
 extension Digest.Algorithm {
-    /// Hex digits in a digest: 64 for SHA-256, 40 for SHA-1.
-    var hexLength: Int { self == .sha256 ? 64 : 40 }
+    /// Hex digits in a digest: 64 for SHA-256, 40 for SHA-1 (the two an OVA manifest uses).
+    var hexLength: Int {
+        switch self {
+        case .sha256: 64
+        case .sha1: 40
+        case .sha512: 128
+        case .md5: 32
+        }
+    }
 }
