@@ -7,7 +7,8 @@ import PackageDescription
 // packages read with Initrd's cpio reader) -> domain modules
 // (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
 // LVM2, the assembly of a guest's filesystems from fstab; ISO9660, and Contextualization above it and
-// GuestFixups: context files and CDs) -> Pipeline -> RehostCommands -> the
+// GuestFixups: context files and CDs) -> Pipeline; beside it Cloud (optional upload adapters:
+// SigV4, Glance, EBS direct, S3 + VM Import) -> RehostCommands -> the
 // `rehost` executable. Beside it, `rehost-fuzz` (Fuzz/) sits directly on the readers and parsers.
 // The one outside library besides ArgumentParser: Yams (libyaml), for Pipeline's build recipes.
 let package = Package(
@@ -58,8 +59,14 @@ let package = Package(
             "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes", "Digests",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // Optional upload adapters (Glance, AWS EBS direct, S3 + VM Import) over URLSession: only
+        // the commands import it; nothing below depends on a cloud.
+        .target(name: "Cloud", dependencies: [
+            "ImageCore", "Digests", "ImageFormats",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "RehostCommands", dependencies: [
-            "Pipeline", "ImageCore", "ImageFormats", "Contextualization",
+            "Pipeline", "ImageCore", "ImageFormats", "Contextualization", "Cloud",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),
@@ -91,6 +98,7 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"]),
+        .testTarget(name: "CloudTests", dependencies: ["Cloud", "Digests", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "ContextualizationTests", dependencies: ["Contextualization", "ISO9660", "GuestFixups", "TestSupport"]),
     ]
 )
