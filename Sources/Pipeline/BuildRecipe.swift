@@ -60,7 +60,7 @@ public struct BuildRecipe: Sendable {
         let baseName = String(slash.map { file[file.index(after: $0)...] } ?? Substring(file))
         let stem = baseName.split(separator: ".", omittingEmptySubsequences: false).count > 1
             ? String(baseName[..<baseName.lastIndex(of: ".")!]) : baseName
-        var reader = RecipeReader(file: file, directory: directory)
+        let reader = RecipeReader(file: file, directory: directory)
         guard let node, case .mapping = node else {
             throw RecipeError(file: file, line: node?.mark?.line ?? 1, message: "a recipe is a mapping with at least base: and outputs:")
         }

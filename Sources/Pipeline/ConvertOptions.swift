@@ -50,6 +50,9 @@ public struct ConvertOptions: Sendable {
     public var customize = CustomizeOptions()
     /// `--cloud-init`: a NoCloud seed to write inside the guest after the repairs; nil for none.
     public var cloudInit: NoCloudSeed?
+    /// Writers beyond the output files that take the disk in the same streaming read (an
+    /// upload to EBS), made once the disk's size is known.
+    public var streamConsumers: StreamConsumers?
 
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input

@@ -150,7 +150,8 @@ public final class Converter {
         let rawRequest = options.outputs.first { $0.format == .raw }
         let streamed = options.outputs.filter { $0.path != rawRequest?.path }
         let rawDisk = try AtomicOutput(finalPath: rawRequest?.path ?? options.outputs[0].path + ".raw-scratch")
-        let outputs = try OutputSet(streamed, virtualSize: plan.diskSize, options: options.writerOptions)
+        let outputs = try OutputSet(streamed, virtualSize: plan.diskSize, options: options.writerOptions,
+                                    consumers: options.streamConsumers)
         try rawDisk.file.truncate(to: plan.diskSize)
         try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
         if let swapPartition {

@@ -22,6 +22,8 @@ public final class Exporter {
     let externalFiles: ExternalFiles
     let maxOutputSize: UInt64?
     let progress: ProgressSink
+    /// Writers beyond the files (uploads) that take the disk in the same read.
+    public var streamConsumers: StreamConsumers?
 
     /// `maxOutputSize` bounds the data read from the input and so written to every output (nil:
     /// `ExpansionLimit`'s default for the input).
@@ -48,7 +50,7 @@ public final class Exporter {
         for output in outputs where reader.inputFiles.contains(where: { isSameFile($0, output.path) }) {
             throw ExportError.sameFile(path: output.path)
         }
-        let set = try OutputSet(outputs, virtualSize: reader.virtualSize, options: options)
+        let set = try OutputSet(outputs, virtualSize: reader.virtualSize, options: options, consumers: streamConsumers)
         try set.stream(from: reader, diskDigest: digests.disk, progress: progress)
         let reports = try set.commit(fileDigests: digests.files)
         return ExportReport(input: input, inputFormat: reader.format, inputVariant: reader.variant,

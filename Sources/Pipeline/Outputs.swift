@@ -61,8 +61,14 @@ extension OutputRequest {
     }
 }
 
+/// Makes the writers beyond the output files that take the disk as it streams past (uploads),
+/// given the disk's size. The caller keeps them to read their results after the run.
+public typealias StreamConsumers = @Sendable (_ virtualSize: UInt64) throws -> [any DiskImageWriter]
+
 /// The outputs of one run: each written under a temporary name by its writer as the raw disk
-/// streams past once, and renamed into place only when every one of them is complete.
+/// streams past once, and renamed into place only when every one of them is complete. Stream
+/// consumers (uploads) take the same pieces and finish before the files are renamed, so a
+/// failed upload leaves no output either.
 final class OutputSet {
     private struct Member {
         let request: OutputRequest
@@ -71,12 +77,13 @@ final class OutputSet {
     }
 
     private let members: [Member]
+    private let consumers: [any DiskImageWriter]
     private var summaries: [WriterSummary] = []
     private var seconds = 0.0
     /// The disk digest: taken as the disk streams past when asked, or given.
     var diskDigest: String?
 
-    init(_ requests: [OutputRequest], virtualSize: UInt64, options: WriterOptions) throws {
+    init(_ requests: [OutputRequest], virtualSize: UInt64, options: WriterOptions, consumers: StreamConsumers? = nil) throws {
         members = try requests.map { request in
             let output = try AtomicOutput(finalPath: request.path)
             let sink = OutputSink(file: output.file, base: 0)
@@ -85,24 +92,26 @@ final class OutputSet {
                                                 fileName: name)
             return Member(request: request, output: output, writer: writer)
         }
+        self.consumers = try consumers?(virtualSize) ?? []
     }
 
-    var isEmpty: Bool { members.isEmpty }
+    var isEmpty: Bool { members.isEmpty && consumers.isEmpty }
 
     /// One read of the raw disk at `rawPath` feeding every writer.
     func stream(from rawPath: String, diskDigest: Bool, progress: ProgressSink) throws {
-        guard !members.isEmpty else { return }
+        guard !isEmpty else { return }
         try stream(from: RawDiskReader(path: rawPath), diskDigest: diskDigest, progress: progress)
     }
 
     /// One read of `reader`'s disk feeding every writer, and the disk digest when asked.
     func stream(from reader: any DiskImageReader, diskDigest: Bool, progress: ProgressSink) throws {
-        guard !members.isEmpty else { return }
+        guard !isEmpty else { return }
         let started = monotonicSeconds()
-        let names = members.map { $0.request.format.rawValue }.joined(separator: ", ")
+        let names = (members.map { $0.request.format.rawValue } + consumers.map { _ in "upload" }).joined(separator: ", ")
         progress.begin(stage: "writing \(names)", totalBytes: reader.virtualSize)
         let digest = diskDigest ? DiskDigest(size: reader.virtualSize) : nil
-        summaries = try DiskStreamer.stream(reader, to: members.map(\.writer), digest: digest) { progress.advance(to: $0) }
+        let all = try DiskStreamer.stream(reader, to: members.map(\.writer) + consumers, digest: digest) { progress.advance(to: $0) }
+        summaries = Array(all.prefix(members.count))
         self.diskDigest = digest?.finish()
         progress.end()
         seconds = monotonicSeconds() - started

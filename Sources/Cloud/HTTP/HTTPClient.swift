@@ -102,7 +102,7 @@ public final class HTTPClient: Sendable {
     /// other statuses become `CloudError.http` with the server's message (parsed by
     /// `errorMessage`), retried while transient and `retryable`.
     public func send(_ request: HTTPRequest, signer: (any RequestSigner)? = nil, payloadSHA256: String? = nil,
-                     accept: Set<Int> = [], retryable: Bool = true,
+                     accept: Set<Int> = [], retryable: Bool = true, sent: ((Int64) -> Void)? = nil,
                      errorMessage: (HTTPResponse) -> (code: String?, message: String) = HTTPClient.plainMessage) throws -> HTTPResponse {
         var attempt = 0
         while true {
@@ -110,7 +110,7 @@ public final class HTTPClient: Sendable {
             do {
                 var signed = request
                 try signer?.sign(&signed, payloadSHA256: payloadSHA256)
-                let response = try perform(signed)
+                let response = try perform(signed, sent: sent)
                 if (200..<300).contains(response.status) || accept.contains(response.status) { return response }
                 let (code, message) = errorMessage(response)
                 throw CloudError.http(service: request.service, operation: request.operation, status: response.status,
@@ -130,7 +130,8 @@ public final class HTTPClient: Sendable {
         return (nil, String(line.prefix(300)))
     }
 
-    private func perform(_ request: HTTPRequest) throws -> HTTPResponse {
+    /// `sent`, when given, is called about four times a second with the body bytes sent so far.
+    private func perform(_ request: HTTPRequest, sent: ((Int64) -> Void)?) throws -> HTTPResponse {
         var urlRequest = URLRequest(url: request.url)
         urlRequest.httpMethod = request.method
         for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
@@ -148,6 +149,10 @@ public final class HTTPClient: Sendable {
             task = session.uploadTask(with: urlRequest, fromFile: URL(fileURLWithPath: path), completionHandler: handler)
         }
         task.resume()
+        if let sent {
+            while !box.wait(timeout: 0.25) { sent(task.countOfBytesSent) }
+            sent(task.countOfBytesSent)
+        }
         let (data, response, error) = box.wait()
         if let error {
             throw CloudError.transport(service: request.service, operation: request.operation,
@@ -194,6 +199,14 @@ private final class ResultBox: @unchecked Sendable {
 
     func wait() -> (Data?, URLResponse?, (any Error)?) {
         done.wait()
+        done.signal()
         return (data, response, error)
+    }
+
+    /// True once the answer is in (it stays in for `wait`).
+    func wait(timeout seconds: Double) -> Bool {
+        guard done.wait(timeout: .now() + seconds) == .success else { return false }
+        done.signal()
+        return true
     }
 }
