@@ -8,7 +8,8 @@ import TestSupport
 ///
 /// A small Python supervisor starts `moto_server` with INITIAL_NO_AUTH_ACTION_COUNT=3, spends
 /// those three free calls making an IAM user with an allow-all policy and an access key, prints
-/// the key, and stops moto when its stdin closes: at `stop()`, or when this process dies.
+/// the key, and stops moto (and removes its directory) when its stdin closes at `stop()`, or
+/// when this process is gone.
 final class LocalMoto: @unchecked Sendable {
     let endpoint: URL
     let accessKeyID: String
@@ -45,11 +46,21 @@ final class LocalMoto: @unchecked Sendable {
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName="rehost")["AccessKey"]
         print(ep, key["AccessKeyId"], key["SecretAccessKey"], flush=True)
-        sys.stdin.read()
+        # Until stdin closes or the test process is gone (the child may hold the pipe's write
+        # end too, so EOF alone is not enough).
+        import select
+        owner = int(sys.argv[2])
+        while True:
+            ready, _, _ = select.select([sys.stdin], [], [], 1.0)
+            if ready and not os.read(sys.stdin.fileno(), 4096): break
+            try: os.kill(owner, 0)
+            except ProcessLookupError: break
     finally:
         moto.terminate()
         try: moto.wait(10)
         except subprocess.TimeoutExpired: moto.kill()
+        import shutil
+        shutil.rmtree(os.path.dirname(sys.argv[1]), ignore_errors=True)
     """#
 
     struct StartFailure: Error, Sendable, CustomStringConvertible {
@@ -80,7 +91,7 @@ final class LocalMoto: @unchecked Sendable {
         try Self.supervisor.write(toFile: script, atomically: true, encoding: .utf8)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.python)
-        process.arguments = [script, directory.file("moto.log")]
+        process.arguments = [script, directory.file("moto.log"), "\(ProcessInfo.processInfo.processIdentifier)"]
         input = Pipe()
         let output = Pipe()
         process.standardInput = input
