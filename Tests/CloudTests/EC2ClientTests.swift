@@ -89,6 +89,22 @@ struct EC2ClientTests {
         #expect(try ec2.describeImage(id) == nil)
     }
 
+    /// A snapshot made the EC2 way (CreateVolume, CreateSnapshot: calls rehost itself does not
+    /// need), then described, waited for, deleted.
+    @Test func describeWaitDeleteSnapshotOnMoto() throws {
+        let moto = try LocalMoto.shared()
+        let ec2 = Self.client(moto)
+        let volume = try #require(try ec2.call("CreateVolume", [("AvailabilityZone", "us-east-1a"), ("Size", "1")],
+                                               operation: "create volume").value("volumeId"))
+        let id = try #require(try ec2.call("CreateSnapshot", [("VolumeId", volume)], operation: "create snapshot").value("snapshotId"))
+        let snapshot = try #require(try ec2.describeSnapshot(id))
+        #expect(snapshot.id == id && snapshot.volumeSize == 1)
+        #expect(try ec2.waitForSnapshot(id, timeout: 10, interval: 0.1).state == "completed")
+        try ec2.deleteSnapshot(id)
+        #expect(try ec2.describeSnapshot(id) == nil)
+        #expect(try ec2.describeSnapshot("snap-0000000000000000f") == nil)
+    }
+
     @Test func wrongSecretIsOneLineAuthFailure() throws {
         let moto = try LocalMoto.shared()
         #expect {

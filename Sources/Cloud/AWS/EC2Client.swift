@@ -334,7 +334,7 @@ public final class EC2Client: Sendable {
         return value
     }
 
-    private func call(_ action: String, _ parameters: [(String, String)], operation: String) throws -> XMLTree {
+    func call(_ action: String, _ parameters: [(String, String)], operation: String) throws -> XMLTree {
         guard let tree = try call(action, parameters, operation: operation, notFound: nil) else {
             throw CloudError.badResponse(service: "ec2", operation: operation, what: "no answer")
         }

@@ -106,11 +106,14 @@ public final class S3Client: Sendable {
         return id
     }
 
-    /// Sends one part, signed with its real SHA-256; returns its ETag (unquoted).
-    public func uploadPart(bucket: String, key: String, uploadID: String, number: Int, data: Data, sha256: String) throws -> String {
+    /// Sends one part, signed with its real SHA-256; returns its ETag (unquoted). With `md5`,
+    /// S3 also checks the bytes against Content-MD5, which holds even where ETags are not MD5s.
+    public func uploadPart(bucket: String, key: String, uploadID: String, number: Int, data: Data, sha256: String,
+                           md5: [UInt8]? = nil) throws -> String {
+        var headers = ["Content-Type": "application/octet-stream"]
+        if let md5 { headers["Content-MD5"] = Data(md5).base64EncodedString() }
         let response = try send("PUT", bucket: bucket, key: key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)],
-                                operation: "upload part \(number)",
-                                headers: ["Content-Type": "application/octet-stream"], body: .bytes(data), payloadSHA256: sha256)
+                                operation: "upload part \(number)", headers: headers, body: .bytes(data), payloadSHA256: sha256)
         guard let etag = response.header("etag") else {
             throw CloudError.badResponse(service: "s3", operation: "upload part \(number)", what: "no ETag")
         }
