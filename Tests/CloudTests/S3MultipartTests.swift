@@ -118,6 +118,36 @@ struct S3MultipartTests {
         #expect(try client.getObject(bucket: "resume-bucket", key: "disk.raw") == file)
     }
 
+    /// The uploader itself interrupted: part 3 cannot be read (the file is cut short once two
+    /// parts are sent), the upload is kept, the file is whole again, and a second run sends only
+    /// parts 3 and 4.
+    @Test func resumeAfterAnInterruptedRun() throws {
+        let moto = try LocalMoto.shared()
+        let directory = try TemporaryDirectory()
+        let partSize = 5 * Self.mib
+        let path = try Self.makeFile(directory, size: 3 * partSize + 4321, seed: 11)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: path))
+        let client = Self.client(moto)
+        let options = S3MultipartUpload.Options(partSize: Int64(partSize), concurrency: 1, createBucket: true, abortOnFailure: false)
+        #expect(throws: FileError.self) {
+            _ = try S3MultipartUpload(client: client).upload(file: path, bucket: "interrupted-bucket", key: "disk.raw", options: options,
+                                                              progress: { bytes in
+                                                                  if bytes >= 2 * partSize { _ = truncate(path, off_t(2 * partSize)) }
+                                                              })
+        }
+        let kept = try client.listMultipartUploads(bucket: "interrupted-bucket", key: "disk.raw")
+        #expect(kept.count == 1)
+        try whole.write(to: URL(fileURLWithPath: path))
+        let sent = Mutex<Int64>(0)
+        let result = try S3MultipartUpload(client: client).upload(file: path, bucket: "interrupted-bucket", key: "disk.raw",
+                                                                  options: options, progress: { bytes in sent.withLock { $0 = max($0, bytes) } })
+        #expect(result.uploadID == kept.first?.uploadID)
+        #expect(result.sentParts == [3, 4])
+        #expect(sent.withLock { $0 } == Int64(whole.count))
+        #expect(try client.getObject(bucket: "interrupted-bucket", key: "disk.raw") == whole)
+        #expect(try client.listMultipartUploads(bucket: "interrupted-bucket", key: "disk.raw").isEmpty)
+    }
+
     @Test func resumeByUploadIDAndAbortLeavesNothing() throws {
         let moto = try LocalMoto.shared()
         let directory = try TemporaryDirectory()

@@ -69,7 +69,11 @@ struct SigV4Tests {
 
     @Test func credentialsNeverShowTheSecret() {
         let credentials = AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "SECRETKEY", sessionToken: "TOKENVALUE")
-        let text = "\(credentials) \(String(reflecting: credentials))"
+        var dumped = ""
+        dump(credentials, to: &dumped)
+        let configuration = AWSConfiguration(credentials: credentials, region: "us-east-1")
+        let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "s3")
+        let text = "\(credentials) \(String(reflecting: credentials)) \(dumped) \(configuration) \(signer) \(String(reflecting: signer))"
         #expect(text.contains("AKIDEXAMPLE"))
         #expect(!text.contains("SECRETKEY") && !text.contains("TOKENVALUE"))
     }

@@ -1,8 +1,9 @@
 import Foundation
 
-/// An access key pair, with the session token of temporary credentials. Its description shows
-/// only the key id: the secret and the token never reach a message or a log.
-public struct AWSCredentials: Sendable, CustomStringConvertible {
+/// An access key pair, with the session token of temporary credentials. Its description, debug
+/// description and mirror (what `dump` and default struct printing use) show only the key id:
+/// the secret and the token never reach a message or a log.
+public struct AWSCredentials: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var accessKeyID: String
     public var secretAccessKey: String
     public var sessionToken: String?
@@ -15,6 +16,13 @@ public struct AWSCredentials: Sendable, CustomStringConvertible {
 
     public var description: String {
         "AWS key \(accessKeyID)\(sessionToken == nil ? "" : " (temporary, with a session token)")"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["accessKeyID": accessKeyID, "secretAccessKey": "(hidden)",
+                                "sessionToken": sessionToken == nil ? "none" : "(hidden)"])
     }
 }
 
