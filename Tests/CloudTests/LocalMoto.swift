@@ -1,3 +1,4 @@
+import Cloud
 import Foundation
 import Synchronization
 import TestSupport
@@ -14,6 +15,8 @@ final class LocalMoto: @unchecked Sendable {
     let endpoint: URL
     let accessKeyID: String
     let secretAccessKey: String
+    /// An assumed role's key, secret and session token: moto checks the token.
+    let temporaryCredentials: AWSCredentials
     let region = "us-east-1"
     private let process: Process
     private let input: Pipe
@@ -45,7 +48,16 @@ final class LocalMoto: @unchecked Sendable {
         iam.put_user_policy(UserName="rehost", PolicyName="all", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName="rehost")["AccessKey"]
-        print(ep, key["AccessKeyId"], key["SecretAccessKey"], flush=True)
+        # Temporary credentials too (a role assumed with the key above), for session tokens.
+        session = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                                region_name="us-east-1")
+        role = session.client("iam", endpoint_url=ep).create_role(RoleName="rehost", AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}))
+        session.client("iam", endpoint_url=ep).put_role_policy(RoleName="rehost", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        temporary = session.client("sts", endpoint_url=ep).assume_role(RoleArn=role["Role"]["Arn"], RoleSessionName="rehost-test")
+        t = temporary["Credentials"]
+        print(ep, key["AccessKeyId"], key["SecretAccessKey"], t["AccessKeyId"], t["SecretAccessKey"], t["SessionToken"], flush=True)
         # Until stdin closes or the test process is gone (the child may hold the pipe's write
         # end too, so EOF alone is not enough).
         import select
@@ -98,7 +110,7 @@ final class LocalMoto: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
-        // One line: endpoint, key id, secret; EOF instead means the supervisor failed.
+        // One line: endpoint, key id, secret, temporary key id, secret, token; EOF instead means the supervisor failed.
         var line = Data()
         while true {
             let byte = output.fileHandleForReading.readData(ofLength: 1)
@@ -106,7 +118,7 @@ final class LocalMoto: @unchecked Sendable {
             line.append(byte)
         }
         let fields = String(decoding: line, as: UTF8.self).split(separator: " ").map(String.init)
-        guard fields.count == 3, let url = URL(string: fields[0]) else {
+        guard fields.count == 6, let url = URL(string: fields[0]) else {
             let log = (try? String(contentsOfFile: directory.file("moto.log"), encoding: .utf8)) ?? ""
             try? input.fileHandleForWriting.close()
             process.waitUntilExit()
@@ -115,6 +127,7 @@ final class LocalMoto: @unchecked Sendable {
         endpoint = url
         accessKeyID = fields[1]
         secretAccessKey = fields[2]
+        temporaryCredentials = AWSCredentials(accessKeyID: fields[3], secretAccessKey: fields[4], sessionToken: fields[5])
     }
 
     /// Closes the supervisor's stdin (it stops moto) and waits for it.

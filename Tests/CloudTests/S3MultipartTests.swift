@@ -91,6 +91,25 @@ struct S3MultipartTests {
         }
     }
 
+    /// Temporary credentials: the session token is sent and signed, and moto checks it.
+    @Test func sessionTokenIsSignedAndChecked() throws {
+        let moto = try LocalMoto.shared()
+        let credentials = moto.temporaryCredentials
+        let client = S3Client(endpoint: moto.endpoint, signer: SigV4Signer(credentials: credentials, region: moto.region, service: "s3"),
+                              http: HTTPClient(timeout: 60, retry: .none))
+        try client.createBucket("token-bucket")
+        #expect(try client.bucketExists("token-bucket"))
+        var wrong = credentials
+        wrong.sessionToken = "not-the-token"
+        let refused = S3Client(endpoint: moto.endpoint, signer: SigV4Signer(credentials: wrong, region: moto.region, service: "s3"),
+                               http: HTTPClient(timeout: 60, retry: .none))
+        #expect {
+            _ = try refused.createMultipartUpload(bucket: "token-bucket", key: "k")
+        } throws: { error in
+            "\(error)".hasPrefix("s3 create multipart upload: HTTP 400 InvalidToken") && !"\(error)".contains("not-the-token")
+        }
+    }
+
     @Test func resumeSendsOnlyMissingParts() throws {
         let moto = try LocalMoto.shared()
         let directory = try TemporaryDirectory()
