@@ -98,7 +98,8 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"]),
-        .testTarget(name: "CloudTests", dependencies: ["Cloud", "Digests", "ImageFormats", "ImageCore", "TestSupport"]),
+        .testTarget(name: "CloudTests", dependencies: ["Cloud", "Digests", "ImageFormats", "ImageCore", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ContextualizationTests", dependencies: ["Contextualization", "ISO9660", "GuestFixups", "TestSupport"]),
     ]
 )
