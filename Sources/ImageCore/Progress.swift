@@ -6,6 +6,12 @@ public protocol ProgressSink: AnyObject {
     /// Bytes done so far in the current stage.
     func advance(to bytesDone: UInt64)
     func end()
+    /// A one-line remark that does not stop the work (a retried request).
+    func note(_ text: String)
+}
+
+extension ProgressSink {
+    public func note(_ text: String) {}
 }
 
 public final class SilentProgress: ProgressSink {

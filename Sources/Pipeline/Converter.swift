@@ -122,6 +122,7 @@ public final class Converter {
                                    newFilesystem: nil, copy: nil, changes: planned.changes + (seeded?.changes ?? []), bootloader: nil,
                                    warnings: warnings, seconds: 0)
         report.guestEdits = plannedEdits
+        report.operatingSystem = planned.report.os
         report.randomRootPassword = randomPassword
         report.partitions = plan.partitions.map { partition in
             let filesystem = partitions.first { $0.partition.number == partition.number }?.parameters

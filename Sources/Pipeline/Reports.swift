@@ -153,6 +153,8 @@ public struct ConvertReport: Codable, Sendable {
     public var seconds: Double
     /// Every partition of the new disk, in disk order.
     public var partitions: [PartitionReport] = []
+    /// What the guest is, as inspected (for an upload's image properties).
+    public var operatingSystem: OperatingSystem?
 }
 
 /// One partition of the converted disk.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cloud
 import Ext2
 import FilesystemBuilder
 import GuestFixups
@@ -40,6 +41,8 @@ struct ConvertCommand: ParsableCommand {
     @OptionGroup(title: "Outputs") var outputs: OutputOptions
 
     @OptionGroup(title: "Cloud-init") var cloudInit: CloudInitOptions
+
+    @OptionGroup(title: "Upload (with --upload)") var upload: UploadOptions
 
     @Option(help: ArgumentHelp("The disk's size, e.g. 10G or 8192M (binary units). Default: the data plus a quarter plus 256 MiB, and never less than the source filesystem (for each filesystem with --keep-layout). With --keep-layout it is still the whole disk: the swap partition and the other filesystems get what they would have had, and / the rest; if that is too little for /, the others shrink to what their data needs.",
                                valueName: "size"))
@@ -103,6 +106,7 @@ struct ConvertCommand: ParsableCommand {
     @OptionGroup(title: "Customizations (as rehost customize, applied after the repairs and --clean)") var customizations: CustomizeOptionGroup
 
     func validate() throws {
+        try upload.validate(target: outputs.upload)
         if let size, ByteCount.parse(size) == nil {
             throw ValidationError("--size \(size): expected a size such as 10G, 512M or 4294967296")
         }
@@ -160,8 +164,36 @@ struct ConvertCommand: ParsableCommand {
             options.customize = try customizations.options()
             options.cloudInit = try cloudInit.seed()
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
-            let report = try Converter(options: options, progress: progress).run()
-            if guest.json { try printJSON(report) } else { print(TextReport.convert(report), terminator: "") }
+            let uploadRun = outputs.upload.map { UploadRun(target: $0, options: upload, inputPath: guest.input, progress: progress) }
+            var uploads: [UploadReport] = []
+            do {
+                if let uploadRun {
+                    // The disk is built as raw first (libext2fs writes where it likes): with no
+                    // output kept, in the upload's temporary directory.
+                    options.outputs = try uploadRun.outputs(options.outputs, format: uploadRun.fileFormat(defaultFormat: .qcow2),
+                                                            scratchDirectory: guest.scratchDirectory, needsADisk: true)
+                    options.streamConsumers = try uploadRun.streamConsumers()
+                }
+                let report = try Converter(options: options, progress: progress).run()
+                    .droppingOutputs(in: uploadRun?.temporaryDirectory)
+                if let uploadRun {
+                    if dryRun {
+                        uploadRun.abandon()
+                    } else {
+                        uploadRun.guestProperties = UploadRun.glanceProperties(for: report)
+                        uploads.append(try uploadRun.finish())
+                    }
+                }
+                if guest.json {
+                    try printJSON(report, uploads: uploads)
+                } else {
+                    print(TextReport.convert(report), terminator: "")
+                    for upload in uploads { print(TextReport.upload(upload), terminator: "") }
+                }
+            } catch {
+                uploadRun?.abandon()
+                throw error
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cloud
 import ImageCore
 import ImageFormats
 import Pipeline
@@ -29,20 +30,43 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup(title: "Reading the input") var access: ImageAccessOptions
 
+    @OptionGroup(title: "Upload (with --upload)") var upload: UploadOptions
+
     @Flag(help: "Print a JSON report on standard output instead of text.")
     var json = false
 
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
+    func validate() throws { try upload.validate(target: outputs.upload) }
+
     func run() throws {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
-            let report = try Exporter(input: input, outputs: try outputs.requests(), options: outputs.writerOptions,
-                                      digests: outputs.digests, scratchDirectory: access.scratchDirectory,
-                                      externalFiles: access.externalFiles, maxOutputSize: access.maxOutputBytes,
-                                      progress: progress).run()
-            if json { try printJSON(report) } else { print(TextReport.export(report), terminator: "") }
+            let uploadRun = outputs.upload.map { UploadRun(target: $0, options: upload, inputPath: input, progress: progress) }
+            do {
+                var requests = try outputs.requests()
+                if let uploadRun {
+                    requests = try uploadRun.outputs(requests, format: uploadRun.fileFormat(defaultFormat: .qcow2),
+                                                     scratchDirectory: access.scratchDirectory)
+                }
+                let exporter = Exporter(input: input, outputs: requests, options: outputs.writerOptions,
+                                        digests: outputs.digests, scratchDirectory: access.scratchDirectory,
+                                        externalFiles: access.externalFiles, maxOutputSize: access.maxOutputBytes,
+                                        progress: progress)
+                exporter.streamConsumers = try uploadRun?.streamConsumers()
+                let report = try exporter.run().droppingOutputs(in: uploadRun?.temporaryDirectory)
+                let uploads = try uploadRun.map { [try $0.finish()] } ?? []
+                if json {
+                    try printJSON(report, uploads: uploads)
+                } else {
+                    print(TextReport.export(report), terminator: "")
+                    for upload in uploads { print(TextReport.upload(upload), terminator: "") }
+                }
+            } catch {
+                uploadRun?.abandon()
+                throw error
+            }
         }
     }
 }

@@ -18,6 +18,11 @@ struct OutputOptions: ParsableArguments {
                                                     valueName: "file"))
     var output: [String] = []
 
+    @Option(name: .customLong("upload"),
+            help: ArgumentHelp("Also send the disk to a cloud, in the same pass (see `rehost help upload` and the upload options). With no -o, nothing is kept locally.",
+                               valueName: "glance|aws-ebs|aws-s3"))
+    var upload: UploadTarget?
+
     @Option(help: ArgumentHelp("The format of every output, whatever its name says.", valueName: "raw|qcow2|vmdk|vdi|vhd|ova"))
     var format: ImageFormat?
 
@@ -90,7 +95,7 @@ struct OutputOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard !output.isEmpty else { throw ValidationError("name at least one output with -o FILE") }
+        guard !output.isEmpty || upload != nil else { throw ValidationError("name at least one output with -o FILE, or --upload TARGET") }
         guard ["1.1", "0.10", "3", "2"].contains(qcow2Compat) else {
             throw ValidationError("--qcow2-compat \(qcow2Compat): expected 1.1 or 0.10")
         }

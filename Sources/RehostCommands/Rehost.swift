@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cloud
 import ImageCore
 
 public struct Rehost: ParsableCommand {
@@ -21,6 +22,10 @@ public struct Rehost: ParsableCommand {
             and `rehost customize` sets passwords, keys, files and first-boot scripts, both in place.
             `rehost context` writes an OpenNebula context file or CD, or a cloud-init NoCloud seed CD.
 
+            `rehost upload DISK --to glance|aws-ebs|aws-s3` sends an image to OpenStack Glance or AWS (an EBS \
+            snapshot and AMI, or S3 and VM Import); `convert --upload` and `export --upload` do it in the \
+            same pass as the conversion.
+
             `rehost build RECIPE.yaml` makes images from a base image and a declarative recipe: convert, \
             clean, customize and every output in one pass, with a record of each step and digest.
             """,
@@ -28,7 +33,7 @@ public struct Rehost: ParsableCommand {
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
                       LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self,
                       CleanCommand.self, CustomizeCommand.self, ContextCommand.self,
-                      BuildCommand.self]
+                      UploadCommand.self, BuildCommand.self]
     )
     public init() {}
 }
@@ -44,6 +49,8 @@ func runReportingErrors(_ body: () throws -> Void) throws {
         // The description may quote the image (a label, a file name, a descriptor field): escaped,
         // it stays one line and cannot drive the terminal.
         printError("rehost: error: \(error.description.escapedForTerminal())")
+        // 75 (EX_TEMPFAIL): a cloud fault that outlived the retries; the same run may pass later.
+        if let cloud = error as? CloudError, cloud.isTransient { throw ExitCode(75) }
         throw ExitCode(1)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cloud
 import Foundation
 import GuestFixups
 import ImageCore
@@ -54,4 +55,15 @@ func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// `value`'s JSON object with the key `uploads` added: a report of a lower layer that knows
+/// nothing of clouds, and what the uploads of the same run did.
+func printJSON<T: Encodable>(_ value: T, uploads: [UploadReport]) throws {
+    guard !uploads.isEmpty else { return try printJSON(value) }
+    let encoder = JSONEncoder()
+    var object = try JSONSerialization.jsonObject(with: try encoder.encode(value)) as? [String: Any] ?? [:]
+    object["uploads"] = try JSONSerialization.jsonObject(with: try encoder.encode(uploads))
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
 }

@@ -40,6 +40,10 @@ final class TerminalProgress: ProgressSink {
         if enabled { FileHandleOutput.writeStandardError("\r\u{1B}[K") }
     }
 
+    func note(_ text: String) {
+        if enabled { FileHandleOutput.writeStandardError("\r\u{1B}[K" + text.escapedForTerminal() + "\n") }
+    }
+
     private func draw(_ done: UInt64, force: Bool) {
         let t = monotonicSeconds()
         guard force || t - lastDraw >= 0.1 else { return }

@@ -1,3 +1,4 @@
+import Cloud
 import DiskLayout
 import GuestFixups
 import ImageCore
@@ -109,6 +110,23 @@ enum TextReport {
         out += guestEdits(r.guestEdits, randomRootPassword: r.randomRootPassword)
         if !r.dryRun { out += line("Done in \(String(format: "%.1f", r.seconds)) s.\n") }
         return out
+    }
+
+    static func upload(_ r: UploadReport) -> String {
+        var out = line("Uploaded to \(r.target): \(r.name ?? "") (\(r.diskFormat))\n")
+        if let id = r.imageID { out += line("  image:        \(id)\n") }
+        if let snapshot = r.snapshotID { out += line("  snapshot:     \(snapshot)\n") }
+        if let location = r.location { out += line("  location:     \(location)\n") }
+        let rate = r.seconds > 0 ? " (\(ByteCount.format(UInt64(Double(r.bytesSent) / r.seconds)))/s)" : ""
+        out += line("  sent:         \(ByteCount.format(r.bytesSent))\(rate)\n")
+        if let sent = r.blocksSent, let skipped = r.blocksSkipped {
+            out += line("  blocks:       \(sent) sent, \(skipped) all-zero blocks skipped\n")
+        }
+        for (name, value) in r.checksums.sorted(by: { $0.key < $1.key }) {
+            out += line("  \(name + ":")\(String(repeating: " ", count: max(1, 13 - name.count)))\(value)\n")
+        }
+        if r.retries > 0 { out += line("  retries:      \(r.retries)\n") }
+        return out + "Done in \(String(format: "%.1f", r.seconds)) s.\n"
     }
 
     static func export(_ r: ExportReport) -> String {

@@ -76,6 +76,15 @@ public struct GlanceClient: Sendable {
         }
     }
 
+    /// The images whose `property` is `value` (Glance filters on any image property).
+    public func imageIDs(marked value: String, property: String = GlanceUpload.markProperty) -> [String] {
+        var components = URLComponents(url: url("/v2/images"), resolvingAgainstBaseURL: false)!
+        components.queryItems = [URLQueryItem(name: property, value: value)]
+        guard let response = try? client.send(HTTPRequest("GET", components.url!, headers: headers, service: "glance", operation: "list images")),
+              let document = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any] else { return [] }
+        return (document["images"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+    }
+
     public func deleteImage(_ imageID: String) throws {
         _ = try client.send(HTTPRequest("DELETE", url("/v2/images/\(imageID)"), headers: headers,
                                         service: "glance", operation: "delete image"),
@@ -122,20 +131,25 @@ public struct GlanceUpload: Sendable {
         let sha512 = try BackgroundDigest(path: file, .sha512)
         let session = try Keystone.authenticate(cloud, client: client)
         let glance = GlanceClient(session: session, client: client)
+        // A create that got no clear answer may still have made an image: each attempt marks its
+        // image, and a failed attempt deletes whatever carries its mark.
         var attempt = 0
         while true {
             attempt += 1
-            let imageID = try glance.createImage(fields())
+            let mark = UUID().uuidString.lowercased()
+            var imageID: String?
             do {
-                progress.begin(stage: "uploading \(diskFormat) to glance image \(imageID)", totalBytes: size)
-                try glance.upload(imageID: imageID, file: file, stage: method == .glanceDirect) { progress.advance(to: UInt64(max(0, $0))) }
+                let created = try glance.createImage(fields(mark: mark))
+                imageID = created
+                progress.begin(stage: "uploading \(diskFormat) to glance image \(created)", totalBytes: size)
+                try glance.upload(imageID: created, file: file, stage: method == .glanceDirect) { progress.advance(to: UInt64(max(0, $0))) }
                 progress.end()
-                if method == .glanceDirect { try glance.importStaged(imageID: imageID) }
-                let image = try waitForActive(glance, imageID)
+                if method == .glanceDirect { try glance.importStaged(imageID: created) }
+                let image = try waitForActive(glance, created)
                 var report = UploadReport(target: "glance", diskFormat: diskFormat)
-                report.imageID = imageID
+                report.imageID = created
                 report.name = name
-                report.location = glance.url("/v2/images/\(imageID)").absoluteString
+                report.location = glance.url("/v2/images/\(created)").absoluteString
                 report.bytesSent = size
                 try check(image, md5: md5.wait(), sha512: sha512.wait(), size: size, into: &report)
                 report.retries = retries.count
@@ -144,15 +158,19 @@ public struct GlanceUpload: Sendable {
             } catch {
                 progress.end()
                 // The half-made image goes, whatever happened; a failed delete must not hide why.
-                try? glance.deleteImage(imageID)
+                for leftover in Set([imageID].compactMap { $0 } + glance.imageIDs(marked: mark)) { try? glance.deleteImage(leftover) }
                 guard let cloudError = error as? CloudError, cloudError.isTransient, attempt < attempts else { throw error }
                 retries.note()
             }
         }
     }
 
-    func fields() -> [String: Any] {
-        var fields: [String: Any] = ["name": name, "disk_format": diskFormat, "container_format": containerFormat]
+    /// The property that marks the image an attempt made.
+    public static let markProperty = "rehost_upload_attempt"
+
+    func fields(mark: String) -> [String: Any] {
+        var fields: [String: Any] = ["name": name, "disk_format": diskFormat, "container_format": containerFormat,
+                                     Self.markProperty: mark]
         if let visibility { fields["visibility"] = visibility }
         for (key, value) in properties { fields[key] = value }
         return fields

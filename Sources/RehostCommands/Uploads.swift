@@ -1,0 +1,260 @@
+import Cloud
+import Foundation
+import GuestFixups
+import ImageCore
+import ImageFormats
+import Pipeline
+
+/// One upload of a run (`upload`, `convert --upload`, `export --upload`): the output it needs,
+/// the writer it adds to the streaming read, and what it sends once the outputs are complete.
+///
+/// - Glance and S3 take a file: a local output of the right format when the user asked for
+///   one, else an output written into a temporary directory in the same pass and removed at
+///   the end (qcow2 and VMDK put their tables before their data, so they are not sent while
+///   being written), or the input itself when `rehost upload` is given a file already in that
+///   format.
+/// - EBS takes the disk's blocks as they stream past: nothing is written locally for it.
+///
+/// Whatever fails, the half-made image, snapshot or upload is deleted from the cloud.
+final class UploadRun {
+    let target: UploadTarget
+    let options: UploadOptions
+    let progress: ProgressSink
+    /// For names when none is given: the input's file name.
+    let inputPath: String
+    /// Glance properties from the guest (`hw_disk_bus`, `os_distro`, ...), under the user's.
+    var guestProperties: [String: String] = [:]
+    let retries = RetryCounter()
+    private(set) var temporaryDirectory: String?
+    /// The file sent to Glance or S3, once known.
+    private(set) var file: String?
+    private var fileRequest: OutputRequest?
+    /// Outputs written only for the upload, removed at the end.
+    private var temporaryOutputs: [String] = []
+    private var ebs: EBSUpload?
+
+    init(target: UploadTarget, options: UploadOptions, inputPath: String, progress: ProgressSink) {
+        self.target = target
+        self.options = options
+        self.inputPath = inputPath
+        self.progress = progress
+    }
+
+    var imageName: String {
+        if let name = options.imageName { return name }
+        var name = inputPath.split(separator: "/").last.map(String.init) ?? "rehost-image"
+        for suffix in [".gz", ".raw", ".img", ".qcow2", ".vmdk", ".vdi", ".vhd", ".ova"] where name.hasSuffix(suffix) {
+            name.removeLast(suffix.count)
+        }
+        return name.isEmpty ? "rehost-image" : name
+    }
+
+    /// The format of the file this upload sends; nil for EBS.
+    func fileFormat(defaultFormat: ImageFormat) -> ImageFormat? {
+        switch target {
+        case .glance: return options.diskFormat ?? defaultFormat
+        case .awsS3: return options.diskFormat ?? .vmdk
+        case .awsEBS: return nil
+        }
+    }
+
+    lazy var client: HTTPClient = { [retries, progress] in
+        // A note is one write(2) of one line: safe from the sending threads.
+        nonisolated(unsafe) let progress = progress
+        return HTTPClient(retry: RetryPolicy()) { error, attempt in
+            retries.note()
+            progress.note("retrying after: \(error) (attempt \(attempt + 1))")
+        }
+    }()
+
+    /// The outputs to write: `requests`, plus a temporary one of `format` when none of them is
+    /// of it (Glance, S3), or a temporary raw disk when the run must build one and nothing is
+    /// kept (`convert --upload aws-ebs` with no -o).
+    func outputs(_ requests: [OutputRequest], format: ImageFormat?, scratchDirectory: String?,
+                 needsADisk: Bool = false) throws -> [OutputRequest] {
+        guard let format else {
+            guard needsADisk, requests.isEmpty else { return requests }
+            let directory = try makeTemporaryDirectory(in: scratchDirectory)
+            let disk = OutputRequest(path: directory + "/" + imageName + ".raw", format: .raw)
+            TemporaryFiles.shared.register(disk.path)
+            temporaryOutputs.append(disk.path)
+            return [disk]
+        }
+        if let existing = requests.first(where: { $0.format == format }) {
+            fileRequest = existing
+            return requests
+        }
+        let directory = try makeTemporaryDirectory(in: scratchDirectory)
+        let request = OutputRequest(path: directory + "/" + imageName + "." + format.rawValue, format: format)
+        TemporaryFiles.shared.register(request.path)
+        temporaryOutputs.append(request.path)
+        fileRequest = request
+        return requests + [request]
+    }
+
+    /// Sends an existing file (`rehost upload` of a file already in the format asked for).
+    func useFile(_ path: String) { file = path }
+
+    /// The writer EBS adds to the streaming read; nil for the other targets.
+    func streamConsumers() throws -> StreamConsumers? {
+        guard target == .awsEBS else { return nil }
+        let configuration = try awsConfiguration()
+        let upload = EBSUpload(configuration: configuration, client: client, description: description,
+                               parallelism: options.parallelism ?? 16, pollInterval: pollInterval)
+        ebs = upload
+        return { size in [upload.makeWriter(virtualSize: size)] }
+    }
+
+    var description: String { options.imageDescription ?? "\(imageName), converted by Rehost" }
+
+    func awsConfiguration() throws -> AWSConfiguration {
+        var environment = ProcessInfo.processInfo.environment
+        if let region = options.awsRegion { environment["AWS_REGION"] = region }
+        return try AWSConfiguration.load(environment: environment, profile: options.awsProfile)
+    }
+
+    /// Sends what the outputs hold, or registers what the stream sent; after the outputs are complete.
+    func finish() throws -> UploadReport {
+        do {
+            let report: UploadReport
+            switch target {
+            case .glance: report = try sendToGlance()
+            case .awsS3: report = try sendToS3()
+            case .awsEBS:
+                var registration = EBSUpload.Registration(name: imageName, description: description)
+                registration.enaSupport = options.ena
+                registration.sriovNetSupport = options.sriov
+                registration.register = !options.noRegister
+                guard let ebs else { throw CloudError.configuration("internal: no EBS upload was started") }
+                report = try ebs.register(registration, retries: retries, progress: progress)
+            }
+            removeTemporaryDirectory()
+            return report
+        } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    /// After a failure anywhere in the run: cloud leftovers deleted, temporary outputs removed.
+    func abandon() {
+        ebs?.abandon()
+        removeTemporaryDirectory()
+    }
+
+    private var sentFile: String {
+        get throws {
+            if let file { return file }
+            guard let fileRequest else { throw CloudError.configuration("internal: no file to upload") }
+            return fileRequest.path
+        }
+    }
+
+    private func sendToGlance() throws -> UploadReport {
+        let path = try sentFile
+        let format = fileRequest?.format ?? ImageFormat.fromExtension(of: path) ?? .raw
+        var upload = GlanceUpload(name: imageName, diskFormat: format == .ova ? "vmdk" : format.rawValue)
+        if format == .ova { upload.containerFormat = "ova" }
+        upload.visibility = options.visibility
+        upload.properties = guestProperties.merging(options.parsedProperties) { _, user in user }
+        upload.method = options.glanceMethod
+        let cloud = try OpenStackCloud.load(name: options.osCloud)
+        return try upload.run(file: path, cloud: cloud, client: client, retries: retries, progress: progress)
+    }
+
+    private func sendToS3() throws -> UploadReport {
+        let path = try sentFile
+        let format = fileRequest?.format ?? ImageFormat.fromExtension(of: path) ?? .raw
+        let importFormat: EC2Client.DiskFormat = switch format {
+        case .vhd: .vhd
+        case .ova: .ova
+        case .raw: .raw
+        default: .vmdk
+        }
+        var upload = S3Import(bucket: options.s3Bucket ?? "", key: options.s3Key ?? imageName + "." + format.rawValue, format: importFormat)
+        upload.kind = S3Import.Kind(rawValue: options.awsImport) ?? .image
+        upload.description = description
+        upload.roleName = options.awsRoleName
+        upload.concurrency = options.parallelism ?? 4
+        upload.createBucket = options.createBucket
+        upload.pollInterval = pollInterval
+        return try upload.run(file: path, configuration: try awsConfiguration(), client: client, retries: retries, progress: progress)
+    }
+
+    /// Seconds between polls of AWS's slow states (snapshots, AMIs, import tasks):
+    /// REHOST_AWS_POLL_SECONDS for test servers that answer at once.
+    var pollInterval: Double {
+        ProcessInfo.processInfo.environment["REHOST_AWS_POLL_SECONDS"].flatMap(Double.init) ?? 10
+    }
+
+    private func makeTemporaryDirectory(in scratchDirectory: String?) throws -> String {
+        if let temporaryDirectory { return temporaryDirectory }
+        let base = scratchDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array((base + "/rehost-upload-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw FileError.open(path: base + "/rehost-upload-XXXXXX", errno: errno)
+        }
+        temporaryDirectory = String(cString: made)
+        return temporaryDirectory!
+    }
+
+    private func removeTemporaryDirectory() {
+        guard let directory = temporaryDirectory else { return }
+        for path in temporaryOutputs {
+            unlink(path)
+            TemporaryFiles.shared.unregister(path)
+        }
+        temporaryOutputs = []
+        rmdir(directory)
+        temporaryDirectory = nil
+    }
+}
+
+extension UploadRun {
+    /// What Nova needs to know about a converted guest: the buses its initrd now drives, and
+    /// what it is (for os_distro, the names libosinfo uses).
+    static func glanceProperties(for report: ConvertReport) -> [String: String] {
+        let guest = report.operatingSystem
+        var properties = ["hw_firmware_type": "bios", "hw_disk_bus": "virtio", "hw_vif_model": "virtio"]
+        switch report.target {
+        case "vmware":
+            properties["hw_disk_bus"] = "scsi"
+            properties["hw_scsi_model"] = "virtio-scsi"
+            properties["hw_vif_model"] = "e1000"
+        case "virtualbox":
+            properties["hw_disk_bus"] = "sata"
+            properties["hw_vif_model"] = "e1000"
+        default:
+            break
+        }
+        if let guest {
+            let name = guest.name.lowercased()
+            let distro = name.contains("centos") ? "centos" : name.contains("red hat") ? "rhel" : name.contains("fedora") ? "fedora"
+                : name.contains("ubuntu") ? "ubuntu" : name.contains("debian") ? "debian" : name.contains("suse") ? "sles"
+                : name.contains("scientific") ? "scientificlinux" : nil
+            if let distro { properties["os_distro"] = distro }
+            if let version = guest.version { properties["os_version"] = version }
+            properties["os_type"] = "linux"
+        }
+        return properties
+    }
+}
+
+extension ConvertReport {
+    /// The report without the outputs written only for an upload (in `directory`, removed).
+    func droppingOutputs(in directory: String?) -> ConvertReport {
+        guard let directory else { return self }
+        var report = self
+        report.outputs.removeAll { $0.path.hasPrefix(directory + "/") }
+        return report
+    }
+}
+
+extension ExportReport {
+    func droppingOutputs(in directory: String?) -> ExportReport {
+        guard let directory else { return self }
+        var report = self
+        report.outputs.removeAll { $0.path.hasPrefix(directory + "/") }
+        return report
+    }
+}
