@@ -106,6 +106,195 @@ PY
   echo "moto up on $endpoint (pid $(cat "$dir/moto.pid")); credentials in $dir/moto.env"
 }
 
+cmd_start_glance() {
+  local dir=$1 port=$2 keystone=${3:-}
+  need_venv "$OS_VENV"
+  local g=$dir/glance
+  mkdir -p "$g"/{images,staging,tasks,lock}
+  local flavor=trusted
+  [ -n "$keystone" ] && flavor=keystone
+  cat > "$g/glance-api.conf" <<CONF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = $port
+workers = 1
+enabled_backends = fs:file
+enabled_import_methods = [glance-direct,web-download,copy-image]
+log_file = $g/glance-api.log
+
+[database]
+connection = sqlite:///$g/glance.sqlite
+
+[paste_deploy]
+flavor = $flavor
+config_file = $g/glance-api-paste.ini
+
+[glance_store]
+default_backend = fs
+[fs]
+filesystem_store_datadir = $g/images/
+[os_glance_staging_store]
+filesystem_store_datadir = $g/staging/
+[os_glance_tasks_store]
+filesystem_store_datadir = $g/tasks/
+[oslo_concurrency]
+lock_path = $g/lock
+CONF
+  if [ -n "$keystone" ]; then
+    cat >> "$g/glance-api.conf" <<CONF
+[keystone_authtoken]
+www_authenticate_uri = $keystone
+auth_url = $keystone
+auth_type = password
+user_domain_name = Default
+project_domain_name = Default
+project_name = admin
+username = admin
+password = $KEYSTONE_ADMIN_PASSWORD
+CONF
+  fi
+  # The shipped paste file, plus a "trusted" pipeline: Glance's own context middleware without
+  # keystonemiddleware, so the identity comes from X-Identity-Status / X-Project-Id / X-User-Id /
+  # X-Roles headers, as it would behind authtoken.
+  sed -e "s|^disable_by_file_path = .*|disable_by_file_path = $g/healthcheck_disable|" \
+      -e '/^\[composite:api\]/,/^$/ s|^default = .*|&\ntrusted = cors http_proxy_to_wsgi versionnegotiation osprofiler context rootapp|' \
+      "$OS_VENV/etc/glance/glance-api-paste.ini" > "$g/glance-api-paste.ini"
+  cat >> "$g/glance-api-paste.ini" <<'INI'
+
+[composite:glance-api-trusted]
+paste.composite_factory = glance.api:root_app_factory
+/: api
+/healthcheck: healthcheck
+INI
+  # db_sync takes seconds; its result is the same every time, so it is kept beside the venv.
+  local template=$OS_VENV/templates/glance.sqlite
+  if [ -f "$template" ]; then
+    cp "$template" "$g/glance.sqlite"
+  else
+    "$OS_VENV/bin/glance-manage" --config-file "$g/glance-api.conf" db_sync > "$g/db_sync.log" 2>&1 \
+      || { log_tail "$g/db_sync.log"; die "glance-manage db_sync failed"; }
+    mkdir -p "$OS_VENV/templates" && cp "$g/glance.sqlite" "$template.tmp.$$" && mv "$template.tmp.$$" "$template" || true
+  fi
+  # glance-api as a program is gone: Glance runs as a WSGI app, reading OS_GLANCE_CONFIG_DIR.
+  # --no-control-socket keeps gunicorn 27 from writing ~/.gunicorn/gunicorn.ctl.
+  spawn glance "$dir" "$g/gunicorn.log" env OS_GLANCE_CONFIG_DIR="$g" \
+    "$OS_VENV/bin/gunicorn" --no-control-socket --bind "127.0.0.1:$port" --workers 1 --threads 4 \
+    --timeout 300 glance.wsgi.api:application
+  wait_http glance "$dir" "http://127.0.0.1:$port/" 120 "$g/gunicorn.log"
+  echo "glance ($flavor) up on http://127.0.0.1:$port (pid $(cat "$dir/glance.pid")); logs in $g"
+}
+
+KEYSTONE_ADMIN_PASSWORD=password
+
+cmd_start_keystone() {
+  local dir=$1 port=$2 glance=${3:-}
+  need_venv "$OS_VENV"
+  local k=$dir/keystone url=http://127.0.0.1:$port/v3
+  mkdir -p "$k"/{fernet,cred}
+  cat > "$k/keystone.conf" <<CONF
+[DEFAULT]
+log_file = $k/keystone.log
+[database]
+connection = sqlite:///$k/keystone.sqlite
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $k/fernet
+[fernet_receipts]
+key_repository = $k/fernet
+[credential]
+key_repository = $k/cred
+CONF
+  local km=("$OS_VENV/bin/keystone-manage" --config-file "$k/keystone.conf") me
+  me=$(id -un)
+  {
+    "${km[@]}" db_sync &&
+    "${km[@]}" fernet_setup --keystone-user "$me" --keystone-group "$(id -gn)" &&
+    "${km[@]}" credential_setup --keystone-user "$me" --keystone-group "$(id -gn)" &&
+    "${km[@]}" bootstrap --bootstrap-password "$KEYSTONE_ADMIN_PASSWORD" --bootstrap-region-id RegionOne \
+      --bootstrap-admin-url "$url/" --bootstrap-internal-url "$url/" --bootstrap-public-url "$url/"
+  } > "$k/manage.log" 2>&1 || { log_tail "$k/manage.log"; die "keystone-manage failed"; }
+  # keystone's WSGI start parses sys.argv with oslo.config and dies on gunicorn's options.
+  printf 'import sys\nsys.argv = sys.argv[:1]\nfrom keystone.wsgi.api import application  # noqa\n' > "$k/ks_wsgi.py"
+  spawn keystone "$dir" "$k/gunicorn.log" env OS_KEYSTONE_CONFIG_FILES="$k/keystone.conf" \
+    "$OS_VENV/bin/gunicorn" --no-control-socket --chdir "$k" --bind "127.0.0.1:$port" --workers 1 \
+    --threads 4 --timeout 300 ks_wsgi:application
+  wait_http keystone "$dir" "$url" 120 "$k/gunicorn.log"
+  "$PY" - "$url" "$KEYSTONE_ADMIN_PASSWORD" "$glance" "$dir" <<'PY' || { log_tail "$k/keystone.log"; die "keystone set-up failed"; }
+import json, sys, urllib.request
+url, password, glance, out = sys.argv[1:5]
+
+def call(method, path, body=None, token=None, expect=(200, 201, 204)):
+    request = urllib.request.Request(url + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("X-Auth-Token", token)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        if response.status not in expect:
+            raise SystemExit(f"{method} {path}: {response.status}")
+        text = response.read()
+        return response.headers.get("X-Subject-Token"), (json.loads(text) if text else None)
+
+def password_token(user, secret, project):
+    return call("POST", "/auth/tokens", {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": secret}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}})
+
+admin, _ = password_token("admin", password, "admin")
+_, roles = call("GET", "/roles?name=member", token=admin)
+member = roles["roles"][0]["id"]
+_, project = call("POST", "/projects", {"project": {"name": "demo", "domain_id": "default"}}, admin)
+demo_project = project["project"]["id"]
+demo_password = "demo-password"
+_, user = call("POST", "/users", {"user": {"name": "demo", "domain_id": "default", "password": demo_password,
+                                           "default_project_id": demo_project}}, admin)
+demo_user = user["user"]["id"]
+call("PUT", f"/projects/{demo_project}/users/{demo_user}/roles/{member}", token=admin)
+demo, _ = password_token("demo", demo_password, "demo")
+secret = "rehost-appcred-secret"
+_, cred = call("POST", f"/users/{demo_user}/application_credentials",
+               {"application_credential": {"name": "rehost-ci", "secret": secret}}, demo)
+cred_id = cred["application_credential"]["id"]
+if glance:
+    _, service = call("POST", "/services", {"service": {"type": "image", "name": "glance"}}, admin)
+    for interface in ("public", "internal", "admin"):
+        call("POST", "/endpoints", {"endpoint": {"service_id": service["service"]["id"], "interface": interface,
+                                                 "url": glance, "region_id": "RegionOne"}}, admin)
+
+with open(f"{out}/clouds.yaml", "w") as f:
+    f.write(f"""clouds:
+  test:
+    auth:
+      auth_url: {url}
+      username: admin
+      password: {password}
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    identity_api_version: 3
+  test-appcred:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: {url}
+      application_credential_id: {cred_id}
+      application_credential_secret: {secret}
+    region_name: RegionOne
+    identity_api_version: 3
+""")
+with open(f"{out}/keystone.env.tmp", "w") as f:
+    f.write(f"KEYSTONE_AUTH_URL={url}\nKEYSTONE_ADMIN_USER=admin\nKEYSTONE_ADMIN_PASSWORD={password}\n"
+            f"KEYSTONE_ADMIN_PROJECT=admin\nKEYSTONE_DEMO_USER=demo\nKEYSTONE_DEMO_USER_ID={demo_user}\n"
+            f"KEYSTONE_DEMO_PASSWORD={demo_password}\nKEYSTONE_DEMO_PROJECT_ID={demo_project}\n"
+            f"KEYSTONE_APPCRED_ID={cred_id}\nKEYSTONE_APPCRED_SECRET={secret}\n"
+            f"KEYSTONE_IMAGE_URL={glance}\n")
+PY
+  mv "$dir/keystone.env.tmp" "$dir/keystone.env"
+  echo "keystone up on $url (pid $(cat "$dir/keystone.pid")); $dir/clouds.yaml, $dir/keystone.env"
+}
+
 cmd_stop() {
   local dir=$1 f pid
   [ -d "$dir" ] || return 0
@@ -128,6 +317,8 @@ cmd_stop() {
 case "${1:-}" in
   install) cmd_install ;;
   start-moto) [ $# -eq 3 ] || die "usage: $0 start-moto DIR PORT"; cmd_start_moto "$2" "$3" ;;
+  start-glance) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-glance DIR PORT [KEYSTONE_URL]"; cmd_start_glance "$2" "$3" "${4:-}" ;;
+  start-keystone) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-keystone DIR PORT [GLANCE_URL]"; cmd_start_keystone "$2" "$3" "${4:-}" ;;
   stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
   *) die "usage: $0 install|start-moto|start-glance|start-keystone|stop ..." ;;
 esac
