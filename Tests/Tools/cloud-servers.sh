@@ -44,6 +44,7 @@ install_venv() {
 cmd_install() {
   install_venv "$MOTO_VENV" "${MOTO_PINS[@]}"
   install_venv "$OS_VENV" "${OPENSTACK_PINS[@]}"
+  make_templates
 }
 
 # spawn NAME DIR LOG CMD...: CMD in the background (its own session, stdin closed), pid in
@@ -106,6 +107,63 @@ PY
   echo "moto up on $endpoint (pid $(cat "$dir/moto.pid")); credentials in $dir/moto.env"
 }
 
+# keystone_conf DIR: DIR/keystone.conf, everything (sqlite, keys, log) under DIR.
+keystone_conf() {
+  local k=$1
+  mkdir -p "$k"/{fernet,cred}
+  cat > "$k/keystone.conf" <<CONF
+[DEFAULT]
+log_file = $k/keystone.log
+[database]
+connection = sqlite:///$k/keystone.sqlite
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $k/fernet
+[fernet_receipts]
+key_repository = $k/fernet
+[credential]
+key_repository = $k/cred
+CONF
+}
+
+# keystone_bootstrap DIR URL: the database, fernet and credential keys, and the admin user,
+# project, roles, region RegionOne and identity endpoints at URL.
+keystone_bootstrap() {
+  local k=$1 url=$2 me group
+  me=$(id -un); group=$(id -gn)
+  local km=("$OS_VENV/bin/keystone-manage" --config-file "$k/keystone.conf")
+  {
+    "${km[@]}" db_sync &&
+    "${km[@]}" fernet_setup --keystone-user "$me" --keystone-group "$group" &&
+    "${km[@]}" credential_setup --keystone-user "$me" --keystone-group "$group" &&
+    "${km[@]}" bootstrap --bootstrap-password "$KEYSTONE_ADMIN_PASSWORD" --bootstrap-region-id RegionOne \
+      --bootstrap-admin-url "$url/" --bootstrap-internal-url "$url/" --bootstrap-public-url "$url/"
+  } > "$k/manage.log" 2>&1 || { log_tail "$k/manage.log"; die "keystone-manage failed"; }
+}
+
+# glance_db_sync CONF LOG
+glance_db_sync() {
+  "$OS_VENV/bin/glance-manage" --config-file "$1" db_sync > "$2" 2>&1 || { log_tail "$2"; die "glance-manage db_sync failed"; }
+}
+
+# The Glance database and the bootstrapped Keystone state, made once per venv so that each start
+# copies them instead of spending seconds on db_sync and keystone-manage.
+make_templates() {
+  local t=$OS_VENV/templates
+  [ -f "$t/.done" ] && return 0
+  echo "cloud-servers: making the Glance and Keystone start-up templates in $t"
+  rm -rf "$t"; mkdir -p "$t/glance"
+  printf '[database]\nconnection = sqlite:///%s/glance.sqlite\n' "$t" > "$t/glance/glance-api.conf"
+  glance_db_sync "$t/glance/glance-api.conf" "$t/glance/db_sync.log"
+  keystone_conf "$t/keystone"
+  keystone_bootstrap "$t/keystone" "http://127.0.0.1:1/v3"
+  rm -rf "$t/glance"
+  touch "$t/.done"
+}
+
+KEYSTONE_ADMIN_PASSWORD=password
+
 cmd_start_glance() {
   local dir=$1 port=$2 keystone=${3:-}
   need_venv "$OS_VENV"
@@ -166,14 +224,11 @@ paste.composite_factory = glance.api:root_app_factory
 /: api
 /healthcheck: healthcheck
 INI
-  # db_sync takes seconds; its result is the same every time, so it is kept beside the venv.
-  local template=$OS_VENV/templates/glance.sqlite
-  if [ -f "$template" ]; then
-    cp "$template" "$g/glance.sqlite"
+  # db_sync takes seconds and gives the same schema every time: `install` keeps one beside the venv.
+  if [ -f "$OS_VENV/templates/glance.sqlite" ]; then
+    cp "$OS_VENV/templates/glance.sqlite" "$g/glance.sqlite"
   else
-    "$OS_VENV/bin/glance-manage" --config-file "$g/glance-api.conf" db_sync > "$g/db_sync.log" 2>&1 \
-      || { log_tail "$g/db_sync.log"; die "glance-manage db_sync failed"; }
-    mkdir -p "$OS_VENV/templates" && cp "$g/glance.sqlite" "$template.tmp.$$" && mv "$template.tmp.$$" "$template" || true
+    glance_db_sync "$g/glance-api.conf" "$g/db_sync.log"
   fi
   # glance-api as a program is gone: Glance runs as a WSGI app, reading OS_GLANCE_CONFIG_DIR.
   # --no-control-socket keeps gunicorn 27 from writing ~/.gunicorn/gunicorn.ctl.
@@ -184,36 +239,21 @@ INI
   echo "glance ($flavor) up on http://127.0.0.1:$port (pid $(cat "$dir/glance.pid")); logs in $g"
 }
 
-KEYSTONE_ADMIN_PASSWORD=password
-
 cmd_start_keystone() {
   local dir=$1 port=$2 glance=${3:-}
   need_venv "$OS_VENV"
   local k=$dir/keystone url=http://127.0.0.1:$port/v3
   mkdir -p "$k"/{fernet,cred}
-  cat > "$k/keystone.conf" <<CONF
-[DEFAULT]
-log_file = $k/keystone.log
-[database]
-connection = sqlite:///$k/keystone.sqlite
-[token]
-provider = fernet
-[fernet_tokens]
-key_repository = $k/fernet
-[fernet_receipts]
-key_repository = $k/fernet
-[credential]
-key_repository = $k/cred
-CONF
-  local km=("$OS_VENV/bin/keystone-manage" --config-file "$k/keystone.conf") me
-  me=$(id -un)
-  {
-    "${km[@]}" db_sync &&
-    "${km[@]}" fernet_setup --keystone-user "$me" --keystone-group "$(id -gn)" &&
-    "${km[@]}" credential_setup --keystone-user "$me" --keystone-group "$(id -gn)" &&
-    "${km[@]}" bootstrap --bootstrap-password "$KEYSTONE_ADMIN_PASSWORD" --bootstrap-region-id RegionOne \
-      --bootstrap-admin-url "$url/" --bootstrap-internal-url "$url/" --bootstrap-public-url "$url/"
-  } > "$k/manage.log" 2>&1 || { log_tail "$k/manage.log"; die "keystone-manage failed"; }
+  keystone_conf "$k"
+  # db_sync, key set-up and bootstrap take ~10 s: `install` keeps their result beside the venv
+  # (made for another port; the set-up below points the identity endpoints at this one).
+  if [ -f "$OS_VENV/templates/keystone/keystone.sqlite" ]; then
+    cp "$OS_VENV/templates/keystone/keystone.sqlite" "$k/"
+    cp -r --preserve=mode "$OS_VENV/templates/keystone/fernet/." "$k/fernet/"
+    cp -r --preserve=mode "$OS_VENV/templates/keystone/cred/." "$k/cred/"
+  else
+    keystone_bootstrap "$k" "$url"
+  fi
   # keystone's WSGI start parses sys.argv with oslo.config and dies on gunicorn's options.
   printf 'import sys\nsys.argv = sys.argv[:1]\nfrom keystone.wsgi.api import application  # noqa\n' > "$k/ks_wsgi.py"
   spawn keystone "$dir" "$k/gunicorn.log" env OS_KEYSTONE_CONFIG_FILES="$k/keystone.conf" \
@@ -243,6 +283,13 @@ def password_token(user, secret, project):
         "scope": {"project": {"name": project, "domain": {"id": "default"}}}}})
 
 admin, _ = password_token("admin", password, "admin")
+# A copied template was bootstrapped for another port: point the identity endpoints here.
+_, services = call("GET", "/services?type=identity", token=admin)
+for service in services["services"]:
+    _, endpoints = call("GET", f"/endpoints?service_id={service['id']}", token=admin)
+    for endpoint in endpoints["endpoints"]:
+        if endpoint["url"] != url + "/":
+            call("PATCH", f"/endpoints/{endpoint['id']}", {"endpoint": {"url": url + "/"}}, admin)
 _, roles = call("GET", "/roles?name=member", token=admin)
 member = roles["roles"][0]["id"]
 _, project = call("POST", "/projects", {"project": {"name": "demo", "domain_id": "default"}}, admin)
@@ -296,22 +343,29 @@ PY
 }
 
 cmd_stop() {
-  local dir=$1 f pid
+  local dir=$1 f pid pids=() files=()
   [ -d "$dir" ] || return 0
-  # Watchdogs first, so none of them races the stop below.
+  # Watchdogs first, so none of them races the stop; then TERM every server at once (gunicorn's
+  # graceful stop takes seconds) and wait for each, with KILL for any still alive after 10 s.
   for f in "$dir"/*.watchdog.pid "$dir"/*.pid; do
     [ -f "$f" ] || continue
+    case " ${files[*]:-} " in *" $f "*) continue ;; esac
+    files+=("$f")
     pid=$(cat "$f")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      if kill -0 "$pid" 2>/dev/null; then
-        echo "cloud-servers: $f: pid $pid still alive after 10 s, sending KILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
+      pids+=("$pid")
     fi
-    rm -f "$f"
   done
+  local deadline=$((SECONDS + 10))
+  for pid in "${pids[@]:+${pids[@]}}"; do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "cloud-servers: pid $pid still alive after 10 s, sending KILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -f "${files[@]:+${files[@]}}"
 }
 
 case "${1:-}" in
