@@ -10,6 +10,8 @@
 #                                                  -> DIR/clouds.yaml, DIR/keystone.env, DIR/keystone.pid
 #   cloud-servers.sh start-glance DIR PORT [KEYSTONE_URL]
 #                                                  -> DIR/glance.pid, DIR/glance/ (conf, sqlite, store, logs)
+#   cloud-servers.sh start-fault-proxy DIR UPSTREAM_URL [RULES_JSON]
+#                                                  -> DIR/fault-proxy.{pid,port,log} (see fault-proxy.py)
 #   cloud-servers.sh stop DIR                      TERM every DIR/*.pid, KILL after 10 s
 #
 # Every server binds 127.0.0.1 only and is stopped by its pid, never by name. OS_<GROUP>__<OPTION>
@@ -47,19 +49,53 @@ cmd_install() {
   make_templates
 }
 
-# spawn NAME DIR LOG CMD...: CMD in the background (its own session, stdin closed), pid in
-# DIR/NAME.pid. With REHOST_CLOUD_OWNER_PID set, a watchdog (DIR/NAME.watchdog.pid) stops the
-# server when that process (the test run) is gone, so a crashed test leaves nothing behind.
+# detach CMD...: CMD in a new session with every inherited descriptor above 2 closed, no signal
+# blocked and the usual signals at their default actions. A server must not keep the caller's
+# pipes or Foundation's process-watching socket open, or the caller (Command.run in the Swift
+# tests) waits for this script's end forever; and a test process may hand down SIGTERM ignored
+# or blocked, which would make the server deaf to `stop`.
+detach() {
+  exec "$PY" -c '
+import os, signal, sys
+os.closerange(3, 65536)
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGXFSZ"):
+    signal.signal(getattr(signal, name), signal.SIG_DFL)
+os.setsid()
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+}
+
+# Stops process argv[2] when process argv[1] is gone (a zombie counts as gone).
+WATCHDOG='
+import os, signal, sys, time
+owner, pid = int(sys.argv[1]), int(sys.argv[2])
+def alive(p):
+    try:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(owner) and alive(pid):
+    time.sleep(1)
+if alive(pid):
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not alive(pid):
+            sys.exit(0)
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+'
+
+# spawn NAME DIR LOG CMD...: CMD in the background (detached, stdin closed), pid in DIR/NAME.pid.
+# With REHOST_CLOUD_OWNER_PID set, a watchdog (DIR/NAME.watchdog.pid) stops the server when that
+# process (the test run) is gone, so a crashed test leaves nothing behind.
 spawn() {
   local name=$1 dir=$2 logfile=$3; shift 3
-  setsid "$@" < /dev/null >> "$logfile" 2>&1 &
+  detach "$@" < /dev/null >> "$logfile" 2>&1 &
   local pid=$!
   echo "$pid" > "$dir/$name.pid"
   if [ -n "${REHOST_CLOUD_OWNER_PID:-}" ]; then
-    local owner=$REHOST_CLOUD_OWNER_PID
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 2; done
-      kill -TERM "$2" 2>/dev/null; sleep 5; kill -KILL "$2" 2>/dev/null; exit 0' watchdog "$owner" "$pid" \
-      < /dev/null > /dev/null 2>&1 &
+    detach "$PY" -c "$WATCHDOG" "$REHOST_CLOUD_OWNER_PID" "$pid" < /dev/null > /dev/null 2>&1 &
     echo "$!" > "$dir/$name.watchdog.pid"
   fi
 }
@@ -342,6 +378,33 @@ PY
   echo "keystone up on $url (pid $(cat "$dir/keystone.pid")); $dir/clouds.yaml, $dir/keystone.env"
 }
 
+# start-fault-proxy DIR UPSTREAM_URL [RULES_JSON_FILE]: fault-proxy.py on a free port of 127.0.0.1;
+# the port in DIR/fault-proxy.port, injected faults logged in DIR/fault-proxy.log.
+cmd_start_fault_proxy() {
+  local dir=$1 upstream=$2 rules=${3:-}
+  mkdir -p "$dir"
+  rm -f "$dir/fault-proxy.port"
+  local args=(--upstream "$upstream" --port 0 --port-file "$dir/fault-proxy.port" --log "$dir/fault-proxy.log")
+  [ -n "$rules" ] && args+=(--rules "$rules")
+  spawn fault-proxy "$dir" "$dir/fault-proxy.out" "$PY" "$(dirname "$0")/fault-proxy.py" "${args[@]}"
+  local pid deadline=$((SECONDS + 20))
+  pid=$(cat "$dir/fault-proxy.pid")
+  until [ -s "$dir/fault-proxy.port" ]; do
+    kill -0 "$pid" 2>/dev/null || { log_tail "$dir/fault-proxy.out"; die "fault-proxy (pid $pid) exited"; }
+    [ $SECONDS -lt $deadline ] || { log_tail "$dir/fault-proxy.out"; die "fault-proxy (pid $pid) wrote no port"; }
+    sleep 0.05
+  done
+  echo "fault-proxy up on http://127.0.0.1:$(cat "$dir/fault-proxy.port") -> $upstream (pid $pid)"
+}
+
+# alive PID: the process exists and is not a zombie waiting for its parent (PID 1 here reaps
+# orphans late, and kill -0 succeeds on a zombie).
+alive() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 cmd_stop() {
   local dir=$1 f pid pids=() files=()
   [ -d "$dir" ] || return 0
@@ -352,15 +415,15 @@ cmd_stop() {
     case " ${files[*]:-} " in *" $f "*) continue ;; esac
     files+=("$f")
     pid=$(cat "$f")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && alive "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
   done
   local deadline=$((SECONDS + 10))
   for pid in "${pids[@]:+${pids[@]}}"; do
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
+    while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if alive "$pid"; then
       echo "cloud-servers: pid $pid still alive after 10 s, sending KILL" >&2
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -373,6 +436,7 @@ case "${1:-}" in
   start-moto) [ $# -eq 3 ] || die "usage: $0 start-moto DIR PORT"; cmd_start_moto "$2" "$3" ;;
   start-glance) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-glance DIR PORT [KEYSTONE_URL]"; cmd_start_glance "$2" "$3" "${4:-}" ;;
   start-keystone) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-keystone DIR PORT [GLANCE_URL]"; cmd_start_keystone "$2" "$3" "${4:-}" ;;
+  start-fault-proxy) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-fault-proxy DIR UPSTREAM_URL [RULES_JSON]"; cmd_start_fault_proxy "$2" "$3" "${4:-}" ;;
   stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
-  *) die "usage: $0 install|start-moto|start-glance|start-keystone|stop ..." ;;
+  *) die "usage: $0 install|start-moto|start-glance|start-keystone|start-fault-proxy|stop ..." ;;
 esac
