@@ -159,7 +159,10 @@ struct CloudServersTests {
         #expect(proxy.injectedFaults == 1)
         #expect(retries.seen == 1)
 
+        let before = moto.credentials
         try moto.reset()
+        #expect(moto.credentials != before)
+        #expect(moto.accessKeyID.hasPrefix("AKIA"))
         print("CloudServersTests: moto up in \(motoUp), whole test \(clock.now - started)")
     }
 }

@@ -6,6 +6,7 @@
 #
 #   cloud-servers.sh install                       pinned venvs in $REHOST_CLOUD_VENVS
 #   cloud-servers.sh start-moto DIR PORT           -> DIR/moto.env, DIR/moto.pid, DIR/moto.log
+#   cloud-servers.sh moto-reset DIR                wipe moto's state; a new key in DIR/moto.env
 #   cloud-servers.sh start-keystone DIR PORT [GLANCE_URL]
 #                                                  -> DIR/clouds.yaml, DIR/keystone.env, DIR/keystone.pid
 #   cloud-servers.sh start-glance DIR PORT [KEYSTONE_URL]
@@ -115,17 +116,10 @@ wait_http() {
 
 need_venv() { [ -x "$1/bin/python" ] || die "$1 missing: run $0 install first"; }
 
-cmd_start_moto() {
-  local dir=$1 port=$2
-  need_venv "$MOTO_VENV"
-  mkdir -p "$dir"
-  local endpoint=http://127.0.0.1:$port
-  # Auth mode: the first 3 requests are free (the IAM bootstrap below), every later one must carry
-  # a valid SigV4 signature of the key made here.
-  spawn moto "$dir" "$dir/moto.log" env INITIAL_NO_AUTH_ACTION_COUNT=3 \
-    "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
-  # /moto-api/ is not counted as an action, so waiting on it spends none of the 3 free calls.
-  wait_http moto "$dir" "$endpoint/moto-api/" 60 "$dir/moto.log"
+# moto_bootstrap DIR ENDPOINT: the IAM user rehost-ci with an allow-all policy and an access key,
+# made with the 3 calls moto lets through unsigned; the key goes to DIR/moto.env.
+moto_bootstrap() {
+  local dir=$1 endpoint=$2
   "$MOTO_VENV/bin/python" - "$endpoint" "$dir/moto.env" <<'PY' || { log_tail "$dir/moto.log"; die "moto IAM bootstrap failed"; }
 import json, sys, boto3
 endpoint, out = sys.argv[1], sys.argv[2]
@@ -140,6 +134,32 @@ with open(out + ".tmp", "w") as f:
             f"AWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\n")
 PY
   mv "$dir/moto.env.tmp" "$dir/moto.env"
+}
+
+# moto-reset DIR: forget all of moto's state, then make a new IAM key (DIR/moto.env changes).
+cmd_moto_reset() {
+  local dir=$1 endpoint
+  need_venv "$MOTO_VENV"
+  endpoint=$(sed -n 's/^AWS_ENDPOINT_URL=//p' "$dir/moto.env")
+  [ -n "$endpoint" ] || die "$dir/moto.env: no AWS_ENDPOINT_URL"
+  curl -s -f -m 30 -o /dev/null -X POST "$endpoint/moto-api/reset" || die "POST $endpoint/moto-api/reset failed"
+  # reset also drops the IAM user, and auth mode stays on: allow 3 unsigned calls again.
+  curl -s -f -m 30 -o /dev/null -X POST -H "Content-Type: text/plain" --data 3 "$endpoint/moto-api/reset-auth" || die "POST $endpoint/moto-api/reset-auth failed"
+  moto_bootstrap "$dir" "$endpoint"
+}
+
+cmd_start_moto() {
+  local dir=$1 port=$2
+  need_venv "$MOTO_VENV"
+  mkdir -p "$dir"
+  local endpoint=http://127.0.0.1:$port
+  # Auth mode: the first 3 requests are free (the IAM bootstrap below), every later one must carry
+  # a valid SigV4 signature of the key made here.
+  spawn moto "$dir" "$dir/moto.log" env INITIAL_NO_AUTH_ACTION_COUNT=3 \
+    "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+  # /moto-api/ is not counted as an action, so waiting on it spends none of the 3 free calls.
+  wait_http moto "$dir" "$endpoint/moto-api/" 60 "$dir/moto.log"
+  moto_bootstrap "$dir" "$endpoint"
   echo "moto up on $endpoint (pid $(cat "$dir/moto.pid")); credentials in $dir/moto.env"
 }
 
@@ -437,6 +457,7 @@ case "${1:-}" in
   start-glance) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-glance DIR PORT [KEYSTONE_URL]"; cmd_start_glance "$2" "$3" "${4:-}" ;;
   start-keystone) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-keystone DIR PORT [GLANCE_URL]"; cmd_start_keystone "$2" "$3" "${4:-}" ;;
   start-fault-proxy) [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: $0 start-fault-proxy DIR UPSTREAM_URL [RULES_JSON]"; cmd_start_fault_proxy "$2" "$3" "${4:-}" ;;
+  moto-reset) [ $# -eq 2 ] || die "usage: $0 moto-reset DIR"; cmd_moto_reset "$2" ;;
   stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
-  *) die "usage: $0 install|start-moto|start-glance|start-keystone|start-fault-proxy|stop ..." ;;
+  *) die "usage: $0 install|start-moto|moto-reset|start-glance|start-keystone|start-fault-proxy|stop ..." ;;
 esac
