@@ -45,6 +45,8 @@ install_venv() {
 }
 
 cmd_install() {
+  "$PY" -c 'import ensurepip, venv' 2>/dev/null \
+    || die "$PY cannot make venvs: install Debian's python3-venv (scripts/install-deps.sh does)"
   install_venv "$MOTO_VENV" "${MOTO_PINS[@]}"
   install_venv "$OS_VENV" "${OPENSTACK_PINS[@]}"
   make_templates
