@@ -37,6 +37,9 @@ packages=(
   strace
   # tests: isoinfo (genisoimage) and xorriso read back the ISO 9660 context CDs Rehost writes
   genisoimage xorriso
+  # tests: the real cloud servers of the upload-adapter tests (Tests/Tools/cloud-servers.sh) live in
+  # venvs made by /usr/bin/python3 -m venv, and the script polls them with curl
+  python3-venv curl
 )
 
 sudo=""
@@ -51,4 +54,14 @@ $sudo apt-get update -qq
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The upload-adapter tests start real moto, Glance and Keystone servers from pinned venvs
+# (Tests/Tools/cloud-servers.sh install: about a minute the first time, instant after that).
+venvs=${REHOST_CLOUD_VENVS:-/var/cache/rehost/cloud-venvs}
+cloud_servers="$(cd "$(dirname "$0")/.." && pwd)/Tests/Tools/cloud-servers.sh"
+if mkdir -p "$venvs" 2>/dev/null && [ -w "$venvs" ]; then
+  "$cloud_servers" install
+else
+  $sudo env REHOST_CLOUD_VENVS="$venvs" "$cloud_servers" install
 fi
