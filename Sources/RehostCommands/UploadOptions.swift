@@ -70,7 +70,7 @@ struct UploadOptions: ParsableArguments {
     @Flag(name: .customLong("create-bucket"), help: "AWS S3: create the bucket if it does not exist.")
     var createBucket = false
 
-    @Option(name: .customLong("s3-key"), help: ArgumentHelp("AWS S3: the object key. Default: the image name plus the format's extension.", valueName: "key"))
+    @Option(name: .customLong("s3-key"), help: ArgumentHelp("AWS S3: the object key. Default: the name of the file sent (the -o output of that format, the input, or the image name plus the format's extension).", valueName: "key"))
     var s3Key: String?
 
     @Option(name: .customLong("aws-import"),

@@ -171,7 +171,7 @@ final class UploadRun {
         case .raw: .raw
         default: .vmdk
         }
-        var upload = S3Import(bucket: options.s3Bucket ?? "", key: options.s3Key ?? imageName + "." + format.rawValue, format: importFormat)
+        var upload = S3Import(bucket: options.s3Bucket ?? "", key: options.s3Key ?? (path.split(separator: "/").last.map(String.init) ?? imageName + "." + format.rawValue), format: importFormat)
         upload.kind = S3Import.Kind(rawValue: options.awsImport) ?? .image
         upload.description = description
         upload.roleName = options.awsRoleName

@@ -41,6 +41,12 @@ public enum CloudServers {
 
     public static func freePort() throws -> Int { try freePorts(1)[0] }
 
+    /// The Python of the moto venv (it has boto3): for independent read-backs.
+    public static var motoPython: String {
+        let venvs = ProcessInfo.processInfo.environment["REHOST_CLOUD_VENVS"] ?? "/var/cache/rehost/cloud-venvs"
+        return "\(venvs)/moto/bin/python"
+    }
+
     /// Runs a subcommand of the script; on failure throws with its stderr (which ends with the
     /// server's log tail).
     @discardableResult

@@ -135,9 +135,6 @@ public final class HTTPClient: Sendable {
         var urlRequest = URLRequest(url: request.url)
         urlRequest.httpMethod = request.method
         for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
-        // libcurl waits up to a second for a "100 Continue" before sending a body; servers that
-        // never send one (Werkzeug, many proxies) would cost a second per request.
-        if request.headers["Expect"] == nil { urlRequest.setValue("", forHTTPHeaderField: "Expect") }
         let box = ResultBox()
         let handler: @Sendable (Data?, URLResponse?, (any Error)?) -> Void = { data, response, error in
             box.set(data: data, response: response, error: error)
