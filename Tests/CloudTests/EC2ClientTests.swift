@@ -1,6 +1,7 @@
 @testable import Cloud
 import Foundation
 import Testing
+import TestSupport
 
 /// The EC2 Query forms byte for byte, the answers' parsing, and RegisterImage / DescribeImages
 /// against moto in signature-checking mode. moto answers ImportImage and ImportSnapshot with
@@ -68,7 +69,7 @@ struct EC2ClientTests {
         #expect(snap.status == "active" && snap.statusMessage == "downloading/converting" && snap.progress == "42")
     }
 
-    static func client(_ moto: LocalMoto, secret: String? = nil) -> EC2Client {
+    static func client(_ moto: MotoServer, secret: String? = nil) -> EC2Client {
         let credentials = AWSCredentials(accessKeyID: moto.accessKeyID, secretAccessKey: secret ?? moto.secretAccessKey)
         return EC2Client(endpoint: moto.endpoint, signer: SigV4Signer(credentials: credentials, region: moto.region, service: "ec2"),
                          http: HTTPClient(timeout: 60, retry: .none))
@@ -77,7 +78,7 @@ struct EC2ClientTests {
     /// moto keeps only the name, the description and the id of a registered image (the upload
     /// facts): those, the state and the wait are what can be checked here.
     @Test func registerDescribeWaitDeregisterOnMoto() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         let ec2 = Self.client(moto)
         let id = try ec2.registerImage(.init(name: "rehost-test", description: "from a test", snapshotID: "snap-12345678",
                                              bootMode: .legacyBIOS))
@@ -92,7 +93,7 @@ struct EC2ClientTests {
     /// A snapshot made the EC2 way (CreateVolume, CreateSnapshot: calls rehost itself does not
     /// need), then described, waited for, deleted.
     @Test func describeWaitDeleteSnapshotOnMoto() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         let ec2 = Self.client(moto)
         let volume = try #require(try ec2.call("CreateVolume", [("AvailabilityZone", "us-east-1a"), ("Size", "1")],
                                                operation: "create volume").value("volumeId"))
@@ -106,7 +107,7 @@ struct EC2ClientTests {
     }
 
     @Test func wrongSecretIsOneLineAuthFailure() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         #expect {
             _ = try Self.client(moto, secret: "not-the-secret").describeImage("ami-12345678")
         } throws: { error in
@@ -117,7 +118,7 @@ struct EC2ClientTests {
 
     /// What moto does with an import today; when this starts failing, moto has learnt imports.
     @Test func importImageIsNotImplementedInMoto() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         #expect {
             _ = try Self.client(moto).importImage(.init(bucket: "b", key: "d.vmdk", format: .vmdk))
         } throws: { error in

@@ -30,7 +30,7 @@ struct S3MultipartTests {
         return path
     }
 
-    static func client(_ moto: LocalMoto, secret: String? = nil) -> S3Client {
+    static func client(_ moto: MotoServer, secret: String? = nil) -> S3Client {
         let credentials = AWSCredentials(accessKeyID: moto.accessKeyID, secretAccessKey: secret ?? moto.secretAccessKey)
         return S3Client(endpoint: moto.endpoint, signer: SigV4Signer(credentials: credentials, region: moto.region, service: "s3"),
                         http: HTTPClient(timeout: 60, retry: RetryPolicy(attempts: 2, baseDelay: 0.1)))
@@ -46,7 +46,7 @@ struct S3MultipartTests {
     }
 
     @Test func uploadReadBackAndETag() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         let directory = try TemporaryDirectory()
         let size = 20 * Self.mib + 12345
         let path = try Self.makeFile(directory, size: size)
@@ -79,7 +79,7 @@ struct S3MultipartTests {
     }
 
     @Test func wrongSecretIsOneLineSignatureDoesNotMatch() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         try Self.client(moto).createBucket("secret-bucket")
         let wrong = Self.client(moto, secret: "not-the-secret")
         #expect {
@@ -93,8 +93,8 @@ struct S3MultipartTests {
 
     /// Temporary credentials: the session token is sent and signed, and moto checks it.
     @Test func sessionTokenIsSignedAndChecked() throws {
-        let moto = try LocalMoto.shared()
-        let credentials = moto.temporaryCredentials
+        let moto = try SharedMoto.server()
+        let credentials = try SharedMoto.temporaryCredentials(moto)
         let client = S3Client(endpoint: moto.endpoint, signer: SigV4Signer(credentials: credentials, region: moto.region, service: "s3"),
                               http: HTTPClient(timeout: 60, retry: .none))
         try client.createBucket("token-bucket")
@@ -111,7 +111,7 @@ struct S3MultipartTests {
     }
 
     @Test func resumeSendsOnlyMissingParts() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         let directory = try TemporaryDirectory()
         let partSize = 5 * Self.mib
         let size = 3 * partSize + 1000  // four parts
@@ -141,7 +141,7 @@ struct S3MultipartTests {
     /// parts are sent), the upload is kept, the file is whole again, and a second run sends only
     /// parts 3 and 4.
     @Test func resumeAfterAnInterruptedRun() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         let directory = try TemporaryDirectory()
         let partSize = 5 * Self.mib
         let path = try Self.makeFile(directory, size: 3 * partSize + 4321, seed: 11)
@@ -168,7 +168,7 @@ struct S3MultipartTests {
     }
 
     @Test func resumeByUploadIDAndAbortLeavesNothing() throws {
-        let moto = try LocalMoto.shared()
+        let moto = try SharedMoto.server()
         let directory = try TemporaryDirectory()
         let path = directory.file("small.raw")
         try Data(repeating: 1, count: 1000).write(to: URL(fileURLWithPath: path))
