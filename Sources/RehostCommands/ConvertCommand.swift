@@ -165,6 +165,7 @@ struct ConvertCommand: ParsableCommand {
             options.cloudInit = try cloudInit.seed()
             let progress: ProgressSink = (quiet || guest.json) ? SilentProgress() : TerminalProgress()
             let uploadRun = outputs.upload.map { UploadRun(target: $0, options: upload, inputPath: guest.input, progress: progress) }
+            uploadRun?.writerOptions = outputs.writerOptions
             var uploads: [UploadReport] = []
             do {
                 if let uploadRun {

@@ -44,6 +44,7 @@ struct ExportCommand: ParsableCommand {
         try runReportingErrors {
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let uploadRun = outputs.upload.map { UploadRun(target: $0, options: upload, inputPath: input, progress: progress) }
+            uploadRun?.writerOptions = outputs.writerOptions
             do {
                 var requests = try outputs.requests()
                 if let uploadRun {

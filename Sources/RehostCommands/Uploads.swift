@@ -16,7 +16,8 @@ import Pipeline
 /// - EBS takes the disk's blocks as they stream past: nothing is written locally for it.
 ///
 /// Whatever fails, the half-made image, snapshot or upload is deleted from the cloud.
-final class UploadRun {
+/// Used from the command's thread only; the stream consumers it makes are called there too.
+final class UploadRun: @unchecked Sendable {
     let target: UploadTarget
     let options: UploadOptions
     let progress: ProgressSink
@@ -32,6 +33,11 @@ final class UploadRun {
     /// Outputs written only for the upload, removed at the end.
     private var temporaryOutputs: [String] = []
     private var ebs: EBSUpload?
+    /// The S3 upload fed as the VMDK is written, when one is streamed.
+    private var s3Stream: S3PartStream?
+    private var streamStarted = monotonicSeconds()
+    /// The format options of the run's outputs (a streamed VMDK is written with them).
+    var writerOptions = WriterOptions()
 
     init(target: UploadTarget, options: UploadOptions, inputPath: String, progress: ProgressSink) {
         self.target = target
@@ -72,7 +78,7 @@ final class UploadRun {
     /// kept (`convert --upload aws-ebs` with no -o).
     func outputs(_ requests: [OutputRequest], format: ImageFormat?, scratchDirectory: String?,
                  needsADisk: Bool = false) throws -> [OutputRequest] {
-        guard let format else {
+        guard let format, !streamsToS3(format, requests) else {
             guard needsADisk, requests.isEmpty else { return requests }
             let directory = try makeTemporaryDirectory(in: scratchDirectory)
             let disk = OutputRequest(path: directory + "/" + imageName + ".raw", format: .raw)
@@ -92,11 +98,31 @@ final class UploadRun {
         return requests + [request]
     }
 
+    /// A streamOptimized VMDK goes to S3 as it is written, part by part, unless a local one is kept.
+    private func streamsToS3(_ format: ImageFormat, _ requests: [OutputRequest]) -> Bool {
+        target == .awsS3 && format == .vmdk && writerOptions.vmdkSubformat == .streamOptimized
+            && !requests.contains { $0.format == .vmdk }
+    }
+
     /// Sends an existing file (`rehost upload` of a file already in the format asked for).
     func useFile(_ path: String) { file = path }
 
     /// The writer EBS adds to the streaming read; nil for the other targets.
     func streamConsumers() throws -> StreamConsumers? {
+        if target == .awsS3, fileRequest == nil, file == nil {
+            let upload = try s3Upload(format: .vmdk, key: options.s3Key ?? imageName + ".vmdk")
+            let s3 = S3Client(configuration: try awsConfiguration(), http: client)
+            let options = writerOptions
+            return { [self] size in
+                // A streamOptimized VMDK is at most the disk plus its markers and tables.
+                let stream = upload.stream(client: s3, expectedSize: size + size / 32 + (64 << 20))
+                s3Stream = stream
+                streamStarted = monotonicSeconds()
+                let sink = OutputSink(stream: stream, name: upload.key)
+                let writer = try WriterFactory.make(.vmdk, sink: sink, virtualSize: size, options: options, fileName: upload.key)
+                return [StreamedUploadWriter(writer) { [self] in streamedETag = try stream.finish() }]
+            }
+        }
         guard target == .awsEBS else { return nil }
         let configuration = try awsConfiguration()
         let upload = EBSUpload(configuration: configuration, client: client, description: description,
@@ -139,6 +165,7 @@ final class UploadRun {
     /// After a failure anywhere in the run: cloud leftovers deleted, temporary outputs removed.
     func abandon() {
         ebs?.abandon()
+        s3Stream?.abort()
         removeTemporaryDirectory()
     }
 
@@ -162,22 +189,35 @@ final class UploadRun {
         return try upload.run(file: path, cloud: cloud, client: client, retries: retries, progress: progress)
     }
 
-    private func sendToS3() throws -> UploadReport {
-        let path = try sentFile
-        let format = fileRequest?.format ?? ImageFormat.fromExtension(of: path) ?? .raw
+    private var streamedETag: String?
+
+    private func s3Upload(format: ImageFormat, key: String) throws -> S3Import {
         let importFormat: EC2Client.DiskFormat = switch format {
         case .vhd: .vhd
         case .ova: .ova
         case .raw: .raw
         default: .vmdk
         }
-        var upload = S3Import(bucket: options.s3Bucket ?? "", key: options.s3Key ?? (path.split(separator: "/").last.map(String.init) ?? imageName + "." + format.rawValue), format: importFormat)
+        var upload = S3Import(bucket: options.s3Bucket ?? "", key: key, format: importFormat)
         upload.kind = S3Import.Kind(rawValue: options.awsImport) ?? .image
         upload.description = description
         upload.roleName = options.awsRoleName
         upload.concurrency = options.parallelism ?? 4
         upload.createBucket = options.createBucket
         upload.pollInterval = pollInterval
+        return upload
+    }
+
+    private func sendToS3() throws -> UploadReport {
+        if let stream = s3Stream {
+            guard let etag = streamedETag else { throw CloudError.configuration("internal: the streamed S3 upload never finished") }
+            let upload = try s3Upload(format: .vmdk, key: stream.key)
+            return try upload.importUploaded(etag: etag, size: stream.bytes, started: streamStarted, configuration: try awsConfiguration(),
+                                             client: client, retries: retries, progress: progress)
+        }
+        let path = try sentFile
+        let format = fileRequest?.format ?? ImageFormat.fromExtension(of: path) ?? .raw
+        let upload = try s3Upload(format: format, key: options.s3Key ?? (path.split(separator: "/").last.map(String.init) ?? imageName + "." + format.rawValue))
         return try upload.run(file: path, configuration: try awsConfiguration(), client: client, retries: retries, progress: progress)
     }
 

@@ -80,17 +80,21 @@ struct AWSUploadTests {
         #expect((second["checksums"] as? [String: String])?["sha256-linear"] == (upload["checksums"] as? [String: String])?["sha256-linear"])
     }
 
-    /// A converted fixture as a streamOptimized VMDK through S3 multipart (parts of 8 MiB, in
-    /// parallel) with `--aws-import none`: the object is the local VMDK byte for byte, with S3's
-    /// md5-of-md5s ETag. ImportImage itself cannot run here (moto answers it with HTTP 500,
-    /// NotImplemented): asking for it exits 75 and deletes the object made for it.
+    /// A converted fixture as a streamOptimized VMDK through S3 multipart with `--aws-import
+    /// none`: the object is the local VMDK byte for byte, with S3's md5-of-md5s ETag. A raw disk
+    /// sent with `rehost upload` becomes a VMDK on the way, streamed part by part as it is
+    /// written (nothing in $TMPDIR), and reads back as the same disk (qemu-img compare); 503s on
+    /// parts are retried, and parts that never go through exit 75 and leave no multipart upload.
+    /// ImportImage itself cannot run here (moto answers it with HTTP 500, NotImplemented): asking
+    /// for it exits 75 and deletes the object made for it.
     @Test func convertedFixtureGoesToS3AsAVMDK() throws {
         let moto = try MotoServer.start()
         defer { moto.stop() }
         let dir = try TemporaryDirectory(prefix: "rehost-s3")
         let fixture = try Fixture.xenInstance()
         let local = dir.file("centos5.vmdk")
-        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", local, "--upload", "aws-s3", "--s3-bucket", "imports",
+        let raw = dir.file("centos5.raw")
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", local, "-o", raw, "--upload", "aws-s3", "--s3-bucket", "imports",
                                             "--create-bucket", "--aws-import", "none", "--json"], environment: environment(moto))
         #expect(result.status == 0, "\(result.stderr)")
         let upload = try uploadReport(result)
@@ -99,6 +103,30 @@ struct AWSUploadTests {
         _ = try readback(moto, ["s3-get", "imports", "centos5.vmdk", back])
         #expect(try Command.run("cmp", [back, local]).status == 0)
         #expect((upload["checksums"] as? [String: String])?["etag"]?.contains("-") == true)
+
+        let scratch = dir.file("tmp")
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let proxy = try FaultProxy.start(upstream: moto.endpoint, rules: [.fail(first: 2, status: 503, method: "PUT", path: "partNumber=")])
+        defer { proxy.stop() }
+        let streamed = try Command.runRehost(["upload", raw, "--to", "aws-s3", "--s3-bucket", "imports", "--s3-key", "streamed.vmdk",
+                                              "--aws-import", "none", "--json"],
+                                             environment: environment(moto, endpoint: proxy.endpoint).merging(["TMPDIR": scratch]) { $1 })
+        #expect(streamed.status == 0, "\(streamed.stderr)")
+        #expect(proxy.injectedFaults == 2, "\(proxy.faults)")
+        #expect(try uploadReport(streamed)["retries"] as? Int == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
+        _ = try readback(moto, ["s3-get", "imports", "streamed.vmdk", back])
+        let compare = try Command.run("qemu-img", ["compare", "-f", "vmdk", "-F", "raw", back, raw])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+
+        let failing = try FaultProxy.start(upstream: moto.endpoint, rules: [.fail(first: 1000, status: 503, method: "PUT", path: "partNumber=")])
+        defer { failing.stop() }
+        let failed = try Command.runRehost(["upload", raw, "--to", "aws-s3", "--s3-bucket", "imports", "--s3-key", "never.vmdk",
+                                            "--aws-import", "none"], environment: environment(moto, endpoint: failing.endpoint))
+        #expect(failed.status == 75, "\(failed.stderr)")
+        #expect(failed.stderr.hasPrefix("rehost: error: s3 upload part"), "\(failed.stderr)")
+        let uploads = try #require(try json(try readback(moto, ["multipart-uploads", "imports"])) as? [String])
+        #expect(!uploads.contains("never.vmdk"), "the failed multipart upload was left behind")
 
         let importing = try Command.runRehost(["upload", local, "--to", "aws-s3", "--s3-bucket", "imports", "--s3-key", "import-me.vmdk"],
                                               environment: environment(moto))

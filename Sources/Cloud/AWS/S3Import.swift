@@ -40,11 +40,25 @@ public struct S3Import: Sendable {
             lock.withLock { sink.advance(to: UInt64(max(0, done))) }
         }
         progress.end()
+        return try importUploaded(etag: upload.etag, size: size, started: started, configuration: configuration, client: client,
+                                  retries: retries, progress: progress)
+    }
+
+    /// The multipart upload that `S3PartStream` fed as the output was written.
+    public func stream(client: S3Client, expectedSize: UInt64) -> S3PartStream {
+        S3PartStream(client: client, bucket: bucket, key: key, expectedSize: expectedSize, concurrency: concurrency,
+                     createBucket: createBucket)
+    }
+
+    /// After the object is in S3 (sent whole, or streamed): the import, and the report.
+    public func importUploaded(etag: String, size: UInt64, started: Double, configuration: AWSConfiguration, client: HTTPClient,
+                               retries: RetryCounter, progress: ProgressSink) throws -> UploadReport {
+        let s3 = S3Client(configuration: configuration, http: client)
         var report = UploadReport(target: "aws-s3", diskFormat: format.rawValue.lowercased())
         report.location = "s3://\(bucket)/\(key)"
         report.name = key
         report.bytesSent = size
-        report.checksums["etag"] = upload.etag
+        report.checksums["etag"] = etag
         do {
             let ec2 = EC2Client(configuration: configuration, http: client)
             let request = EC2Client.ImportRequest(bucket: bucket, key: key, format: format, description: description,

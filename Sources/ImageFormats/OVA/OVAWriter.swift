@@ -76,7 +76,8 @@ public final class OVAWriter: DiskImageWriter {
         let block = UInt64(TarHeader.blockSize)
         diskDataOffset = block + TarHeader.blocks(for: UInt64(descriptorLength))
             + block + TarHeader.blocks(for: UInt64(manifestLength)) + block
-        diskSink = OutputSink(file: sink.file, base: sink.base + diskDataOffset)
+        guard let file = sink.file else { throw WriterError.unsupported(format: .ova, what: "an OVA is written to a file, not streamed") }
+        diskSink = OutputSink(file: file, base: sink.base + diskDataOffset)
         diskSink.startDigest(algorithm)
         var diskOptions = options
         diskOptions.vmdkSubformat = .streamOptimized
