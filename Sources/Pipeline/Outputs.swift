@@ -62,8 +62,11 @@ extension OutputRequest {
 }
 
 /// Makes the writers beyond the output files that take the disk as it streams past (uploads),
-/// given the disk's size. The caller keeps them to read their results after the run.
-public typealias StreamConsumers = @Sendable (_ virtualSize: UInt64) throws -> [any DiskImageWriter]
+/// just before the stream, given the disk's size and, when the disk is a raw file, the byte
+/// ranges that may hold data (SEEK_DATA, no read): a writer that must plan its layout before
+/// its first byte (a qcow2 sent as it is written) needs them. The caller keeps the writers to
+/// read their results after the run.
+public typealias StreamConsumers = @Sendable (_ virtualSize: UInt64, _ rawDataRanges: [Range<UInt64>]?) throws -> [any DiskImageWriter]
 
 /// The outputs of one run: each written under a temporary name by its writer as the raw disk
 /// streams past once, and renamed into place only when every one of them is complete. Stream
@@ -77,7 +80,7 @@ final class OutputSet {
     }
 
     private let members: [Member]
-    private let consumers: [any DiskImageWriter]
+    private let makeConsumers: StreamConsumers?
     private var summaries: [WriterSummary] = []
     private var seconds = 0.0
     /// The disk digest: taken as the disk streams past when asked, or given.
@@ -92,10 +95,10 @@ final class OutputSet {
                                                 fileName: name)
             return Member(request: request, output: output, writer: writer)
         }
-        self.consumers = try consumers?(virtualSize) ?? []
+        makeConsumers = consumers
     }
 
-    var isEmpty: Bool { members.isEmpty && consumers.isEmpty }
+    var isEmpty: Bool { members.isEmpty && makeConsumers == nil }
 
     /// One read of the raw disk at `rawPath` feeding every writer.
     func stream(from rawPath: String, diskDigest: Bool, progress: ProgressSink) throws {
@@ -107,6 +110,8 @@ final class OutputSet {
     func stream(from reader: any DiskImageReader, diskDigest: Bool, progress: ProgressSink) throws {
         guard !isEmpty else { return }
         let started = monotonicSeconds()
+        let ranges = try makeConsumers != nil ? (reader as? RawDiskReader).map { try RawFile(path: $0.path, mode: .readOnly).dataRanges() } : nil
+        let consumers = try makeConsumers?(reader.virtualSize, ranges) ?? []
         let names = (members.map { $0.request.format.rawValue } + consumers.map { _ in "upload" }).joined(separator: ", ")
         progress.begin(stage: "writing \(names)", totalBytes: reader.virtualSize)
         let digest = diskDigest ? DiskDigest(size: reader.virtualSize) : nil

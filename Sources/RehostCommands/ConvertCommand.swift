@@ -172,7 +172,8 @@ struct ConvertCommand: ParsableCommand {
                     // The disk is built as raw first (libext2fs writes where it likes): with no
                     // output kept, in the upload's temporary directory.
                     options.outputs = try uploadRun.outputs(options.outputs, format: uploadRun.fileFormat(defaultFormat: .qcow2),
-                                                            scratchDirectory: guest.scratchDirectory, needsADisk: true)
+                                                            scratchDirectory: guest.scratchDirectory, needsADisk: true,
+                                                            sourceIsRaw: true)
                     options.streamConsumers = try uploadRun.streamConsumers()
                 }
                 let report = try Converter(options: options, progress: progress).run()

@@ -49,7 +49,8 @@ struct ExportCommand: ParsableCommand {
                 var requests = try outputs.requests()
                 if let uploadRun {
                     requests = try uploadRun.outputs(requests, format: uploadRun.fileFormat(defaultFormat: .qcow2),
-                                                     scratchDirectory: access.scratchDirectory)
+                                                     scratchDirectory: access.scratchDirectory,
+                                                     sourceIsRaw: (try? DiskImageReaders.isRawDisk(path: input)) == true)
                 }
                 let exporter = Exporter(input: input, outputs: requests, options: outputs.writerOptions,
                                         digests: outputs.digests, scratchDirectory: access.scratchDirectory,

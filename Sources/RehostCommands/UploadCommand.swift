@@ -72,7 +72,7 @@ struct UploadCommand: ParsableCommand {
                     run.useFile(input)
                 } else {
                     let outputs = try run.outputs([], format: run.fileFormat(defaultFormat: inputFormat),
-                                                  scratchDirectory: access.scratchDirectory)
+                                                  scratchDirectory: access.scratchDirectory, sourceIsRaw: reader is RawDiskReader)
                     let exporter = Exporter(input: input, outputs: outputs, options: WriterOptions(), digests: .none,
                                             scratchDirectory: access.scratchDirectory, externalFiles: access.externalFiles,
                                             maxOutputSize: access.maxOutputBytes, progress: progress)

@@ -77,8 +77,9 @@ final class UploadRun: @unchecked Sendable {
     /// of it (Glance, S3), or a temporary raw disk when the run must build one and nothing is
     /// kept (`convert --upload aws-ebs` with no -o).
     func outputs(_ requests: [OutputRequest], format: ImageFormat?, scratchDirectory: String?,
-                 needsADisk: Bool = false) throws -> [OutputRequest] {
-        guard let format, !streamsToS3(format, requests) else {
+                 needsADisk: Bool = false, sourceIsRaw: Bool) throws -> [OutputRequest] {
+        if let format, !requests.contains(where: { $0.format == format }) { streamedFormat = streamable(format, sourceIsRaw: sourceIsRaw) }
+        guard let format, streamedFormat == nil else {
             guard needsADisk, requests.isEmpty else { return requests }
             let directory = try makeTemporaryDirectory(in: scratchDirectory)
             let disk = OutputRequest(path: directory + "/" + imageName + ".raw", format: .raw)
@@ -98,10 +99,17 @@ final class UploadRun: @unchecked Sendable {
         return requests + [request]
     }
 
-    /// A streamOptimized VMDK goes to S3 as it is written, part by part, unless a local one is kept.
-    private func streamsToS3(_ format: ImageFormat, _ requests: [OutputRequest]) -> Bool {
-        target == .awsS3 && format == .vmdk && writerOptions.vmdkSubformat == .streamOptimized
-            && !requests.contains { $0.format == .vmdk }
+    /// The format sent as it is written, when no local file of it is kept: a streamOptimized VMDK
+    /// (to S3 or Glance), or a qcow2 to Glance when the disk is a raw file (its allocated ranges
+    /// plan the tables, which go first).
+    private var streamedFormat: ImageFormat?
+
+    private func streamable(_ format: ImageFormat, sourceIsRaw: Bool) -> ImageFormat? {
+        switch (target, format) {
+        case (.awsS3, .vmdk), (.glance, .vmdk): return writerOptions.vmdkSubformat == .streamOptimized ? format : nil
+        case (.glance, .qcow2): return sourceIsRaw ? format : nil
+        default: return nil
+        }
     }
 
     /// Sends an existing file (`rehost upload` of a file already in the format asked for).
@@ -109,11 +117,30 @@ final class UploadRun: @unchecked Sendable {
 
     /// The writer EBS adds to the streaming read; nil for the other targets.
     func streamConsumers() throws -> StreamConsumers? {
-        if target == .awsS3, fileRequest == nil, file == nil {
+        if target == .glance, let format = streamedFormat, file == nil {
+            let upload = glanceUpload(format: format)
+            let cloud = try OpenStackCloud.load(name: options.osCloud)
+            let options = writerOptions
+            return { [self] size, ranges in
+                let name = imageName + "." + format.rawValue
+                let stream = GlanceStream(upload: upload, cloud: cloud, client: client)
+                let sink = OutputSink(stream: stream, name: name)
+                let writer: any DiskImageWriter
+                if format == .qcow2 {
+                    guard let ranges else { throw CloudError.configuration("internal: a streamed qcow2 needs a raw disk's allocation") }
+                    writer = try QCOW2StreamWriter(sink: sink, virtualSize: size, dataRanges: ranges)
+                } else {
+                    writer = try WriterFactory.make(format, sink: sink, virtualSize: size, options: options, fileName: name)
+                }
+                glanceStream = stream
+                return [StreamedUploadWriter(writer) { [self] in streamedReport = try stream.finish(retries: retries) }]
+            }
+        }
+        if target == .awsS3, streamedFormat == .vmdk, file == nil {
             let upload = try s3Upload(format: .vmdk, key: options.s3Key ?? imageName + ".vmdk")
             let s3 = S3Client(configuration: try awsConfiguration(), http: client)
             let options = writerOptions
-            return { [self] size in
+            return { [self] size, _ in
                 // A streamOptimized VMDK is at most the disk plus its markers and tables.
                 let stream = upload.stream(client: s3, expectedSize: size + size / 32 + (64 << 20))
                 s3Stream = stream
@@ -128,7 +155,7 @@ final class UploadRun: @unchecked Sendable {
         let upload = EBSUpload(configuration: configuration, client: client, description: description,
                                parallelism: options.parallelism ?? 16, pollInterval: pollInterval)
         ebs = upload
-        return { size in [upload.makeWriter(virtualSize: size)] }
+        return { size, _ in [upload.makeWriter(virtualSize: size)] }
     }
 
     var description: String { options.imageDescription ?? "\(imageName), converted by Rehost" }
@@ -166,6 +193,7 @@ final class UploadRun: @unchecked Sendable {
     func abandon() {
         ebs?.abandon()
         s3Stream?.abort()
+        if streamedReport == nil { glanceStream?.abort() }
         removeTemporaryDirectory()
     }
 
@@ -177,14 +205,26 @@ final class UploadRun: @unchecked Sendable {
         }
     }
 
-    private func sendToGlance() throws -> UploadReport {
-        let path = try sentFile
-        let format = fileRequest?.format ?? ImageFormat.fromExtension(of: path) ?? .raw
+    private func glanceUpload(format: ImageFormat) -> GlanceUpload {
         var upload = GlanceUpload(name: imageName, diskFormat: format == .ova ? "vmdk" : format.rawValue)
         if format == .ova { upload.containerFormat = "ova" }
         upload.visibility = options.visibility
         upload.properties = guestProperties.merging(options.parsedProperties) { _, user in user }
         upload.method = options.glanceMethod
+        return upload
+    }
+
+    private var glanceStream: GlanceStream?
+    private var streamedReport: UploadReport?
+
+    private func sendToGlance() throws -> UploadReport {
+        if glanceStream != nil {
+            guard let report = streamedReport else { throw CloudError.configuration("internal: the streamed Glance upload never finished") }
+            return report
+        }
+        let path = try sentFile
+        let format = fileRequest?.format ?? ImageFormat.fromExtension(of: path) ?? .raw
+        let upload = glanceUpload(format: format)
         let cloud = try OpenStackCloud.load(name: options.osCloud)
         return try upload.run(file: path, cloud: cloud, client: client, retries: retries, progress: progress)
     }

@@ -8,8 +8,8 @@ import TestSupport
 /// sink that takes bytes only in order (no file to seek in), it passes `qemu-img check`, reads
 /// back as the raw disk (`qemu-img compare`), and is exactly as long as planned. The disk has
 /// data in two 512 MiB spans, a 64 KiB zero block inside an allocated range (planned, never
-/// streamed, so written as zeros), a run that ends mid-cluster, and a size that is not a whole
-/// number of clusters.
+/// streamed, so written as zeros), a run that ends mid-cluster, two extents sharing a cluster,
+/// and a size that is not a whole number of clusters.
 struct QCOW2StreamWriterTests {
     /// Collects a stream's bytes into a file strictly in order, as a network upload would.
     final class OrderedFile: SequentialByteSink {
@@ -39,6 +39,9 @@ struct QCOW2StreamWriterTests {
         try file.write([UInt8](repeating: 0, count: 65536), at: 11 << 16)
         try fill((12 << 16)..<((12 << 16) + 5000))
         try fill((600 << 20)..<((600 << 20) + (1 << 20)))
+        // Two 4 KiB extents in one cluster, a hole between them (SEEK_DATA reports them apart).
+        try fill((700 << 20)..<((700 << 20) + 4096))
+        try fill(((700 << 20) + 32768)..<((700 << 20) + 36864))
         try fill((size - 4096)..<size)
         let reader = try RawDiskReader(path: raw)
 

@@ -78,7 +78,7 @@ public final class HTTPClient: Sendable {
                                                        "RequestLimitExceeded", "SlowDown", "RequestThrottled",
                                                        "TooManyRequestsException", "RequestTimeout", "InternalError"]
 
-    private let session: URLSession
+    let session: URLSession
     public let retry: RetryPolicy
     /// Called before each retry, with the error that caused it: for progress and logs.
     private let onRetry: @Sendable (CloudError, Int) -> Void

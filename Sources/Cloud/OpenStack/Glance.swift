@@ -36,14 +36,24 @@ public struct GlanceClient: Sendable {
         return id
     }
 
-    /// `PUT /v2/images/{id}/file` (or `/stage` for the import workflow), the file streamed.
-    public func upload(imageID: String, file: String, stage: Bool, sent: ((Int64) -> Void)?) throws {
+    /// `PUT /v2/images/{id}/file` (or `/stage` for the import workflow), without its body.
+    func dataRequest(imageID: String, stage: Bool, body: HTTPRequest.Body) -> HTTPRequest {
         var headers = self.headers
         headers["Content-Type"] = "application/octet-stream"
         let path = "/v2/images/\(imageID)/" + (stage ? "stage" : "file")
-        _ = try client.send(HTTPRequest("PUT", url(path), headers: headers, body: .file(file),
-                                        service: "glance", operation: stage ? "stage image data" : "upload image data"),
-                            retryable: false, sent: sent, errorMessage: openStackMessage)
+        return HTTPRequest("PUT", url(path), headers: headers, body: body, service: "glance",
+                           operation: stage ? "stage image data" : "upload image data")
+    }
+
+    /// The image data from a file, streamed from disk.
+    public func upload(imageID: String, file: String, stage: Bool, sent: ((Int64) -> Void)?) throws {
+        _ = try client.send(dataRequest(imageID: imageID, stage: stage, body: .file(file)), retryable: false, sent: sent,
+                            errorMessage: openStackMessage)
+    }
+
+    /// The image data written through the returned stream as it is made.
+    public func startUpload(imageID: String, stage: Bool) throws -> HTTPStream {
+        try client.stream(dataRequest(imageID: imageID, stage: stage, body: .none))
     }
 
     /// `POST /v2/images/{id}/import` with `glance-direct`: the staged data becomes the image.

@@ -26,6 +26,16 @@ extension DiskImageReaders {
         }
     }
 
+    /// Whether `open` would read `path` as a raw disk (no format's magic, not compressed), from
+    /// its first and last bytes only.
+    public static func isRawDisk(path: String) throws -> Bool {
+        let file = try RawFile(path: path, mode: .readOnly)
+        let size = try file.size
+        let head = try file.read(count: Int(min(size, 4096)), at: 0)
+        let tail = size >= 512 ? try file.read(count: 512, at: size - 512) : []
+        return !ForeignFormat.isGzip(head) && ForeignFormat.detect(head: head, tail: tail) == nil
+    }
+
     /// The reader for a disk image format, nil for compression formats.
     static func open(path: String, as format: ForeignFormat, scratchDirectory: String?,
                      externalFiles: ExternalFiles) throws -> (any DiskImageReader)? {

@@ -45,7 +45,10 @@ public final class QCOW2StreamWriter: DiskImageWriter {
         var clusters: [UInt64] = []
         for range in dataRanges where range.lowerBound < min(range.upperBound, virtualSize) {
             let first = range.lowerBound / size, last = (min(range.upperBound, virtualSize) - 1) / size
-            for index in max(first, clusters.last.map { $0 + 1 } ?? 0)...last { clusters.append(index) }
+            // Ranges may share a cluster (4 KiB extents with holes between): each cluster once.
+            let start = max(first, clusters.last.map { $0 + 1 } ?? 0)
+            guard start <= last else { continue }
+            for index in start...last { clusters.append(index) }
         }
         planned = clusters
         let spanBytes = size * UInt64(Self.l2Entries)
