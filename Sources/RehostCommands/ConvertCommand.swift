@@ -34,6 +34,8 @@ struct ConvertCommand: ParsableCommand {
               rehost convert disk.raw --partition 2 -o new.raw --root-ref uuid --skip network
               rehost convert rhel5-xen.img --add-kernel kernel-2.6.18-398.el5.x86_64.rpm -o vm.qcow2
               rehost convert debian.img -o vm.vmdk --target vmware --kernel 6.1.0-28-amd64
+              rehost convert centos5.img --upload glance --os-cloud mycloud   # nothing kept locally
+              rehost convert centos5.img -o vm.raw --upload aws-ebs --image-name centos5-hvm
             """)
 
     @OptionGroup var guest: GuestOptions

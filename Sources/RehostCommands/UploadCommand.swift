@@ -27,8 +27,10 @@ struct UploadCommand: ParsableCommand {
             Every request is signed with Signature Version 4; no secret is printed or written to a report.
 
             The input is read once. A file already in the format the cloud is sent (--disk-format; default the \
-            input's own) goes as it is; any other is converted on the way (EBS takes the disk's blocks straight \
-            from the read; Glance and S3 get a file written in a temporary directory, removed at the end). On \
+            input's own) goes as it is; any other is converted on the way and sent as it is written: EBS takes \
+            the disk's blocks straight from the read, a streamOptimized VMDK goes to S3 part by part or to \
+            Glance, and a qcow2 made from a raw disk goes to Glance front to back (tables first). Other cases \
+            (a qcow2 from another format, VHD, VDI) are written to a temporary directory, sent and removed. On \
             any failure the half-made image, snapshot or multipart upload is deleted. Throttling, 5xx answers \
             and dropped connections are retried with backoff; a fault that outlives the retries exits with \
             status 75 (try again later), every other error with 1.
