@@ -158,14 +158,7 @@ public final class HTTPClient: Sendable {
             throw CloudError.transport(service: request.service, operation: request.operation,
                                        url: Self.displayURL(request.url), reason: Self.describe(error))
         }
-        guard let http = response as? HTTPURLResponse else {
-            throw CloudError.badResponse(service: request.service, operation: request.operation, what: "not an HTTP response")
-        }
-        var headers: [String: String] = [:]
-        for (name, value) in http.allHeaderFields {
-            if let name = name as? String, let value = value as? String { headers[name.lowercased()] = value }
-        }
-        return HTTPResponse(status: http.statusCode, headers: headers, body: data ?? Data())
+        return try HTTPResponse(request, response, data)
     }
 
     /// The URL without its query (which may hold a presigned credential).
@@ -183,8 +176,22 @@ public final class HTTPClient: Sendable {
     }
 }
 
-/// Hands a completion handler's result to the thread waiting for it.
-private final class ResultBox: @unchecked Sendable {
+extension HTTPResponse {
+    /// URLSession's answer to `request`, headers lower-cased.
+    init(_ request: HTTPRequest, _ response: URLResponse?, _ data: Data?) throws {
+        guard let http = response as? HTTPURLResponse else {
+            throw CloudError.badResponse(service: request.service, operation: request.operation, what: "not an HTTP response")
+        }
+        var headers: [String: String] = [:]
+        for (name, value) in http.allHeaderFields {
+            if let name = name as? String, let value = value as? String { headers[name.lowercased()] = value }
+        }
+        self.init(status: http.statusCode, headers: headers, body: data ?? Data())
+    }
+}
+
+/// Hands a completion handler's result to the thread waiting for it (any number of waits).
+final class ResultBox: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var data: Data?
     private var response: URLResponse?

@@ -16,7 +16,7 @@ public final class HTTPStream: SequentialByteSink, @unchecked Sendable {
     private let writeEnd: Int32
     private let readEnd: Int32
     private let body: InputStream
-    private let box = StreamResult()
+    private let box = ResultBox()
     private let task: URLSessionTask
     private var closed = false
     public private(set) var bytesWritten: UInt64 = 0
@@ -77,14 +77,7 @@ public final class HTTPStream: SequentialByteSink, @unchecked Sendable {
             throw CloudError.transport(service: request.service, operation: request.operation,
                                        url: HTTPClient.displayURL(request.url), reason: HTTPClient.describe(error))
         }
-        guard let http = response as? HTTPURLResponse else {
-            throw CloudError.badResponse(service: request.service, operation: request.operation, what: "not an HTTP response")
-        }
-        var headers: [String: String] = [:]
-        for (name, value) in http.allHeaderFields {
-            if let name = name as? String, let value = value as? String { headers[name.lowercased()] = value }
-        }
-        let answer = HTTPResponse(status: http.statusCode, headers: headers, body: data ?? Data())
+        let answer = try HTTPResponse(request, response, data)
         guard (200..<300).contains(answer.status) else {
             let (code, message) = errorMessage(answer)
             throw CloudError.http(service: request.service, operation: request.operation, status: answer.status, code: code, message: message)
@@ -100,26 +93,6 @@ public final class HTTPStream: SequentialByteSink, @unchecked Sendable {
             closed = true
         }
         _ = box.wait()
-    }
-}
-
-private final class StreamResult: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var data: Data?
-    private var response: URLResponse?
-    private var error: (any Error)?
-
-    func set(data: Data?, response: URLResponse?, error: (any Error)?) {
-        self.data = data
-        self.response = response
-        self.error = error
-        done.signal()
-    }
-
-    func wait() -> (Data?, URLResponse?, (any Error)?) {
-        done.wait()
-        done.signal()
-        return (data, response, error)
     }
 }
 
