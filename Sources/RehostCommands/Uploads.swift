@@ -8,12 +8,12 @@ import Pipeline
 /// One upload of a run (`upload`, `convert --upload`, `export --upload`): the output it needs,
 /// the writer it adds to the streaming read, and what it sends once the outputs are complete.
 ///
-/// - Glance and S3 take a file: a local output of the right format when the user asked for
-///   one, else an output written into a temporary directory in the same pass and removed at
-///   the end (qcow2 and VMDK put their tables before their data, so they are not sent while
-///   being written), or the input itself when `rehost upload` is given a file already in that
-///   format.
-/// - EBS takes the disk's blocks as they stream past: nothing is written locally for it.
+/// - EBS takes the disk's blocks as they stream past.
+/// - A streamOptimized VMDK (S3, Glance) and a qcow2 planned from a raw disk (Glance) are sent
+///   as they are written, through the same read.
+/// - Otherwise Glance and S3 take a file: a local output of that format when the user asked for
+///   one, the input itself when `rehost upload` is given a file already in it, else an output
+///   written into a temporary directory in the same pass and removed at the end.
 ///
 /// Whatever fails, the half-made image, snapshot or upload is deleted from the cloud.
 /// Used from the command's thread only; the stream consumers it makes are called there too.
@@ -115,7 +115,7 @@ final class UploadRun: @unchecked Sendable {
     /// Sends an existing file (`rehost upload` of a file already in the format asked for).
     func useFile(_ path: String) { file = path }
 
-    /// The writer EBS adds to the streaming read; nil for the other targets.
+    /// The writers the upload adds to the streaming read; nil when it sends a file afterwards.
     func streamConsumers() throws -> StreamConsumers? {
         if target == .glance, let format = streamedFormat, file == nil {
             let upload = glanceUpload(format: format)
@@ -218,8 +218,12 @@ final class UploadRun: @unchecked Sendable {
     private var streamedReport: UploadReport?
 
     private func sendToGlance() throws -> UploadReport {
-        if glanceStream != nil {
+        if let glanceStream {
             guard let report = streamedReport else { throw CloudError.configuration("internal: the streamed Glance upload never finished") }
+            // The image was made at the first byte, before the run knew the guest: its
+            // properties follow now (the user's own were set at creation and stay).
+            let user = options.parsedProperties
+            try glanceStream.setProperties(guestProperties.filter { user[$0.key] == nil })
             return report
         }
         let path = try sentFile

@@ -129,6 +129,10 @@ struct GlanceUploadTests {
         #expect(bare.status == 0, "\(bare.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
         let bareID = try #require(try uploadReport(bare)["imageID"] as? String)
+        // Made at the first byte, before the guest was known: its properties follow.
+        let bareImage = try admin.json("/v2/images/\(bareID)")
+        #expect(bareImage["hw_disk_bus"] as? String == "virtio")
+        #expect(bareImage["os_distro"] as? String == "centos")
         try admin.download(bareID, to: downloaded)
         let check = try Command.run("qemu-img", ["check", downloaded])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")

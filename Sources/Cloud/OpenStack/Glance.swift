@@ -66,6 +66,17 @@ public struct GlanceClient: Sendable {
                             retryable: false, errorMessage: openStackMessage)
     }
 
+    /// `PATCH /v2/images/{id}`: adds or replaces properties (JSON patch).
+    public func setProperties(imageID: String, _ properties: [String: String]) throws {
+        guard !properties.isEmpty else { return }
+        var headers = self.headers
+        headers["Content-Type"] = "application/openstack-images-v2.1-json-patch"
+        let patch = properties.sorted { $0.key < $1.key }.map { ["op": "add", "path": "/" + $0.key, "value": $0.value] }
+        _ = try client.send(HTTPRequest("PATCH", url("/v2/images/\(imageID)"), headers: headers,
+                                        body: .bytes(try JSONSerialization.data(withJSONObject: patch)),
+                                        service: "glance", operation: "set image properties"), errorMessage: openStackMessage)
+    }
+
     public func image(_ imageID: String) throws -> [String: Any] {
         let response = try client.send(HTTPRequest("GET", url("/v2/images/\(imageID)"), headers: headers,
                                                    service: "glance", operation: "show image"), errorMessage: openStackMessage)

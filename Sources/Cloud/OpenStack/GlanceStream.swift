@@ -63,6 +63,15 @@ public final class GlanceStream: SequentialByteSink, @unchecked Sendable {
         return report
     }
 
+    /// Properties known only after the image was made; a failure deletes the image.
+    public func setProperties(_ properties: [String: String]) throws {
+        guard let glance, let imageID else { return }
+        do { try glance.setProperties(imageID: imageID, properties) } catch {
+            abort()
+            throw error
+        }
+    }
+
     /// After a failure: the request dropped and the half-made image deleted.
     public func abort() {
         http?.cancel()
