@@ -70,6 +70,12 @@ public struct Kernel: Codable, Sendable, Equatable {
     public var initrdDetails: InitrdSummary?
     /// Whether it boots on each target, and why.
     public var verdicts: [TargetVerdict]
+    /// The public clouds' network drivers it has, as a module or built in: `ena` (AWS's Elastic
+    /// Network Adapter) and `ixgbevf` (Intel 82599 virtual functions, AWS's "simple" SR-IOV).
+    public var cloudNetworkDrivers: [String] = []
+
+    /// The drivers `cloudNetworkDrivers` looks for.
+    public static let cloudNetworkDriverNames = ["ena", "ixgbevf"]
 
     /// A Xen PV image: it boots only as a Xen paravirtual guest.
     public var xenOnly: Bool { image.format == .xenPV }

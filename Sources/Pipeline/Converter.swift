@@ -123,6 +123,7 @@ public final class Converter {
                                    warnings: warnings, seconds: 0)
         report.guestEdits = plannedEdits
         report.operatingSystem = planned.report.os
+        report.bootKernel = planned.report.bootableKernel
         report.randomRootPassword = randomPassword
         report.partitions = plan.partitions.map { partition in
             let filesystem = partitions.first { $0.partition.number == partition.number }?.parameters

@@ -155,6 +155,8 @@ public struct ConvertReport: Codable, Sendable {
     public var partitions: [PartitionReport] = []
     /// What the guest is, as inspected (for an upload's image properties).
     public var operatingSystem: OperatingSystem?
+    /// The kernel the disk boots, as inspected (an AMI's ENA and SR-IOV flags follow its drivers).
+    public var bootKernel: Kernel?
 }
 
 /// One partition of the converted disk.

@@ -185,6 +185,7 @@ struct ConvertCommand: ParsableCommand {
                         uploadRun.abandon()
                     } else {
                         uploadRun.guestProperties = UploadRun.glanceProperties(for: report)
+                        uploadRun.guestDrivers = report.bootKernel?.cloudNetworkDrivers ?? []
                         uploads.append(try uploadRun.finish())
                     }
                 }

@@ -55,11 +55,12 @@ struct UploadOptions: ParsableArguments {
     var awsRegion: String?
 
     @Flag(name: .customLong("ena"), inversion: .prefixedNo,
-          help: "AWS: mark the AMI as having ENA (Elastic Network Adapter) support; only when the guest's kernel has the ena driver.")
-    var ena = false
+          help: "AWS: mark the AMI as having ENA (Elastic Network Adapter) support, which newer instance types require. Default with convert: when the kernel the disk boots has the ena driver (a module or built in); with upload and export: no.")
+    var ena: Bool?
 
-    @Flag(name: .customLong("sriov"), help: "AWS: mark the AMI for Intel 82599 VF networking (sriovNetSupport simple).")
-    var sriov = false
+    @Flag(name: .customLong("sriov"), inversion: .prefixedNo,
+          help: "AWS: mark the AMI for Intel 82599 VF networking (sriovNetSupport simple). Default with convert: when the boot kernel has ixgbevf; with upload and export: no.")
+    var sriov: Bool?
 
     @Flag(name: .customLong("no-register"), help: "AWS EBS: leave the snapshot without registering an AMI.")
     var noRegister = false

@@ -25,6 +25,8 @@ final class UploadRun: @unchecked Sendable {
     let inputPath: String
     /// Glance properties from the guest (`hw_disk_bus`, `os_distro`, ...), under the user's.
     var guestProperties: [String: String] = [:]
+    /// The cloud network drivers of the kernel the converted disk boots (AMI flags).
+    var guestDrivers: [String] = []
     let retries = RetryCounter()
     private(set) var temporaryDirectory: String?
     /// The file sent to Glance or S3, once known.
@@ -175,8 +177,8 @@ final class UploadRun: @unchecked Sendable {
             case .awsS3: report = try sendToS3()
             case .awsEBS:
                 var registration = EBSUpload.Registration(name: imageName, description: description)
-                registration.enaSupport = options.ena
-                registration.sriovNetSupport = options.sriov
+                registration.enaSupport = options.ena ?? guestDrivers.contains("ena")
+                registration.sriovNetSupport = options.sriov ?? guestDrivers.contains("ixgbevf")
                 registration.register = !options.noRegister
                 guard let ebs else { throw CloudError.configuration("internal: no EBS upload was started") }
                 report = try ebs.register(registration, retries: retries, progress: progress)

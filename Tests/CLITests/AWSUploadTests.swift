@@ -186,4 +186,26 @@ struct AWSUploadTests {
         #expect(!denied.stderr.contains("wrong-secret-value"))
         #expect(try snapshots(moto, describedAs: "denied").isEmpty)
     }
+
+    /// The AMI's ENA and SR-IOV flags follow the drivers of the kernel the disk boots: the
+    /// fixture's kernel has neither; listed in its modules.dep (what modprobe goes by), ena is
+    /// found. (moto keeps no AMI attribute, so the flags sent are checked in EC2ClientTests' form.)
+    @Test func bootKernelsCloudNetworkDriversAreFound() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-ena")
+        let fixture = try Fixture.xenInstance()
+        func drivers(_ image: String) throws -> [String]? {
+            let result = try Command.runRehost(["convert", image, "-o", dir.file("x.raw"), "--dry-run", "--json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let report = try #require(try json(result) as? [String: Any])
+            return (report["bootKernel"] as? [String: Any])?["cloudNetworkDrivers"] as? [String]
+        }
+        #expect(try drivers(fixture.imagePath) == [])
+        let copy = dir.file("guest.img")
+        _ = try Command.run("cp", ["--sparse=always", fixture.imagePath, copy]).requireSuccess()
+        let modules = try Command.runRehost(["ls", copy, "/lib/modules"]).requireSuccess().stdout
+        let release = try #require(modules.split(separator: "\n").map(String.init).first { !$0.contains("xen") })
+        _ = try Command.runRehost(["customize", copy, "--append-line",
+                                   "/lib/modules/\(release)/modules.dep:kernel/drivers/net/ethernet/amazon/ena/ena.ko:"]).requireSuccess()
+        #expect(try drivers(copy) == ["ena"])
+    }
 }

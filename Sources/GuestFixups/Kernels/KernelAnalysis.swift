@@ -70,8 +70,12 @@ final class KernelAnalysis {
             InitrdSummary(path: path, family: initrd?.family, layout: initrd?.layout, release: initrd?.kernelRelease,
                           moduleCount: initrd?.modules.count ?? 0, problem: initrdProblem)
         }
-        return Kernel(version: version, path: path, initrd: initrdPath, size: size, image: image, release: release,
-                      modulesDirectory: modules?.root, initrdDetails: summary, verdicts: verdicts)
+        var kernel = Kernel(version: version, path: path, initrd: initrdPath, size: size, image: image, release: release,
+                            modulesDirectory: modules?.root, initrdDetails: summary, verdicts: verdicts)
+        if let modules {
+            kernel.cloudNetworkDrivers = Kernel.cloudNetworkDriverNames.filter { modules.paths[$0] != nil || modules.isBuiltIn($0) }
+        }
+        return kernel
     }
 
     /// The drivers the kernel needs on `target`, and whether it boots there.
