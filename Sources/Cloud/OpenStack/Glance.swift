@@ -66,12 +66,13 @@ public struct GlanceClient: Sendable {
                             retryable: false, errorMessage: openStackMessage)
     }
 
-    /// `PATCH /v2/images/{id}`: adds or replaces properties (JSON patch).
-    public func setProperties(imageID: String, _ properties: [String: String]) throws {
-        guard !properties.isEmpty else { return }
+    /// `PATCH /v2/images/{id}`: adds or replaces `properties`, removes `removing` (JSON patch).
+    public func setProperties(imageID: String, _ properties: [String: String], removing: [String] = []) throws {
+        guard !properties.isEmpty || !removing.isEmpty else { return }
         var headers = self.headers
         headers["Content-Type"] = "application/openstack-images-v2.1-json-patch"
         let patch = properties.sorted { $0.key < $1.key }.map { ["op": "add", "path": "/" + $0.key, "value": $0.value] }
+            + removing.map { ["op": "remove", "path": "/" + $0] }
         _ = try client.send(HTTPRequest("PATCH", url("/v2/images/\(imageID)"), headers: headers,
                                         body: .bytes(try JSONSerialization.data(withJSONObject: patch)),
                                         service: "glance", operation: "set image properties"), errorMessage: openStackMessage)
@@ -167,6 +168,8 @@ public struct GlanceUpload: Sendable {
                 progress.end()
                 if method == .glanceDirect { try glance.importStaged(imageID: created) }
                 let image = try waitForActive(glance, created)
+                // The attempt's mark has done its work; a failure to drop it costs nothing.
+                try? glance.setProperties(imageID: created, [:], removing: [Self.markProperty])
                 var report = UploadReport(target: "glance", diskFormat: diskFormat)
                 report.imageID = created
                 report.name = name

@@ -66,7 +66,7 @@ public final class GlanceStream: SequentialByteSink, @unchecked Sendable {
     /// Properties known only after the image was made; a failure deletes the image.
     public func setProperties(_ properties: [String: String]) throws {
         guard let glance, let imageID else { return }
-        do { try glance.setProperties(imageID: imageID, properties) } catch {
+        do { try glance.setProperties(imageID: imageID, properties, removing: [GlanceUpload.markProperty]) } catch {
             abort()
             throw error
         }
