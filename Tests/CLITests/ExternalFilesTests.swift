@@ -47,6 +47,26 @@ struct ExternalFilesTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: layout.outputs).isEmpty, "nothing is left behind")
     }
 
+    /// `rehost upload` reads its input with the same rule, before any request is made: the
+    /// outside file is never opened and nothing is sent (strace sees no connect).
+    @Test func anUploadRefusesTheDescriptorBeforeAnyRequest() throws {
+        let layout = try Layout()
+        let trace = layout.root.file("trace/upload")
+        for target in ["glance", "aws-ebs"] {
+            let result = try Command.run("strace", ["-f", "-qq", "-e", "trace=openat,connect", "-o", trace,
+                                                    try Command.rehostExecutable(), "upload", layout.descriptor, "--to", target],
+                                         environment: ["OS_AUTH_URL": "http://127.0.0.1:9/v3", "OS_USERNAME": "u", "OS_PASSWORD": "p",
+                                                       "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+                                                       "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"],
+                                         asUser: "nobody")
+            #expect(result.status == 1, "\(target): \(result.stderr)")
+            #expect(result.stderr.contains("a path outside the image's own directory"), "\(target): \(result.stderr)")
+            let calls = try String(contentsOfFile: trace, encoding: .utf8)
+            #expect(!calls.contains("secret.raw"), "\(target): the outside file was opened")
+            #expect(!calls.contains("connect("), "\(target): a connection was made")
+        }
+    }
+
     @Test func allowedExternalFilesAreReadAndListed() throws {
         let layout = try Layout()
         let output = layout.outputs + "/disk.qcow2"
