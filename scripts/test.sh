@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build
-# Both benchmarks at their small size, against the debug build: they exercise the benchmark code
-# and check the outputs (e2fsck, qemu-img compare); the numbers are printed, never asserted.
+# Every benchmark suite at its small size, against the debug build: they exercise the benchmark code
+# and check the outputs (e2fsck, qemu-img compare); the numbers are printed, never asserted. The
+# upload suite starts moto, Keystone and Glance from the venvs install-deps.sh made (about 20 s).
 python3 Benchmarks/bench.py --suite all --size small --repeat 1 --rehost "$(swift build --show-bin-path)/rehost"
 # Every fuzz target for 8 s, from the seeds, the regressions and the corpus earlier runs left in
 # .build/fuzz (README "Fuzzing"): about 3 minutes on 2 cores (21 targets; 10 s each measured
