@@ -2,13 +2,13 @@
 import PackageDescription
 
 // Layers, bottom to top: C system libraries -> ImageCore -> thin safe wrappers (Zlib, Blkid, Ext2,
-// Compression, Digests) -> kernel knowledge (KernelModules: ELF, modinfo, depmod; Initrd: cpio and
+// Compression, Digests, Curl) -> kernel knowledge (KernelModules: ELF, modinfo, depmod; Initrd: cpio and
 // initramfs members; KernelPackages: kernel images judged by their bytes, RPM and DEB kernel
 // packages read with Initrd's cpio reader) -> domain modules
 // (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
 // LVM2, the assembly of a guest's filesystems from fstab; ISO9660, and Contextualization above it and
 // GuestFixups: context files and CDs) -> Pipeline; beside it Cloud (optional upload adapters:
-// SigV4, Glance, EBS direct, S3 + VM Import) -> RehostCommands -> the
+// SigV4, Glance, EBS direct, S3 + VM Import, over Curl: libcurl's easy API) -> RehostCommands -> the
 // `rehost` executable. Beside it, `rehost-fuzz` (Fuzz/) sits directly on the readers and parsers.
 // The one outside library besides ArgumentParser: Yams (libyaml), for Pipeline's build recipes.
 let package = Package(
@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CLz4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libbz2 ships no pkg-config file.
         .systemLibrary(name: "CBzip2", providers: [.apt(["libbz2-dev"])]),
 
@@ -42,6 +43,8 @@ let package = Package(
         .target(name: "Ext2", dependencies: ["CExt2fs", "ImageCore"]),
         .target(name: "Compression", dependencies: ["CDeflate", "CZstd", "CLzma", "CLz4", "CBzip2", "Zlib", "ImageCore"]),
         .target(name: "Digests", dependencies: ["CCrypto", "ImageCore"]),
+        // HTTP for the upload adapters: libcurl's easy API behind a small safe Swift one.
+        .target(name: "Curl", dependencies: ["CCurl"]),
 
         .target(name: "KernelModules", dependencies: ["ImageCore", "Compression"]),
         .target(name: "Initrd", dependencies: ["ImageCore", "Compression", "KernelModules"]),
@@ -59,10 +62,10 @@ let package = Package(
             "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes", "Digests",
             .product(name: "Yams", package: "Yams"),
         ]),
-        // Optional upload adapters (Glance, AWS EBS direct, S3 + VM Import) over URLSession: only
-        // the commands import it; nothing below depends on a cloud.
+        // Optional upload adapters (Glance, AWS EBS direct, S3 + VM Import) over libcurl (Curl):
+        // only the commands import it; nothing below depends on a cloud.
         .target(name: "Cloud", dependencies: [
-            "ImageCore", "Digests", "ImageFormats",
+            "ImageCore", "Digests", "ImageFormats", "Curl",
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "RehostCommands", dependencies: [

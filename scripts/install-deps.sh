@@ -14,6 +14,8 @@ packages=(
   python3 openssl gzip time zstd xz-utils
   # build: compression and digests for the output formats
   libdeflate-dev libzstd-dev libssl-dev
+  # build: libcurl (OpenSSL flavour) for the upload adapters' HTTP
+  libcurl4-openssl-dev
   # build: the decompressors a guest's initrd or kernel modules may use
   liblzma-dev liblz4-dev libbz2-dev
   # tests: the compressors initrd tools use, to make test initrds
