@@ -1,8 +1,6 @@
-import Dispatch
+import Curl
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import Glibc
 import ImageCore
 
 /// One HTTP request, before signing.
@@ -10,7 +8,7 @@ public struct HTTPRequest: Sendable {
     public enum Body: Sendable {
         case none
         case bytes(Data)
-        /// A whole file, streamed from disk by URLSession (never read into memory).
+        /// A whole file, streamed from disk as it is sent (never read into memory).
         case file(String)
     }
 
@@ -70,33 +68,29 @@ public struct RetryPolicy: Sendable {
     }
 }
 
-/// A small synchronous HTTP client over URLSession: the pipeline runs on threads, not tasks, and
-/// a call here blocks its thread until the answer or the last retry. Bodies of files are streamed.
+/// A small synchronous HTTP client over libcurl (the Curl module): the pipeline runs on threads,
+/// not tasks, and a call here blocks its thread until the answer or the last retry. Bodies of
+/// files are streamed. Connections stay open between requests in a pool of libcurl handles.
 public final class HTTPClient: Sendable {
     /// AWS error codes that mean "slow down", whatever the status.
     public static let throttlingCodes: Set<String> = ["Throttling", "ThrottlingException", "ThrottledException",
                                                        "RequestLimitExceeded", "SlowDown", "RequestThrottled",
                                                        "TooManyRequestsException", "RequestTimeout", "InternalError"]
 
-    let session: URLSession
+    let curl: CurlSession
+    /// Seconds a request may go without a byte moving either way (not a total).
+    let timeout: Double
     public let retry: RetryPolicy
     /// Called before each retry, with the error that caused it: for progress and logs.
     private let onRetry: @Sendable (CloudError, Int) -> Void
 
     public init(timeout: Double = 300, retry: RetryPolicy = RetryPolicy(),
                 onRetry: @escaping @Sendable (CloudError, Int) -> Void = { _, _ in }) {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = 7 * 24 * 3600
-        configuration.httpMaximumConnectionsPerHost = 64
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        session = URLSession(configuration: configuration)
+        curl = CurlSession(keepIdle: 64)
+        self.timeout = timeout
         self.retry = retry
         self.onRetry = onRetry
     }
-
-    deinit { session.finishTasksAndInvalidate() }
 
     /// Sends `request`, signed by `signer` before every attempt. Answers of 2xx are returned;
     /// other statuses become `CloudError.http` with the server's message (parsed by
@@ -130,35 +124,55 @@ public final class HTTPClient: Sendable {
         return (nil, String(line.prefix(300)))
     }
 
-    /// `sent`, when given, is called about four times a second with the body bytes sent so far.
+    /// The request as libcurl is told it, with `body`.
+    func transfer(_ request: HTTPRequest, body: CurlTransfer.Body) -> CurlTransfer {
+        CurlTransfer(method: request.method, url: request.url.absoluteString, headers: request.headers, body: body,
+                     connectTimeout: min(timeout, 60), idleTimeout: timeout)
+    }
+
+    /// One attempt, on this thread. `sent`, when given, is called about four times a second with
+    /// the body bytes sent so far, and once at the end.
     private func perform(_ request: HTTPRequest, sent: ((Int64) -> Void)?) throws -> HTTPResponse {
-        var urlRequest = URLRequest(url: request.url)
-        urlRequest.httpMethod = request.method
-        for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
-        let box = ResultBox()
-        let handler: @Sendable (Data?, URLResponse?, (any Error)?) -> Void = { data, response, error in
-            box.set(data: data, response: response, error: error)
-        }
-        let task: URLSessionTask
+        let body: CurlTransfer.Body
+        var descriptor: Int32 = -1
+        defer { if descriptor >= 0 { close(descriptor) } }
         switch request.body {
         case .none:
-            task = session.dataTask(with: urlRequest, completionHandler: handler)
+            body = .none
         case let .bytes(data):
-            task = session.uploadTask(with: urlRequest, from: data, completionHandler: handler)
+            body = .bytes(data)
         case let .file(path):
-            task = session.uploadTask(with: urlRequest, fromFile: URL(fileURLWithPath: path), completionHandler: handler)
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            var info = stat()
+            guard descriptor >= 0, fstat(descriptor, &info) == 0 else {
+                throw CloudError.configuration("\(request.service) \(request.operation): cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            body = .file(descriptor: descriptor, length: Int64(info.st_size))
         }
-        task.resume()
+        var progress: ((Int64) -> Bool)?
+        var lastBytes: Int64 = 0
         if let sent {
-            while !box.wait(timeout: 0.25) { sent(task.countOfBytesSent) }
-            sent(task.countOfBytesSent)
+            var lastCall = monotonicSeconds()
+            progress = { bytes in
+                lastBytes = bytes
+                let now = monotonicSeconds()
+                if now - lastCall >= 0.25 {
+                    lastCall = now
+                    sent(bytes)
+                }
+                return true
+            }
         }
-        let (data, response, error) = box.wait()
-        if let error {
+        let response: CurlResponse
+        do {
+            response = try curl.perform(transfer(request, body: body), progress: progress)
+        } catch {
+            sent?(lastBytes)
             throw CloudError.transport(service: request.service, operation: request.operation,
                                        url: Self.displayURL(request.url), reason: Self.describe(error))
         }
-        return try HTTPResponse(request, response, data)
+        sent?(response.bytesSent)
+        return HTTPResponse(status: response.status, headers: response.headers, body: response.body)
     }
 
     /// The URL without its query (which may hold a presigned credential).
@@ -171,49 +185,8 @@ public final class HTTPClient: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let error = error as? CurlError { return error.message }
         let nsError = error as NSError
         return nsError.localizedDescription.isEmpty ? "\(error)" : nsError.localizedDescription
-    }
-}
-
-extension HTTPResponse {
-    /// URLSession's answer to `request`, headers lower-cased.
-    init(_ request: HTTPRequest, _ response: URLResponse?, _ data: Data?) throws {
-        guard let http = response as? HTTPURLResponse else {
-            throw CloudError.badResponse(service: request.service, operation: request.operation, what: "not an HTTP response")
-        }
-        var headers: [String: String] = [:]
-        for (name, value) in http.allHeaderFields {
-            if let name = name as? String, let value = value as? String { headers[name.lowercased()] = value }
-        }
-        self.init(status: http.statusCode, headers: headers, body: data ?? Data())
-    }
-}
-
-/// Hands a completion handler's result to the thread waiting for it (any number of waits).
-final class ResultBox: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var data: Data?
-    private var response: URLResponse?
-    private var error: (any Error)?
-
-    func set(data: Data?, response: URLResponse?, error: (any Error)?) {
-        self.data = data
-        self.response = response
-        self.error = error
-        done.signal()
-    }
-
-    func wait() -> (Data?, URLResponse?, (any Error)?) {
-        done.wait()
-        done.signal()
-        return (data, response, error)
-    }
-
-    /// True once the answer is in (it stays in for `wait`).
-    func wait(timeout seconds: Double) -> Bool {
-        guard done.wait(timeout: .now() + seconds) == .success else { return false }
-        done.signal()
-        return true
     }
 }

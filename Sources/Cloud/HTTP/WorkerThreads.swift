@@ -3,8 +3,8 @@ import Foundation
 import Synchronization
 
 /// A fixed set of threads for blocking requests. Not GCD's global queue: its pool grows about one
-/// thread a second while every thread is blocked, and URLSession needs GCD threads of its own to
-/// answer, so blocked senders there would send one request a second.
+/// thread a second while every thread is blocked, so blocked senders there would start about one
+/// request a second.
 final class WorkerThreads: Sendable {
     private let queue = Mutex<[@Sendable () -> Void]>([])
     private let available = DispatchSemaphore(value: 0)
