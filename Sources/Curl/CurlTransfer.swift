@@ -59,7 +59,7 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
     public let code: Int
     public let message: String
     /// True when the request was stopped by the caller (the progress callback or a stream body).
-    public var isAborted: Bool { code == Int(CURLE_ABORTED_BY_CALLBACK.rawValue) || code == Int(CURLE_READ_ERROR.rawValue) }
+    public var isAborted: Bool { code == Int(CURLE_ABORTED_BY_CALLBACK.rawValue) }
     public var description: String { message }
 }
 

@@ -106,6 +106,14 @@ public final class HTTPStream: SequentialByteSink, @unchecked Sendable {
         _ = answer.wait()
     }
 
+    /// Dropped without `finish` or `cancel`: the request is dropped too, so its thread ends.
+    deinit {
+        if !closed {
+            cancelled.set()
+            close(writeEnd)
+        }
+    }
+
     private func closeBody() {
         if !closed {
             close(writeEnd)
