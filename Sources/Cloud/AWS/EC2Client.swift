@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The EC2 Query API calls that turn uploaded bytes into an AMI: RegisterImage on a snapshot, or
 /// ImportImage / ImportSnapshot from an S3 object, with the describe calls to wait for them and

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The S3 operations an image upload needs, path-style (`endpoint/bucket/key`): path style works
 /// with every endpoint (moto, MinIO, a VPC endpoint) and with bucket names that hold dots.

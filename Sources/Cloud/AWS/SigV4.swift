@@ -1,8 +1,5 @@
 import Digests
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// AWS Signature Version 4, header form: every request to S3, EC2 and EBS carries an
 /// `Authorization` header computed from a canonical form of the request, so the server can check
