@@ -83,22 +83,24 @@ final class UploadRun: @unchecked Sendable {
         if let format, !requests.contains(where: { $0.format == format }) { streamedFormat = streamable(format, sourceIsRaw: sourceIsRaw) }
         guard let format, streamedFormat == nil else {
             guard needsADisk, requests.isEmpty else { return requests }
-            let directory = try makeTemporaryDirectory(in: scratchDirectory)
-            let disk = OutputRequest(path: directory + "/" + imageName + ".raw", format: .raw)
-            TemporaryFiles.shared.register(disk.path)
-            temporaryOutputs.append(disk.path)
-            return [disk]
+            return [try temporaryOutput(.raw, in: scratchDirectory)]
         }
         if let existing = requests.first(where: { $0.format == format }) {
             fileRequest = existing
             return requests
         }
+        let request = try temporaryOutput(format, in: scratchDirectory)
+        fileRequest = request
+        return requests + [request]
+    }
+
+    /// An output in the temporary directory, removed at the end (and on an interrupt).
+    private func temporaryOutput(_ format: ImageFormat, in scratchDirectory: String?) throws -> OutputRequest {
         let directory = try makeTemporaryDirectory(in: scratchDirectory)
         let request = OutputRequest(path: directory + "/" + imageName + "." + format.rawValue, format: format)
         TemporaryFiles.shared.register(request.path)
         temporaryOutputs.append(request.path)
-        fileRequest = request
-        return requests + [request]
+        return request
     }
 
     /// The format sent as it is written, when no local file of it is kept: a streamOptimized VMDK
@@ -326,21 +328,24 @@ extension UploadRun {
     }
 }
 
+/// The outputs written only for an upload (in its temporary directory, removed) leave the report.
+func droppingUploadOutputs(_ outputs: [OutputReport], in directory: String?) -> [OutputReport] {
+    guard let directory else { return outputs }
+    return outputs.filter { !$0.path.hasPrefix(directory + "/") }
+}
+
 extension ConvertReport {
-    /// The report without the outputs written only for an upload (in `directory`, removed).
     func droppingOutputs(in directory: String?) -> ConvertReport {
-        guard let directory else { return self }
         var report = self
-        report.outputs.removeAll { $0.path.hasPrefix(directory + "/") }
+        report.outputs = droppingUploadOutputs(outputs, in: directory)
         return report
     }
 }
 
 extension ExportReport {
     func droppingOutputs(in directory: String?) -> ExportReport {
-        guard let directory else { return self }
         var report = self
-        report.outputs.removeAll { $0.path.hasPrefix(directory + "/") }
+        report.outputs = droppingUploadOutputs(outputs, in: directory)
         return report
     }
 }
