@@ -68,8 +68,11 @@ let package = Package(
             "ImageCore", "Digests", "ImageFormats", "Curl",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // `rehost batch`: manifests, result records, locks and engine jobs; each entry is run as a
+        // `rehost convert` process of its own, so nothing here depends on the Pipeline.
+        .target(name: "Batch", dependencies: ["ImageCore", "Digests", "CLinux"]),
         .target(name: "RehostCommands", dependencies: [
-            "Pipeline", "ImageCore", "ImageFormats", "Contextualization", "Cloud",
+            "Pipeline", "ImageCore", "ImageFormats", "Contextualization", "Cloud", "Batch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),

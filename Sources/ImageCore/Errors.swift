@@ -38,6 +38,22 @@ import Glibc
 import Darwin
 #endif
 
+extension FileError {
+    /// Faults of the host rather than of the image: the same run may pass later (space freed, the
+    /// disk or server back). `rehost` exits 75 (EX_TEMPFAIL) for them, so batch engines retry.
+    public static let transientErrnos: [Int32] = [ENOSPC, EDQUOT, EIO, ESTALE, ENOMEM, ETIMEDOUT, ENFILE, EMFILE, EAGAIN]
+
+    public var isTransient: Bool {
+        switch self {
+        case let .read(_, _, code), let .write(_, _, code), let .truncate(_, _, code), let .sync(_, code),
+             let .rename(_, _, code), let .open(_, code), let .map(_, code):
+            return Self.transientErrnos.contains(code)
+        case .shortRead, .stat, .notAFile:
+            return false
+        }
+    }
+}
+
 public func errnoText(_ code: Int32) -> String {
     String(cString: strerror(code))
 }

@@ -22,8 +22,9 @@ public final class ImageLock {
     static let setOpenFileDescriptionLock: Int32 = 37
     private let fd: Int32
 
-    public init(path: String) throws {
-        fd = open(path, O_RDWR | O_CLOEXEC)
+    /// `create`: make the file if it is not there (a lock file rather than an image).
+    public init(path: String, create: Bool = false) throws {
+        fd = create ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) : open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw FileError.open(path: path, errno: errno) }
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)

@@ -28,12 +28,15 @@ public struct Rehost: ParsableCommand {
 
             `rehost build RECIPE.yaml` makes images from a base image and a declarative recipe: convert, \
             clean, customize and every output in one pass, with a record of each step and digest.
+
+            `rehost batch run MANIFEST` converts a fleet from a JSON Lines manifest, resumably, on this host \
+            or one entry per task of a Slurm array or a Kubernetes Indexed Job (`rehost batch emit`).
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, ExportCommand.self, DigestCommand.self,
                       LsCommand.self, CatCommand.self, CopyOutCommand.self, CopyInCommand.self,
                       CleanCommand.self, CustomizeCommand.self, ContextCommand.self,
-                      UploadCommand.self, BuildCommand.self]
+                      UploadCommand.self, BuildCommand.self, BatchCommand.self]
     )
     public init() {}
 }
@@ -49,8 +52,10 @@ func runReportingErrors(_ body: () throws -> Void) throws {
         // The description may quote the image (a label, a file name, a descriptor field): escaped,
         // it stays one line and cannot drive the terminal.
         printError("rehost: error: \(error.description.escapedForTerminal())")
-        // 75 (EX_TEMPFAIL): a cloud fault that outlived the retries; the same run may pass later.
+        // 75 (EX_TEMPFAIL): a cloud fault that outlived the retries, or a fault of the host (out of
+        // space, an I/O error); the same run may pass later, and batch engines retry it.
         if let cloud = error as? CloudError, cloud.isTransient { throw ExitCode(75) }
+        if let file = error as? FileError, file.isTransient { throw ExitCode(75) }
         throw ExitCode(1)
     }
 }
