@@ -110,8 +110,8 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))'
 }
 
-node_idle() { [ "$(sinfo -h -o %T 2>/dev/null)" = idle ]; }
-ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+node_idle() { [ "$(timeout 5 sinfo -h -o %T 2>/dev/null)" = idle ]; }
+ctld_up() { timeout 5 scontrol ping 2>/dev/null | grep -q "is UP"; }
 
 cmd_start() {
   local dir=$1
