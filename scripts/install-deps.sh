@@ -42,6 +42,8 @@ packages=(
   # tests: the real cloud servers of the upload-adapter tests (Tests/Tools/cloud-servers.sh) live in
   # venvs made by /usr/bin/python3 -m venv, and the script polls them with curl
   python3-venv curl
+  # tests: the batch tests' real single-node Slurm (Tests/Tools/slurm-local.sh), no slurmdbd
+  slurmctld slurmd slurm-client munge
 )
 
 sudo=""
