@@ -139,15 +139,17 @@ public struct EntryRunner: Sendable {
         }
     }
 
-    /// Partial outputs a killed conversion of this entry left (`.NAME.rehost-PID.partial`): with
-    /// the entry's lock held, nothing else writes them.
+    /// Partial outputs a killed conversion of this entry left (`.NAME.rehost-PID.partial`, and
+    /// `.NAME.raw-scratch.rehost-PID.partial` for the disk built before a format's): with the
+    /// entry's lock held, nothing else writes them.
     func removeLeftovers(of entry: BatchEntry) {
         for output in entry.outputs {
             let path = absolute(output)
             let directory = (path as NSString).deletingLastPathComponent
-            let prefix = ".\((path as NSString).lastPathComponent).rehost-"
+            let name = (path as NSString).lastPathComponent
+            let prefixes = [".\(name).rehost-", ".\(name).raw-scratch.rehost-"]
             for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            where name.hasPrefix(prefix) && name.hasSuffix(".partial") {
+            where prefixes.contains(where: name.hasPrefix) && name.hasSuffix(".partial") {
                 unlink("\(directory)/\(name)")
             }
         }

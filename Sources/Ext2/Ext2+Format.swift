@@ -74,7 +74,7 @@ extension Ext2Filesystem {
                   "creating the filesystem")
         guard let fs = handle else { throw Ext2Error(operation: "creating the filesystem", image: image, subject: nil, code: Int(EINVAL)) }
         // From here on the handle is owned by the object, which frees it if a later step throws.
-        let filesystem = Ext2Filesystem(adopting: fs, image: image, offset: offset)
+        let filesystem = Ext2Filesystem(adopting: fs, path: path, image: image, offset: offset)
         if offset > 0 {
             try check(rehost_io_set_options(fs.pointee.io, "offset=\(offset)"), "seeking to the partition")
         }

@@ -9,10 +9,17 @@ public struct Ext2Error: RehostError {
     public let code: Int
     /// What the block source said, when a read through it failed (a corrupt cluster, say).
     public var cause: String? = nil
+    /// The host's disk, not the filesystem, ran out of space or quota (ENOSPC, EDQUOT).
+    public var hostErrno: Int32? = nil
+
+    /// A fault of the host, not of the image: the same run may pass once it is mended.
+    public var isTransient: Bool {
+        hostErrno != nil || (code < 4096 && code != Int(ENOSPC) && FileError.transientErrnos.contains(Int32(code)))
+    }
 
     /// The filesystem ran out of blocks or inodes: for a copy, the disk is too small.
     public var isOutOfSpace: Bool {
-        [Int(EXT2_ET_DIR_NO_SPACE), Int(EXT2_ET_BLOCK_ALLOC_FAIL), Int(ENOSPC), Int(EXT2_ET_INODE_ALLOC_FAIL)].contains(code)
+        hostErrno == nil && [Int(EXT2_ET_DIR_NO_SPACE), Int(EXT2_ET_BLOCK_ALLOC_FAIL), Int(ENOSPC), Int(EXT2_ET_INODE_ALLOC_FAIL)].contains(code)
     }
 
     /// libext2fs's text for an error code.
@@ -22,6 +29,7 @@ public struct Ext2Error: RehostError {
     }
 
     public var message: String {
+        if let hostErrno { return "\(errnoText(hostErrno)) (the host's disk)" }
         if code == Int(EXT2_ET_INODE_ALLOC_FAIL) { return "no free inodes left in the filesystem" }
         if isOutOfSpace { return "no space left in the filesystem" }
         Ext2Filesystem.registerErrorTables()

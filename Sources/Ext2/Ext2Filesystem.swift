@@ -1,6 +1,10 @@
 import CExt2fs
 import ImageCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An ext2/3/4 filesystem inside a file, at a byte offset (a bare image at 0, a partition of a
 /// disk image further in), opened through libext2fs's unix I/O manager. libext2fs allows no
 /// concurrent use of one handle, so neither does this class: it is not Sendable.
@@ -13,6 +17,8 @@ public final class Ext2Filesystem {
     private var closed = false
     /// The block source a filesystem opened with `init(source:name:)` is read through.
     private let sourceChannel: SourceChannel?
+    /// The file libext2fs reads and writes itself (unix io), for telling a full host disk apart.
+    private let hostFile: String?
 
     /// Opens the filesystem read-only (the input is never modified) or read-write.
     public init(path: String, offset: UInt64 = 0, writable: Bool = false) throws {
@@ -31,6 +37,7 @@ public final class Ext2Filesystem {
         self.offset = offset
         self.writable = writable
         self.sourceChannel = nil
+        self.hostFile = path
         if writable {
             try check(ext2fs_read_bitmaps(fs), "reading the allocation bitmaps")
         }
@@ -58,17 +65,19 @@ public final class Ext2Filesystem {
         self.offset = 0
         self.writable = writable
         self.sourceChannel = channel
+        self.hostFile = nil
         if writable {
             try check(ext2fs_read_bitmaps(fs), "reading the allocation bitmaps")
         }
     }
 
-    init(adopting handle: ext2_filsys, image: String, offset: UInt64) {
+    init(adopting handle: ext2_filsys, path: String, image: String, offset: UInt64) {
         self.fs = handle
         self.image = image
         self.offset = offset
         self.writable = true
         self.sourceChannel = nil
+        self.hostFile = path
     }
 
     /// Writes every dirty structure (superblock, group descriptors, bitmaps) and releases the handle.
@@ -90,10 +99,24 @@ public final class Ext2Filesystem {
         rehost_init_error_tables()
     }
 
+    /// Less than a megabyte left for this user on the filesystem holding `path`.
+    static func hostIsFull(_ path: String) -> Bool {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return false }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize) < 1 << 20
+    }
+
     func check(_ code: errcode_t, _ operation: @autoclosure () -> String, _ subject: @autoclosure () -> String? = nil) throws {
         guard code == 0 else {
             var error = Ext2Error(operation: operation(), image: image, subject: subject(), code: Int(code))
             error.cause = sourceChannel?.takeError().map { "\($0)" }
+            // unix io reports a write the host's disk cut short as a short write, and a full
+            // disk as ENOSPC, which libext2fs's callers also use for a full filesystem: the
+            // host file's own filesystem tells them apart.
+            if let hostFile, [errcode_t(EXT2_ET_SHORT_WRITE), errcode_t(ENOSPC), errcode_t(EDQUOT)].contains(code),
+               Self.hostIsFull(hostFile) {
+                error.hostErrno = code == errcode_t(EDQUOT) ? EDQUOT : ENOSPC
+            }
             throw error
         }
     }

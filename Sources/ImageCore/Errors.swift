@@ -1,6 +1,15 @@
 /// Every error Rehost reports to a user conforms to this: `description` is one line that names
 /// the file, the offset where it matters, and what was expected.
-public protocol RehostError: Error, CustomStringConvertible, Sendable {}
+public protocol RehostError: Error, CustomStringConvertible, Sendable {
+    /// A fault of the host or the network rather than of the input (out of space, an I/O error,
+    /// a server down): the same run may pass later. `rehost` exits 75 (EX_TEMPFAIL) for these,
+    /// so that batch engines retry them.
+    var isTransient: Bool { get }
+}
+
+extension RehostError {
+    public var isTransient: Bool { false }
+}
 
 /// Errors from plain file I/O, shared by every layer.
 public enum FileError: RehostError, Equatable {

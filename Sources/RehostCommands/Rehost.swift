@@ -54,8 +54,7 @@ func runReportingErrors(_ body: () throws -> Void) throws {
         printError("rehost: error: \(error.description.escapedForTerminal())")
         // 75 (EX_TEMPFAIL): a cloud fault that outlived the retries, or a fault of the host (out of
         // space, an I/O error); the same run may pass later, and batch engines retry it.
-        if let cloud = error as? CloudError, cloud.isTransient { throw ExitCode(75) }
-        if let file = error as? FileError, file.isTransient { throw ExitCode(75) }
+        if error.isTransient { throw ExitCode(75) }
         throw ExitCode(1)
     }
 }
