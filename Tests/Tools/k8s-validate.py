@@ -28,6 +28,7 @@ Output: one line per problem, `FILE: path.to.field: problem`, and exit 1; otherw
 """
 
 import base64
+import copy
 import datetime
 import re
 import sys
@@ -90,11 +91,13 @@ class Checker:
                     continue
                 if item is not None:
                     self.walk(item, match.group(1), self.key(path, k), quantity)
+                    if quantity and is_number(item):
+                        value[k] = str(item)  # for the client's deserializer, which wants strings
             return
         if type_name == "str":
             if isinstance(value, str):
                 return
-            if quantity and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if quantity and is_number(value):
                 return
             return self.problem(path, f"expected a string, got {describe(value)}")
         if type_name == "int":
@@ -142,12 +145,18 @@ class Checker:
                     hint = f" (the API's name is {cls.attribute_map[wire]})"
                 self.problem(field_path, f"unknown field{hint} in {cls.__name__}")
                 continue
-            self.walk(item, cls.openapi_types[attr], field_path,
-                      quantity=(cls.__name__, attr) in QUANTITY_MAPS | QUANTITY_FIELDS)
+            quantity = (cls.__name__, attr) in QUANTITY_MAPS | QUANTITY_FIELDS
+            self.walk(item, cls.openapi_types[attr], field_path, quantity)
+            if quantity and is_number(item):
+                value[wire] = str(item)
         for attr, field in getattr(cls, "model_fields", {}).items():
             wire = cls.attribute_map.get(attr, attr)
             if field.is_required() and value.get(wire) is None:
                 self.problem(self.key(path, wire), f"required field missing in {cls.__name__}")
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def sub(path, dotted):
@@ -349,6 +358,9 @@ def check_document(doc, path):
         c.problem(Checker.key(path, "kind"),
                   f"no model for apiVersion {api_version!r} kind {kind!r} in kubernetes client models")
         return c.problems
+    # The walk turns numeric resource quantities (`cpu: 1`, valid for the API server) into strings
+    # in this copy, as the client's models want them.
+    doc = copy.deepcopy(doc)
     c.walk_model(doc, cls, path)
     check_semantics(c, doc, path)
     if not c.problems:
