@@ -94,6 +94,55 @@ struct KubernetesValidatorTests {
         #expect(lines.contains { $0.hasPrefix(expectedPrefix) }, "\(lines)")
     }
 
+    /// What the emitted Job may grow: the index from the pod's annotation, resources with plain
+    /// numbers (the API server takes `cpu: 1`; the client's models want strings), an emptyDir
+    /// with a size limit, a Pod-condition rule. All valid, so no false alarms.
+    @Test func richerJobPasses() throws {
+        let yaml = """
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: rehost-batch, labels: {app.kubernetes.io/name: rehost}}
+            spec:
+              completionMode: Indexed
+              completions: 3
+              parallelism: 2
+              backoffLimitPerIndex: 2
+              maxFailedIndexes: 3
+              podReplacementPolicy: Failed
+              ttlSecondsAfterFinished: 86400
+              podFailurePolicy:
+                rules:
+                - action: Ignore
+                  onPodConditions: [{type: DisruptionTarget}]
+                - action: FailIndex
+                  onExitCodes: {containerName: rehost, operator: In, values: [1, 64]}
+              template:
+                metadata: {labels: {app.kubernetes.io/name: rehost}}
+                spec:
+                  restartPolicy: Never
+                  securityContext: {runAsNonRoot: true, runAsUser: 65534, runAsGroup: 65534, fsGroup: 65534}
+                  containers:
+                  - name: rehost
+                    image: registry.example/rehost:latest
+                    args: ["batch", "run", "/data/manifest.jsonl", "--results", "/data/results"]
+                    env:
+                    - name: REHOST_INDEX
+                      valueFrom: {fieldRef: {fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+                    resources: {requests: {cpu: 1, memory: 2Gi}, limits: {cpu: "2", memory: 4Gi}}
+                    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+                    volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp}]
+                  volumes:
+                  - {name: data, persistentVolumeClaim: {claimName: rehost-data}}
+                  - {name: tmp, emptyDir: {sizeLimit: 10Gi}}
+
+            """
+        let (ok, lines) = try KubernetesValidator.validate(yaml: yaml)
+        #expect(ok, "\(lines)")
+        let (badOK, badLines) = try KubernetesValidator.validate(yaml: yaml.replacingOccurrences(of: "drop: [ALL]", with: "drop: ALL"))
+        #expect(!badOK)
+        #expect(badLines.contains { $0.hasPrefix("spec.template.spec.containers[0].securityContext.capabilities.drop: expected a list") }, "\(badLines)")
+    }
+
     /// Every document of a multi-document file is checked, with its index in the path.
     @Test func everyDocumentIsChecked() throws {
         let yaml = """
