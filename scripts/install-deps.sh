@@ -64,8 +64,13 @@ fi
 # (Tests/Tools/cloud-servers.sh install: about a minute the first time, instant after that).
 venvs=${REHOST_CLOUD_VENVS:-/var/cache/rehost/cloud-venvs}
 cloud_servers="$(cd "$(dirname "$0")/.." && pwd)/Tests/Tools/cloud-servers.sh"
+# The offline Kubernetes manifest check (Tests/Tools/k8s-validate.py) runs in its own pinned venv
+# (kubernetes==37.0.2 + PyYAML; Tests/Tools/k8s-venv.sh install, about a minute the first time).
+k8s_venv="$(cd "$(dirname "$0")/.." && pwd)/Tests/Tools/k8s-venv.sh"
 if mkdir -p "$venvs" 2>/dev/null && [ -w "$venvs" ]; then
   "$cloud_servers" install
+  "$k8s_venv" install
 else
   $sudo env REHOST_CLOUD_VENVS="$venvs" "$cloud_servers" install
+  $sudo env REHOST_CLOUD_VENVS="$venvs" "$k8s_venv" install
 fi
