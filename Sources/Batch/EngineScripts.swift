@@ -44,7 +44,7 @@ public enum SlurmScript {
     /// Slurm's default MaxArraySize: indices 0-1000.
     public static let defaultMaxArrayIndex = 1000
 
-    public static func render(_ job: EngineJob, logDirectory: String, memory: String, time: String?, partition: String?) -> String {
+    public static func render(_ job: EngineJob, logDirectory: String, memory: String, time: String?, partition: String?, retryDelay: Int = 30) -> String {
         let command = ([job.rehost] + job.runArguments).map(shellQuoted).joined(separator: " ")
         var lines = [
             "#!/bin/bash",
@@ -52,7 +52,7 @@ public enum SlurmScript {
             "# One array task per manifest entry (SLURM_ARRAY_TASK_ID is its index); finished entries are",
             "# skipped, so submitting again is always safe. Exit codes: 0 done or skipped; 1 failed, do not",
             "# retry (bad input: see the record); 64 a wrong entry; 75 a transient fault (I/O, space,",
-            "# network, a signal), tried again here up to \(job.retries) time\(job.retries == 1 ? "" : "s") with a growing pause.",
+            "# network, a signal), tried again here up to \(job.retries) time\(job.retries == 1 ? "" : "s"), \(retryDelay) s apart and more each time.",
             "# What is left afterwards:",
             "#   \(shellQuoted(job.rehost)) batch status \(shellQuoted(job.manifest)) --results \(shellQuoted(job.results))",
             "# and to run it:",
@@ -75,8 +75,8 @@ public enum SlurmScript {
             "  status=$?",
             "  if [ \"$status\" -ne 75 ] || [ \"$attempt\" -ge \(job.retries) ]; then exit \"$status\"; fi",
             "  attempt=$((attempt + 1))",
-            "  echo \"rehost batch: index ${SLURM_ARRAY_TASK_ID}: transient failure, attempt $((attempt + 1)) in $((attempt * 30)) s\" >&2",
-            "  sleep $((attempt * 30))",
+            "  echo \"rehost batch: index ${SLURM_ARRAY_TASK_ID}: transient failure, attempt $((attempt + 1)) in $((attempt * \(retryDelay))) s\"",
+            "  sleep $((attempt * \(retryDelay)))",
             "done",
         ]
         return lines.joined(separator: "\n") + "\n"

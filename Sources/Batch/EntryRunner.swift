@@ -50,17 +50,14 @@ public struct EntryRunner: Sendable {
 
         let started = Date()
         let arguments = entry.convertArguments
-        let inputs: [ResultRecord.Input]
+        // An input that is not there fails the entry without a conversion, under a key of the
+        // arguments alone: tried again once the input is there (its key then differs).
+        var inputs: [ResultRecord.Input] = []
+        var missingInput: RehostError?
         do {
             inputs = try EntryIdentity.inputs(of: entry, in: manifest.directory, contentDigest: settings.contentDigest)
         } catch let error as RehostError {
-            // No input, no conversion: recorded as bad input, under a key of the arguments alone,
-            // so the entry is tried again once the input is there.
-            var record = newRecord(entry, key: key(inputs: [], arguments), inputs: [], started: started, attempt: 1)
-            finish(&record, cause: (error as? FileError)?.isTransient == true ? .ioError : .badInput,
-                   exitCode: 1, error: error.description, started: started)
-            try store.write(record)
-            return .failed(record, repeated: false)
+            missingInput = error
         }
         let key = key(inputs: inputs, arguments)
         let previous = store.record(entry.id)
@@ -71,8 +68,14 @@ public struct EntryRunner: Sendable {
             }
         }
         let attempt = (previous?.key == key ? previous?.attempt ?? 0 : 0) + 1
-        removeLeftovers(of: entry)
         var record = newRecord(entry, key: key, inputs: inputs, started: started, attempt: attempt)
+        if let missingInput {
+            finish(&record, cause: missingInput.isTransient ? .ioError : .badInput, exitCode: missingInput.isTransient ? ExitCodes.retry : ExitCodes.permanent,
+                   error: missingInput.description, started: started)
+            try store.write(record)
+            return .failed(record, repeated: false)
+        }
+        removeLeftovers(of: entry)
         try store.write(record)
 
         let result = try convert(arguments, slot: slot)

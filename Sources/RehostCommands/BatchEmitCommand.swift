@@ -73,6 +73,9 @@ struct BatchEmitCommand: ParsableCommand {
         @Option(help: ArgumentHelp("sbatch --partition.", valueName: "name"))
         var partition: String?
 
+        @Option(name: .customLong("retry-delay"), help: ArgumentHelp("Seconds before the first retry of a transient failure; each further retry waits that much longer.", valueName: "seconds"))
+        var retryDelay: Int = 30
+
         @Option(name: .customLong("max-array-index"), help: ArgumentHelp("The cluster's MaxArraySize minus one.", valueName: "n"))
         var maxArrayIndex: Int = SlurmScript.defaultMaxArrayIndex
 
@@ -95,7 +98,8 @@ struct BatchEmitCommand: ParsableCommand {
                 }
                 let job = options.job(indices: IndexRanges.format(indices), manifest: manifest, rehost: rehost ?? BatchEngine.executable)
                 try FileManager.default.createDirectory(atPath: "\(results)/logs", withIntermediateDirectories: true)
-                try options.write(SlurmScript.render(job, logDirectory: "\(results)/logs", memory: options.memory, time: time, partition: partition))
+                try options.write(SlurmScript.render(job, logDirectory: "\(results)/logs", memory: options.memory, time: time, partition: partition,
+                                                     retryDelay: retryDelay))
             }
         }
     }

@@ -1,6 +1,9 @@
 import ArgumentParser
-import Cloud
 import ImageCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct Rehost: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -54,9 +57,17 @@ func runReportingErrors(_ body: () throws -> Void) throws {
         printError("rehost: error: \(error.description.escapedForTerminal())")
         // 75 (EX_TEMPFAIL): a cloud fault that outlived the retries, or a fault of the host (out of
         // space, an I/O error); the same run may pass later, and batch engines retry it.
-        if error.isTransient { throw ExitCode(75) }
-        throw ExitCode(1)
+        exitAfterError(error.isTransient ? 75 : 1)
     }
+}
+
+/// Ends the process at once. Work in the background (a digest or a compressor of the disk that
+/// failed) may still be running: exit() would run the C libraries' exit handlers under it, and
+/// OpenSSL's, freeing what a digest thread is using, turned a clean error into a crash.
+func exitAfterError(_ code: Int32) -> Never {
+    TemporaryFiles.shared.removeAll()
+    fflush(nil)
+    _exit(code)
 }
 
 func printError(_ text: String) {
