@@ -107,5 +107,6 @@ let package = Package(
         .testTarget(name: "CloudTests", dependencies: ["Cloud", "Digests", "ImageFormats", "ImageCore", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ContextualizationTests", dependencies: ["Contextualization", "ISO9660", "GuestFixups", "TestSupport"]),
+        .testTarget(name: "BatchTests", dependencies: ["Batch", "ImageCore", "TestSupport"]),
     ]
 )

@@ -35,7 +35,10 @@ public struct EngineJob: Sendable {
         let stem = ((manifest as NSString).lastPathComponent as NSString).deletingPathExtension.lowercased()
         let cleaned = String(stem.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" })
             .split(separator: "-").joined(separator: "-")
-        return String(("rehost-" + (cleaned.isEmpty ? "batch" : cleaned)).prefix(52))
+        // Cut to 52 (room for the pods' suffixes), it must still end with a letter or digit.
+        var name = String(("rehost-" + (cleaned.isEmpty ? "batch" : cleaned)).prefix(52))
+        while name.hasSuffix("-") { name.removeLast() }
+        return name
     }
 }
 
