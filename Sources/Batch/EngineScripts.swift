@@ -177,7 +177,9 @@ public enum KubernetesJob {
 
     /// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
     static func yamlString(_ text: String) -> String {
-        let data = try? JSONEncoder().encode(text)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        let data = try? encoder.encode(text)
         return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
     }
 }
