@@ -38,9 +38,10 @@ tests build (Fixtures/make-xen-instance.sh; the tests' /tmp/rehost-fixture-UID/x
 it is there), each converted to qcow2 by `rehost batch run` of a JSON Lines manifest with its
 default --jobs (the summary says which it chose and why), next to what a user would script instead:
 a shell loop of `rehost convert`, one image after the other, and `xargs -P` with the jobs batch
-chose. Then the same manifest again, every entry skipped, timed too. Prints images/min and GiB/min
-(of input; wall includes fsync of the outputs) and the ratios loop/batch and xargs/batch; checks
-every batch output with `qemu-img check` and that the rerun converted nothing.
+chose (at the shell's priority; batch's conversions run at nice +10, so a busy machine favours the
+baselines). Then the same manifest again, every entry skipped, timed too. Prints images/min and
+GiB/min (of input; wall includes fsync of the outputs) and the ratios loop/batch and xargs/batch;
+checks every batch output with `qemu-img check` and that the rerun converted nothing.
 
     Benchmarks/bench.py --size small          # what the test command runs (seconds)
     Benchmarks/bench.py --size large --suite formats --json out.json
@@ -791,6 +792,8 @@ def batch_suite(args, rehost, work):
     print(f"rerun of the same manifest: {ours['rerun']['wall']:.2f} s ({ours['rerun']['own_seconds']:.3f} s by its summary), "
           f"{rerun_converted} converted, {rerun_skipped} skipped"
           + ("" if rerun_converted == 0 and rerun_skipped == count else "  UNEXPECTED"))
+    print("batch's conversions run at its default priority (nice +10, the lowest best-effort I/O level), the "
+          "baselines' at the shell's: on a busy machine that alone makes batch slower")
     print(f"qemu-img check of the {count} batch outputs: " + ("clean" if not bad else "NOT CLEAN"))
     for line in bad:
         print("NOT CLEAN " + line)
