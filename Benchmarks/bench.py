@@ -33,6 +33,16 @@ alone) and openstacksdk's create_image; S3, boto3's multipart upload_file of the
 4 in flight); EBS direct, a coldsnap-like boto3 script (every 512 KiB block that is not all zeros,
 16 in flight). Prints MiB/s of what was sent and the ratio rehost / baseline.
 
+Suite `batch`: a fleet conversion. N distinct copies (small: 4, large: 16) of the Xen instance the
+tests build (Fixtures/make-xen-instance.sh; the tests' /tmp/rehost-fixture-UID/xen-instance.img when
+it is there), each converted to qcow2 by `rehost batch run` of a JSON Lines manifest with its
+default --jobs (the summary says which it chose and why), next to what a user would script instead:
+a shell loop of `rehost convert`, one image after the other, and `xargs -P` with the jobs batch
+chose (at the shell's priority; batch's conversions run at nice +10, so a busy machine favours the
+baselines). Then the same manifest again, every entry skipped, timed too. Prints images/min and
+GiB/min (of input; wall includes fsync of the outputs) and the ratios loop/batch and xargs/batch;
+checks every batch output with `qemu-img check` and that the rerun converted nothing.
+
     Benchmarks/bench.py --size small          # what the test command runs (seconds)
     Benchmarks/bench.py --size large --suite formats --json out.json
 
@@ -664,10 +674,140 @@ def upload_suite(args, rehost, work):
                 "vmdk_bytes": sizes[vmdk], "server_start_seconds": start_seconds, "rows": rows}
 
 
+
+# The batch suite: how many copies of the Xen instance make the fleet.
+BATCH_COPIES = {"small": 4, "large": 16}
+FIXTURE_SCRIPT = os.path.join(ROOT, "Fixtures", "make-xen-instance.sh")
+
+
+def xen_fixture(work):
+    """The Xen instance the tests build: theirs if it is there (Tests/TestSupport/Fixture.swift's
+    directory), else one made by the script in the scratch directory."""
+    image = os.path.join(f"/tmp/rehost-fixture-{os.getuid()}", "xen-instance.img")
+    if os.path.exists(image):
+        return image
+    directory = os.path.join(work, "fixture")
+    subprocess.run(["/bin/bash", FIXTURE_SCRIPT, directory], check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(directory, "xen-instance.img")
+
+
+def fleet_run(label, argv, outputs, clear):
+    """Runs argv under GNU time (see run) with the directories in clear emptied first; fsyncs every
+    output inside the wall clock, as job does."""
+    for directory in clear:
+        shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(clear[0], exist_ok=True)
+    wall, cpu, rss = run(argv)
+    start = time.monotonic()
+    for path in outputs:
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    wall += time.monotonic() - start
+    return {"tool": label, "wall": wall, "cpu": cpu, "maxrss_kib": rss,
+            "allocated": sum(allocated(p) for p in outputs)}
+
+
+def batch_suite(args, rehost, work):
+    import shlex
+    fixture = xen_fixture(work)
+    count = BATCH_COPIES[args.size]
+    fleet = os.path.join(work, "fleet")
+    inputs = os.path.join(fleet, "in")
+    os.makedirs(inputs, exist_ok=True)
+    ids = [f"img{i:02d}" for i in range(count)]
+    for name in ids:  # distinct files (sharing extents where the filesystem can)
+        subprocess.run(["cp", "--reflink=auto", fixture, os.path.join(inputs, f"{name}.img")], check=True)
+    os.sync()
+    input_bytes = count * os.stat(fixture).st_size
+    manifest = os.path.join(fleet, "fleet.jsonl")
+    with open(manifest, "w") as f:
+        f.write(json.dumps({"defaults": {"outputs": ["out/{id}.qcow2"]}}) + "\n")
+        for name in ids:
+            f.write(json.dumps({"id": name, "input": f"in/{name}.img"}) + "\n")
+    results_dir = manifest + ".results"
+    summary_file = os.path.join(work, "batch-summary.json")
+    q = shlex.quote
+
+    def outputs(directory):
+        return [os.path.join(fleet, directory, f"{name}.qcow2") for name in ids]
+
+    def summary():
+        with open(summary_file) as f:
+            return json.load(f)
+
+    state = {}
+
+    def batch():
+        # `rehost batch run` with its default --jobs, then the same manifest again (all skipped).
+        command = f"{q(rehost)} batch run {q(manifest)} --json > {q(summary_file)}"
+        r = fleet_run("rehost batch run", ["/bin/sh", "-c", command], outputs("out"),
+                      [os.path.join(fleet, "out"), results_dir])
+        first = summary()
+        state["jobs"], state["jobs_reason"] = first["jobs"], first["jobsReason"]
+        rerun_wall, rerun_cpu, _ = run(["/bin/sh", "-c", command])
+        second = summary()
+        r.update(jobs=first["jobs"], jobs_reason=first["jobsReason"], counts=first["counts"],
+                 own_seconds=first["seconds"], own_images_per_minute=first["imagesPerMinute"],
+                 own_gib_per_minute=first["gibPerMinute"],
+                 rerun={"wall": rerun_wall, "cpu": rerun_cpu, "counts": second["counts"],
+                        "own_seconds": second["seconds"]})
+        return r
+
+    def loop():
+        out = os.path.join(fleet, "out-loop")
+        command = (f'for f in {q(inputs)}/*.img; do {q(rehost)} convert "$f" -o {q(out)}/$(basename "$f" .img).qcow2; '
+                   f'done > /dev/null')
+        return fleet_run("shell loop of rehost convert", ["/bin/sh", "-c", command], outputs("out-loop"), [out])
+
+    def xargs():
+        out = os.path.join(fleet, "out-xargs")
+        convert = f'{q(rehost)} convert "$1" -o {q(out)}/$(basename "$1" .img).qcow2 > /dev/null'
+        command = f"printf '%s\\n' {q(inputs)}/*.img | xargs -P {state['jobs']} -n 1 sh -c {q(convert)} sh"
+        return fleet_run(f"xargs -P {state['jobs']} rehost convert", ["/bin/sh", "-c", command],
+                         outputs("out-xargs"), [out])
+
+    # batch first in each round: xargs runs with the jobs it chose.
+    ours, base, parallel = interleaved(args.repeat, batch, loop, xargs)
+    checks = [subprocess.run(["qemu-img", "check", "-q", path], capture_output=True, text=True)
+              for path in outputs("out")]
+    bad = [f"{path}: {c.stdout.strip()} {c.stderr.strip()}" for path, c in zip(outputs("out"), checks) if c.returncode]
+    converted = ours["counts"].get("converted", 0)
+    rerun_converted = ours["rerun"]["counts"].get("converted", 0)
+    rerun_skipped = ours["rerun"]["counts"].get("skipped", 0)
+    rows = [base, parallel, ours]
+    for r in rows:
+        r["images_per_minute"] = count / r["wall"] * 60
+        r["gib_per_minute"] = input_bytes / 2**30 / r["wall"] * 60
+    print(f"batch benchmark ({args.size}): {count} copies of the Xen instance ({os.stat(fixture).st_size / MIB:.0f} MiB "
+          f"each, {input_bytes / 2**30:.2f} GiB in all) to qcow2, best of {args.repeat}; wall includes fsync; "
+          f"batch chose --jobs {ours['jobs']} ({ours['jobs_reason']})")
+    print(f"{'run':<34}{'wall s':>9}{'cpu s':>9}{'images/min':>12}{'GiB/min':>9}{'wall/batch':>12}")
+    for r in rows:
+        print(f"{r['tool']:<34}{r['wall']:>9.2f}{r['cpu']:>9.2f}{r['images_per_minute']:>12.2f}"
+              f"{r['gib_per_minute']:>9.3f}{r['wall'] / ours['wall']:>12.2f}")
+    print(f"ratios: loop/batch {base['wall'] / ours['wall']:.2f}, xargs/batch {parallel['wall'] / ours['wall']:.2f}; "
+          f"batch's own summary: {ours['own_seconds']:.2f} s, {ours['own_images_per_minute']:.2f} images/min, "
+          f"{ours['own_gib_per_minute']:.3f} GiB/min")
+    print(f"rerun of the same manifest: {ours['rerun']['wall']:.2f} s ({ours['rerun']['own_seconds']:.3f} s by its summary), "
+          f"{rerun_converted} converted, {rerun_skipped} skipped"
+          + ("" if rerun_converted == 0 and rerun_skipped == count else "  UNEXPECTED"))
+    print("batch's conversions run at its default priority (nice +10, the lowest best-effort I/O level), the "
+          "baselines' at the shell's: on a busy machine that alone makes batch slower")
+    print(f"qemu-img check of the {count} batch outputs: " + ("clean" if not bad else "NOT CLEAN"))
+    for line in bad:
+        print("NOT CLEAN " + line)
+    ok = not bad and converted == count and rerun_converted == 0 and rerun_skipped == count
+    return ok, {"suite": "batch", "images": count, "input_bytes": input_bytes, "jobs": ours["jobs"],
+                "jobs_reason": ours["jobs_reason"], "loop": base, "xargs": parallel, "batch": ours,
+                "loop_ratio": base["wall"] / ours["wall"], "xargs_ratio": parallel["wall"] / ours["wall"],
+                "rerun": ours["rerun"], "outputs_clean": not bad}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--suite", choices=["convert", "formats", "digests", "inputs", "upload", "all"], default="all")
+    parser.add_argument("--suite", choices=["convert", "formats", "digests", "inputs", "upload", "batch", "all"], default="all")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--rehost", default=None, help="the rehost binary (default: a release build)")
@@ -687,7 +827,7 @@ def main():
     work = args.work or tempfile.mkdtemp(prefix="rehost-bench-")
     try:
         ok, results = True, {"size": args.size, "repeat": args.repeat}
-        if args.suite != "upload":  # the upload suite makes its own disk
+        if args.suite not in ("upload", "batch"):  # these suites make their own inputs
             tree = os.path.join(work, "tree")
             make_tree(tree, args.size)
             source = os.path.join(work, "source.img")
@@ -709,6 +849,9 @@ def main():
             ok = ok and passed
         if args.suite in ("upload", "all"):
             passed, results["upload"] = upload_suite(args, rehost, work)
+            ok = ok and passed
+        if args.suite in ("batch", "all"):
+            passed, results["batch"] = batch_suite(args, rehost, work)
             ok = ok and passed
         if args.json:
             with open(args.json, "w") as f:
