@@ -163,10 +163,12 @@ struct BatchRunTests {
                             "\(fleet.results)/vm.lock"]
         let pipe = Pipe()
         holder.standardOutput = pipe
+        holder.standardError = FileHandle.nullDevice
         try holder.run()
         _ = pipe.fileHandleForReading.availableData
         let busy = try fleet.batch(["run", fleet.manifest, "--index", "0"])
-        holder.terminate()
+        // SIGKILL: children of the test runner may inherit SIGTERM ignored.
+        kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         #expect(busy.status == 75 && busy.stdout.contains("busy"), "\(busy.stdout)\(busy.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(fleet.results)/vm.json"), "the loser writes no record")

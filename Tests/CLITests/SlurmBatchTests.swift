@@ -52,7 +52,9 @@ struct SlurmBatchTests {
             """, "\(fleet.results)/held.lock", "\(logs)/*_\(index["held"]!).log"]
         let pipe = Pipe()
         holder.standardOutput = pipe
+        holder.standardError = FileHandle.nullDevice
         try holder.run()
+        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) } }
         _ = pipe.fileHandleForReading.availableData
 
         let job = try cluster.sbatch([script])

@@ -140,6 +140,8 @@ cmd_start() {
 
   # 2. slurm.conf; clients and daemons find it through SLURM_CONF. Everything under DIR (pitfall 5);
   #    no cgroups (pitfall 3); node name = hostname -s at 127.0.0.1 (pitfall 4).
+  # The memory jobs may ask for (sbatch --mem): what the machine has, less room for the daemons.
+  local memory_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 - 512 ))
   cat > "$dir/slurm.conf" <<CONF
 ClusterName=rehost
 SlurmctldHost=$host(127.0.0.1)
@@ -175,7 +177,7 @@ MinJobAge=600
 KillWait=2
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/log/jobcomp.txt
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$memory_mb State=UNKNOWN
 PartitionName=batch Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF=$dir/slurm.conf
