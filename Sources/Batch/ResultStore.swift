@@ -72,14 +72,12 @@ public final class EntryLock {
 public enum BatchError: RehostError {
     case busy(path: String)
     case noSuchIndex(index: Int, count: Int, manifest: String)
-    case noIndex
 
     public var description: String {
         switch self {
         case let .busy(path): return "\(path): another worker is converting this entry now"
         case let .noSuchIndex(index, count, manifest):
             return "index \(index): \(manifest) has \(count) entr\(count == 1 ? "y" : "ies") (0-\(count - 1))"
-        case .noIndex: return "no index: give --index N, or run under a Slurm array (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)"
         }
     }
 }

@@ -1,3 +1,4 @@
+import ImageCore
 import Foundation
 
 /// `rehost batch status --html`: one static page for the people who watch a migration. No
@@ -67,19 +68,5 @@ public enum StatusPage {
     static func gib(_ bytes: UInt64) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
 
     /// Text from records and manifests (ids, error messages that may quote an image) as HTML text.
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text.unicodeScalars {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default:
-                if character.value < 0x20 || character.value == 0x7f { out += "&#\(character.value);" } else { out.unicodeScalars.append(character) }
-            }
-        }
-        return out
-    }
+    static func escape(_ text: String) -> String { text.escapedForMarkup }
 }

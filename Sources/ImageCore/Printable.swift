@@ -7,6 +7,25 @@
 ///
 /// JSON output needs none of this: its encoder escapes control characters itself.
 extension String {
+    /// This text, safe inside an XML or HTML element or attribute (an OVF descriptor, a status
+    /// page): the five markup characters as entities, and control characters other than tab and
+    /// newline, which XML 1.0 cannot carry at all, as U+FFFD.
+    public var escapedForMarkup: String {
+        var out = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
+            default: out.unicodeScalars.append(scalar.value < 0x20 || scalar.value == 0x7f ? "\u{FFFD}" : scalar)
+            }
+        }
+        return out
+    }
+
     /// This text, escaped for a terminal. Tabs (harmless, and common in fstab lines) and newlines
     /// (which would break a one-line value in two) are escaped unless asked otherwise.
     public func escapedForTerminal(keepingTabs: Bool = false, keepingNewlines: Bool = false) -> String {

@@ -73,10 +73,10 @@ struct BatchManifestOptions: ParsableArguments {
         return results.hasPrefix("/") ? results : FileManager.default.currentDirectoryPath + "/" + results
     }
 
-    func runner(_ manifest: BatchManifest, store: ResultStore, contentDigest: Bool = false) -> EntryRunner {
+    func runner(_ manifest: BatchManifest, store: ResultStore, configure: (inout EntryRunner.Settings) -> Void = { _ in }) -> EntryRunner {
         var settings = EntryRunner.Settings(executable: BatchEngine.executable, version: Rehost.configuration.version ?? "0",
                                             engine: BatchEngine.current())
-        settings.contentDigest = contentDigest
+        configure(&settings)
         return EntryRunner(manifest: manifest, store: store, settings: settings)
     }
 }
@@ -87,11 +87,8 @@ enum BatchEngine {
 
     /// The index an engine gives this task: REHOST_INDEX, then a Kubernetes Indexed Job's
     /// JOB_COMPLETION_INDEX, then a Slurm array's SLURM_ARRAY_TASK_ID.
-    static var index: (value: Int, from: String)? {
-        for name in ["REHOST_INDEX", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"] {
-            if let text = environment[name], let value = Int(text) { return (value, name) }
-        }
-        return nil
+    static var index: Int? {
+        ["REHOST_INDEX", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"].lazy.compactMap { environment[$0].flatMap(Int.init) }.first
     }
 
     static func current() -> ResultRecord.Engine {

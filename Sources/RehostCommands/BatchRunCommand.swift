@@ -72,18 +72,16 @@ struct BatchRunCommand: ParsableCommand {
             let manifest = try batch.load()
             let store = try ResultStore(directory: batch.resultsDirectory(manifest), create: true)
             let priority = ProcessPriority(nice: nice, ioClass: ioClass).apply()
-            var runner = batch.runner(manifest, store: store, contentDigest: inputDigest)
-            runner = EntryRunner(manifest: manifest, store: store, settings: {
-                var settings = runner.settings
+            let runner = batch.runner(manifest, store: store) { settings in
+                settings.contentDigest = inputDigest
                 settings.force = force
                 settings.retryFailed = retryFailed
                 settings.engine.nice = priority.nice
                 settings.engine.ioClass = priority.ioClass
-                return settings
-            }())
+            }
 
-            let chosen: Int?
-            if let index { chosen = index } else if shard == nil, let fromEngine = BatchEngine.index { chosen = fromEngine.value + indexOffset } else { chosen = nil }
+            // An engine's index only when no shard was asked for: a shard's worker runs many.
+            let chosen = index ?? (shard == nil ? BatchEngine.index.map { $0 + indexOffset } : nil)
             if let chosen {
                 guard chosen < manifest.entries.count else {
                     printError("rehost: error: \(BatchError.noSuchIndex(index: chosen, count: manifest.entries.count, manifest: manifest.path))")

@@ -170,6 +170,6 @@ import Glibc
         #expect(!html.contains("<script>"))
         #expect(!html.contains("& more"))
         #expect(!html.contains("fleet & co"))
-        #expect(StatusPage.escape("a\"b'c\u{1}d") == "a&quot;b&#39;c&#1;d")
+        #expect(StatusPage.escape("a\"b'c\u{1}d") == "a&quot;b&apos;c\u{FFFD}d")
     }
 }

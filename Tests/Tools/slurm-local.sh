@@ -25,41 +25,8 @@ logs_tail() {
   for f in "$1"/log/*; do log_tail "$f"; done
 }
 
-# detach CMD...: as in cloud-servers.sh: CMD in a new session with every inherited descriptor
-# above 2 closed, no signal blocked and the usual signals at their default actions, so a daemon
-# neither keeps the caller's pipes open (Command.run would wait forever) nor inherits SIGTERM
-# ignored from a test process. The daemon's pid is its session id: `stop` finds its stragglers so.
-detach() {
-  exec "$PY" -c '
-import os, signal, sys
-os.closerange(3, 65536)
-signal.pthread_sigmask(signal.SIG_SETMASK, [])
-for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGXFSZ"):
-    signal.signal(getattr(signal, name), signal.SIG_DFL)
-os.setsid()
-os.execvp(sys.argv[1], sys.argv[1:])' "$@"
-}
-
-# Stops process argv[2] when process argv[1] is gone (a zombie counts as gone).
-WATCHDOG='
-import os, signal, sys, time
-owner, pid = int(sys.argv[1]), int(sys.argv[2])
-def alive(p):
-    try:
-        with open(f"/proc/{p}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-while alive(owner) and alive(pid):
-    time.sleep(1)
-if alive(pid):
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if not alive(pid):
-            sys.exit(0)
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-'
+# detach and WATCHDOG, as cloud-servers.sh starts its servers
+source "$(dirname "${BASH_SOURCE[0]}")/detached.sh"
 
 # spawn DIR LOG CMD...: CMD detached in the background, stdin closed, stdout and stderr to LOG;
 # its pid appended to DIR/pids, and a watchdog's to DIR/watchdog.pids with REHOST_SLURM_OWNER_PID.

@@ -1,3 +1,5 @@
+import ImageCore
+
 /// The OVF 1.0 descriptor (DMTF DSP0243 1.0.0) of a one-disk virtual machine.
 ///
 /// ```
@@ -77,7 +79,7 @@ struct OVFDescriptor {
 
     /// The XML; `diskFileSize` nil renders the widest size (UInt64.max) for sizing the reservation.
     func render(diskFileSize: UInt64?) -> String {
-        let name = xmlEscaped(vmName)
+        let name = vmName.escapedForMarkup
         let fileSize = diskFileSize.map(String.init) ?? String(UInt64.max)
         let network = profile == .virtualbox ? "NAT" : "VM Network"
         var x = """
@@ -91,7 +93,7 @@ struct OVFDescriptor {
         xmlns:vbox="\(Self.virtualBoxNamespace)" \
         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
           <References>
-            <File ovf:href="\(xmlEscaped(diskFileName))" ovf:id="file1" ovf:size="\(fileSize)"/>
+            <File ovf:href="\(diskFileName.escapedForMarkup)" ovf:id="file1" ovf:size="\(fileSize)"/>
           </References>
           <DiskSection>
             <Info>Virtual disk information</Info>
@@ -179,7 +181,7 @@ struct OVFDescriptor {
         switch profile {
         case .vmware:
             return """
-                <OperatingSystemSection ovf:id="\(guest.cimID)" vmw:osType="\(xmlEscaped(guest.vmwareType))">
+                <OperatingSystemSection ovf:id="\(guest.cimID)" vmw:osType="\(guest.vmwareType.escapedForMarkup)">
                   <Info>The kind of installed guest operating system</Info>
                 </OperatingSystemSection>
 
@@ -188,8 +190,8 @@ struct OVFDescriptor {
             return """
                 <OperatingSystemSection ovf:id="\(guest.cimID)">
                   <Info>The kind of installed guest operating system</Info>
-                  <Description>\(xmlEscaped(guest.virtualBoxType))</Description>
-                  <vbox:OSType ovf:required="false">\(xmlEscaped(guest.virtualBoxType))</vbox:OSType>
+                  <Description>\(guest.virtualBoxType.escapedForMarkup)</Description>
+                  <vbox:OSType ovf:required="false">\(guest.virtualBoxType.escapedForMarkup)</vbox:OSType>
                 </OperatingSystemSection>
 
             """
@@ -265,20 +267,4 @@ struct GuestOperatingSystem: Equatable {
         self.vmwareType = vmwareType
         self.virtualBoxType = virtualBoxType
     }
-}
-
-/// `text` safe inside an XML attribute or element.
-func xmlEscaped(_ text: String) -> String {
-    var out = ""
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&apos;"
-        default: out.append(character)
-        }
-    }
-    return out
 }
