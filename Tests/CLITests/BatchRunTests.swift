@@ -188,6 +188,28 @@ struct BatchRunTests {
         try Command.run("qemu-img", ["check", fleet.directory.file("out/vm.qcow2")]).requireSuccess()
     }
 
+    /// An entry that uploads (EBS snapshot and AMI on a real moto server): the record keeps the
+    /// ids, and the rerun skips it, so no second snapshot is made.
+    @Test func anUploadingEntryRecordsItsIdsAndIsNotUploadedTwice() throws {
+        let moto = try MotoServer.start()
+        defer { moto.stop() }
+        let aws = AWSUploadTests()
+        let fleet = try BatchFleet(good: ["vm"])
+        try fleet.writeManifest(["{\"id\": \"vm\", \"input\": \"in/vm.img\", \"outputs\": [\"out/vm.raw\"], \"options\": {\"upload\": \"aws-ebs\", \"image-name\": \"fleet-vm\"}}"])
+        let run = try fleet.batch(["run", fleet.manifest, "--index", "0", "--json"], environment: aws.environment(moto))
+        #expect(run.status == 0, "\(run.stderr)")
+        let uploads = try #require(try fleet.record("vm")["uploads"] as? [[String: Any]])
+        let snapshot = try #require(uploads.first?["snapshotID"] as? String)
+        let ami = try #require(uploads.first?["imageID"] as? String)
+        let images = try #require(try aws.json(try aws.readback(moto, ["image", ami])) as? [[String: Any]])
+        #expect(images.first?["Name"] as? String == "fleet-vm")
+        #expect(try aws.snapshots(moto, describedAs: "fleet-vm").map { $0["id"] as? String } == [snapshot])
+
+        let again = try fleet.batch(["run", fleet.manifest, "--index", "0"], environment: aws.environment(moto))
+        #expect(again.status == 0 && again.stdout.contains("skipped"), "\(again.stdout)")
+        #expect(try aws.snapshots(moto, describedAs: "fleet-vm").map { $0["id"] as? String } == [snapshot], "the rerun made no second snapshot")
+    }
+
     /// The batch and its conversion, started in the background; returns once the conversion runs.
     func startWorker(_ fleet: BatchFleet) throws -> (batch: Process, convert: Int32) {
         let batch = Process()
