@@ -17,7 +17,7 @@ struct BatchRunCommand: ParsableCommand {
 
             Each conversion is `rehost convert` with the entry's options in a process of its own, at \
             lower CPU and I/O priority (--nice, --io-class) so that guests still running on a node \
-            controller keep their share. SIGTERM or SIGINT are passed on to the conversions, whose \
+            controller keep their share. SIGTERM, SIGINT and SIGHUP are passed on to the conversions, whose \
             partial outputs are removed; their entries are recorded as interrupted (retry).
             """)
 
@@ -96,7 +96,12 @@ struct BatchRunCommand: ParsableCommand {
     }
 
     func runOne(_ entry: BatchEntry, runner: EntryRunner) throws {
-        let outcome = try BatchRunner(runner: runner, jobs: 1).run([entry])[0]!.get()
+        guard let result = BatchRunner(runner: runner, jobs: 1).run([entry])[0] else {
+            // A signal came before the entry started: nothing done, nothing recorded.
+            printError("rehost: error: entry \(entry.index) (\(entry.id)): interrupted before it started")
+            throw ExitCode(ExitCodes.retry)
+        }
+        let outcome = try result.get()
         if json, let record = outcome.record {
             try printJSON(record)
         } else {
