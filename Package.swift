@@ -72,7 +72,7 @@ let package = Package(
         // `rehost convert` process of its own, so nothing here depends on the Pipeline.
         .target(name: "Batch", dependencies: ["ImageCore", "Digests", "CLinux"]),
         .target(name: "RehostCommands", dependencies: [
-            "Pipeline", "ImageCore", "ImageFormats", "Contextualization", "Cloud", "Batch",
+            "Pipeline", "ImageCore", "ImageFormats", "Contextualization", "Cloud", "Batch", "Digests",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rehost", dependencies: ["RehostCommands"]),

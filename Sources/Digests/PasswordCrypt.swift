@@ -1,3 +1,4 @@
+import ImageCore
 import CCrypto
 
 /// Password hashes for `/etc/shadow`, made here rather than by the host's libc: SHA-512 crypt
@@ -13,9 +14,10 @@ public enum PasswordCrypt {
     /// The alphabet of crypt's salts and of its base-64 encoding ("./0-9A-Za-z").
     static let alphabet = Array("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
 
-    /// A fresh salt of `count` characters from the kernel's random source.
-    public static func randomSalt(count: Int = 16) -> String {
-        String(decoding: randomBytes(count).map { alphabet[Int($0) & 63] }, as: UTF8.self)
+    /// A fresh salt of `count` characters from the kernel's random source (derived from
+    /// `purpose` when outputs are to be reproducible: a salt must be unique, not secret).
+    public static func randomSalt(count: Int = 16, for purpose: String = "salt") -> String {
+        String(decoding: Reproducibility.bytes(count, for: purpose).map { alphabet[Int($0) & 63] }, as: UTF8.self)
     }
 
     /// `count` bytes from the system's random source (getrandom(2), through the standard library).

@@ -156,7 +156,7 @@ public struct DiskPlan: Sendable, Equatable, Codable {
         try container.encode(partitions, forKey: .partitions)
     }
 
-    static func randomSignature() -> UInt32 { UInt32.random(in: 1...UInt32.max) }
+    static func randomSignature() -> UInt32 { max(1, Reproducibility.uint32(for: "mbr disk signature")) }
 
     /// The plan for a conversion into one root filesystem: `make(requestedSize:filesystems:...)`
     /// with the root alone.

@@ -83,9 +83,9 @@ extension Ext2Filesystem {
         withUnsafeMutableBytes(of: &s.pointee.s_uuid) { bytes in
             for i in 0..<min(16, p.uuid.count) { bytes[i] = p.uuid[i] }
         }
-        var generator = SystemRandomNumberGenerator()
+        let seed = Reproducibility.bytes(16, for: "directory hash seed \(UUIDBytes.format(p.uuid))")
         withUnsafeMutableBytes(of: &s.pointee.s_hash_seed) { bytes in
-            for i in 0..<bytes.count { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
+            for i in 0..<min(bytes.count, seed.count) { bytes[i] = seed[i] }
         }
         withUnsafeMutableBytes(of: &s.pointee.s_volume_name) { bytes in
             for (i, b) in p.label.utf8.prefix(bytes.count).enumerated() { bytes[i] = b }
@@ -95,7 +95,11 @@ extension Ext2Filesystem {
         s.pointee.s_flags |= UInt32(EXT2_FLAGS_SIGNED_HASH)
         s.pointee.s_default_mount_opts = p.defaultMountOptions
         s.pointee.s_max_mnt_count = -1
-        s.pointee.s_mkfs_time = UInt32(time(nil))
+        // libext2fs stamps the superblock's times with fs->now when set (and on every close).
+        fs.pointee.now = Ext2Filesystem.libext2fsNow
+        s.pointee.s_mkfs_time = UInt32(clamping: Reproducibility.now())
+        s.pointee.s_lastcheck = s.pointee.s_mkfs_time
+        s.pointee.s_wtime = s.pointee.s_mkfs_time
         ext2fs_init_csum_seed(fs)
 
         try check(ext2fs_allocate_tables(fs), "allocating the group tables")

@@ -1,3 +1,4 @@
+import ImageCore
 import CExt2fs
 
 #if canImport(Glibc)
@@ -26,7 +27,7 @@ extension Ext2Filesystem {
         try releaseAttributeBlock(ino, &inode)
         inode.linksCount = 0
         inode.raw.i_size = 0
-        inode.raw.i_dtime = UInt32(time(nil))
+        inode.raw.i_dtime = UInt32(clamping: Reproducibility.now())
         try writeInode(ino, inode)
         ext2fs_inode_alloc_stats2(fs, ino, -1, 1)
         var parentInode = try readInode(parent)

@@ -39,6 +39,8 @@ public final class Ext2Filesystem {
         self.sourceChannel = nil
         self.hostFile = path
         if writable {
+            // The times libext2fs stamps itself (s_wtime on close): Rehost's clock.
+            handle.pointee.now = Ext2Filesystem.libext2fsNow
             try check(ext2fs_read_bitmaps(fs), "reading the allocation bitmaps")
         }
     }
@@ -67,6 +69,7 @@ public final class Ext2Filesystem {
         self.sourceChannel = channel
         self.hostFile = nil
         if writable {
+            handle.pointee.now = Ext2Filesystem.libext2fsNow
             try check(ext2fs_read_bitmaps(fs), "reading the allocation bitmaps")
         }
     }
@@ -98,6 +101,11 @@ public final class Ext2Filesystem {
     static func registerErrorTables() {
         rehost_init_error_tables()
     }
+
+    /// The time libext2fs stamps itself (s_wtime on every close, the times of the directories it
+    /// makes): Rehost's clock. 0 there means "not set, use the real time", so a
+    /// SOURCE_DATE_EPOCH of 0 becomes 1.
+    static var libext2fsNow: time_t { time_t(max(1, Reproducibility.now())) }
 
     /// Less than a megabyte left for this user on the filesystem holding `path`.
     static func hostIsFull(_ path: String) -> Bool {

@@ -33,7 +33,7 @@ public enum FormatPlanner {
         let inodes = UInt32(min(wanted, UInt64(UInt32.max - 1), blocks))
         let reserved = source.blocksCount > 0 ? blocks * source.reservedBlocksCount / source.blocksCount : blocks / 20
         var uuid = source.uuid
-        if options.newUUID { uuid = UUIDBytes.random() }
+        if options.newUUID { uuid = UUIDBytes.random(for: "new filesystem uuid \(source.uuid)") }
         var parameters = Ext2FormatParameters(
             flavor: options.flavor, blockSize: blockSize, blocksCount: blocks, inodesCount: inodes,
             inodeSize: options.inodeSize, label: options.label ?? source.label, uuid: uuid, reservedBlocksCount: reserved)

@@ -1,7 +1,16 @@
 /// UUIDs as 16 bytes in RFC 4122 order (the order of the canonical text form): filesystem UUIDs,
 /// image UUIDs. Formats that store another byte order convert when they encode.
 public enum UUIDBytes {
-    /// A random version-4 UUID (RFC 4122 section 4.4).
+    /// A random version-4 UUID (RFC 4122 section 4.4) for something Rehost writes: derived from
+    /// `purpose` when outputs are to be reproducible (see Reproducibility).
+    public static func random(for purpose: String) -> [UInt8] {
+        var bytes = Reproducibility.bytes(16, for: purpose)
+        bytes[6] = (bytes[6] & 0x0F) | 0x40 // version 4
+        bytes[8] = (bytes[8] & 0x3F) | 0x80 // variant 10xx
+        return bytes
+    }
+
+    /// A random version-4 UUID, always.
     public static func random() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }

@@ -69,7 +69,7 @@ public final class Converter {
             var parameters = FormatPlanner.parameters(for: filesystem.source, capacity: plan.partition(for: filesystem.mountPoint)!.size,
                                                       options: format, mergedUsedInodes: filesystem.mergedUsedInodes)
             if formats.contains(where: { $0.uuid == parameters.uuid }) {
-                parameters.uuid = UUIDBytes.random()
+                parameters.uuid = UUIDBytes.random(for: "filesystem uuid \(filesystem.mountPoint)")
                 layoutWarnings.append("\(filesystem.mountPoint) has the UUID of another filesystem of the guest; its copy gets a new one, \(UUIDBytes.format(parameters.uuid))")
             }
             formats.append(parameters)
@@ -84,7 +84,7 @@ public final class Converter {
         }
         let root = partitions.first { $0.filesystem.mountPoint == "/" }!
         let swapPartition = plan.partitions.first(where: \.isSwap)
-        let swapUUID = UUIDBytes.random()
+        let swapUUID = UUIDBytes.random(for: "swap partition uuid")
         let rootReference = root.reference
         var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
                                           rootFilesystemType: options.format.flavor.rawValue, skip: options.skip,
@@ -198,7 +198,7 @@ public final class Converter {
                 }
                 if new.filesystem.mountPoint == "/", let size = options.swapFileSize {
                     try SwapFile.create(in: destination, name: String(Self.swapFilePath.dropFirst()), size: size,
-                                        uuid: UUIDBytes.random(), time: UInt32(time(nil)))
+                                        uuid: UUIDBytes.random(for: "swap file uuid"), time: UInt32(clamping: Reproducibility.now()))
                 }
             }
             // A kept filesystem's mount point must exist in the one above it, or the guest cannot mount it.

@@ -13,7 +13,7 @@ final class Ext2GuestFilesystem: GuestFilesystem {
 
     init(_ filesystem: Ext2Filesystem) { self.filesystem = filesystem }
 
-    private var now: UInt32 { UInt32(time(nil)) }
+    private var now: UInt32 { UInt32(clamping: Reproducibility.now()) }
 
     func entry(at path: String) throws -> GuestEntry? {
         guard let ino = try filesystem.lookup(path, followLast: false) else { return nil }

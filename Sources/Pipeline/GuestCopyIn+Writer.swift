@@ -25,7 +25,7 @@ extension GuestCopyIn {
         let fs: Ext2Filesystem
         let owner: (uid: UInt32, gid: UInt32)
         var report: CopyInReport
-        let now = Int(time(nil))
+        let now = Int(Reproducibility.now())
 
         mutating func write(_ item: HostItem, into directory: InodeNumber) throws {
             switch item.kind {

@@ -138,6 +138,7 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            try outputs.configureReproducibility(inputs: [guest.input] + guest.moreDisks)
             var options = ConvertOptions(input: guest.input, outputs: try outputs.requests())
             options.moreDisks = guest.moreDisks
             options.writerOptions = outputs.writerOptions

@@ -42,6 +42,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            try outputs.configureReproducibility(inputs: [input])
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let uploadRun = outputs.upload.map { UploadRun(target: $0, options: upload, inputPath: input, progress: progress) }
             uploadRun?.writerOptions = outputs.writerOptions

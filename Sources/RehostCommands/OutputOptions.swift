@@ -1,4 +1,6 @@
 import ArgumentParser
+import Digests
+import Foundation
 import ImageFormats
 import ImageCore
 import Pipeline
@@ -54,6 +56,9 @@ struct OutputOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("The image UUID (VDI, VHD, VMDK) for reproducible builds; a fresh one per image by default.", valueName: "uuid"))
     var uuid: String?
+
+    @Flag(help: "Byte-reproducible outputs: every UUID, CID, signature and salt derived from the inputs' SHA-256 (which costs one more read of them), and every time Rehost stamps itself taken from SOURCE_DATE_EPOCH (0 when unset). On by itself when SOURCE_DATE_EPOCH is set. The same input and options then give the same bytes, whatever the threads' timing.")
+    var reproducible = false
 
     @Option(name: .customLong("ova-profile"), help: ArgumentHelp("vmware (vmx-NN system type, default) or virtualbox.", valueName: "vmware|virtualbox"))
     var ovaProfile: WriterOptions.OVAProfile = .vmware
@@ -127,5 +132,24 @@ struct OutputOptions: ParsableArguments {
         options.memoryMiB = Int((ByteCount.parse(memory) ?? 1 << 30) >> 20)
         options.compressionLevel = compressionLevel ?? (compress == .zstd ? 3 : 6)
         return options
+    }
+}
+
+extension OutputOptions {
+    /// Turns reproducible outputs on when asked, or when SOURCE_DATE_EPOCH is set: the seed is the
+    /// SHA-256 of the inputs' bytes, read here once before the work.
+    func configureReproducibility(inputs: [String]) throws {
+        let epochText = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { $0.isEmpty ? nil : $0 }
+        guard reproducible || epochText != nil else { return }
+        var epoch: Int64 = 0
+        if let epochText {
+            guard let value = Int64(epochText), value >= 0 else {
+                throw ValidationError("SOURCE_DATE_EPOCH=\(epochText): expected a number of seconds since 1970")
+            }
+            epoch = value
+        }
+        let seed = Digest(.sha256)
+        for input in inputs { seed.update(Array(try Digest.ofFile(input).utf8)) }
+        Reproducibility.configure(seed: seed.finishBytes(), epoch: epoch)
     }
 }

@@ -315,11 +315,11 @@ public enum Customizer {
         if let clear {
             let method: PasswordCrypt.Method = try glibcSupportsSHA512(guest) ? .sha512 : .md5
             result.passwordHash = method == .sha512 ? "sha512" : "md5"
-            field = PasswordCrypt.hash(clear, salt: PasswordCrypt.randomSalt(count: method == .sha512 ? 16 : 8), method: method)
+            field = PasswordCrypt.hash(clear, salt: PasswordCrypt.randomSalt(count: method == .sha512 ? 16 : 8, for: "root password salt"), method: method)
         } else {
             field = "!"
         }
-        let days = Int(time(nil)) / 86400
+        let days = Int(Reproducibility.now()) / 86400
         var found = false
         let lines = shadow.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
             var fields = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)

@@ -3,15 +3,16 @@ import ImageCore
 /// UUIDs for image headers (VDI, VHD), as ImageCore's `UUIDBytes`; each format converts to its
 /// own on-disk order when it encodes.
 enum ImageUUID {
-    /// The caller's UUID, or a fresh random (version 4) one.
-    static func make(_ given: [UInt8]?, format: ImageFormat) throws -> [UInt8] {
+    /// The caller's UUID, or a fresh random (version 4) one (derived from `purpose` when outputs
+    /// are to be reproducible).
+    static func make(_ given: [UInt8]?, format: ImageFormat, purpose: String) throws -> [UInt8] {
         if let given {
             guard given.count == 16 else {
                 throw WriterError.unsupported(format: format, what: "a UUID is 16 bytes, \(given.count) were given")
             }
             return given
         }
-        return UUIDBytes.random()
+        return UUIDBytes.random(for: purpose)
     }
 
     /// RFC order <-> the Microsoft GUID order VirtualBox's RTUUID keeps in files: the first three

@@ -72,7 +72,7 @@ public final class OVAWriter: DiskImageWriter {
         descriptorLength = descriptor.reservedLength
         manifestLength = Self.manifestLine(algorithm, descriptorName, digestHexLength: algorithm.hexLength).utf8.count
             + Self.manifestLine(algorithm, diskName, digestHexLength: algorithm.hexLength).utf8.count
-        modificationTime = UInt64(max(0, time(nil)))
+        modificationTime = UInt64(max(0, Reproducibility.now()))
         let block = UInt64(TarHeader.blockSize)
         diskDataOffset = block + TarHeader.blocks(for: UInt64(descriptorLength))
             + block + TarHeader.blocks(for: UInt64(manifestLength)) + block

@@ -33,10 +33,10 @@ public final class VDIWriter: DiskImageWriter {
         self.sink = sink
         self.virtualSize = virtualSize
         variant = options.vdiVariant
-        let uuid = try ImageUUID.make(options.uuid, format: .vdi)
+        let uuid = try ImageUUID.make(options.uuid, format: .vdi, purpose: "vdi uuid")
         // VirtualBox refuses a null modification UUID. A given image UUID makes the build
         // reproducible, so reuse it there rather than draw a random one.
-        let modification = options.uuid == nil ? UUIDBytes.random() : uuid
+        let modification = options.uuid == nil ? UUIDBytes.random(for: "vdi modification uuid") : uuid
         header = VDIHeader(imageType: variant == .fixed ? .fixed : .dynamic, diskSize: virtualSize,
                            uuidCreate: uuid, uuidModify: modification)
     }

@@ -44,9 +44,9 @@ public final class VHDWriter: DiskImageWriter {
         if variant == .fixed, virtualSize % (1 << 20) != 0 { throw VHDError.fixedSizeNotWholeMiB(size: virtualSize) }
         self.sink = sink
         self.virtualSize = virtualSize
-        let uuid = try ImageUUID.make(options.uuid, format: .vhd)
+        let uuid = try ImageUUID.make(options.uuid, format: .vhd, purpose: "vhd uuid")
         footer = VHDFooter(diskType: variant == .fixed ? .fixed : .dynamic, size: virtualSize, uuid: uuid,
-                           timestamp: VHDFooter.timestamp(unixSeconds: Int64(time(nil))))
+                           timestamp: VHDFooter.timestamp(unixSeconds: Reproducibility.now()))
         if variant == .dynamic {
             let entries = (virtualSize + Self.blockSize - 1) / Self.blockSize
             let tableOffset = UInt64(VHDFooter.size + VHDDynamicHeader.size)

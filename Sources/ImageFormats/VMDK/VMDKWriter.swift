@@ -81,13 +81,15 @@ public final class VMDKWriter: DiskImageWriter {
         capacitySectors = virtualSize / UInt64(VMDK.sectorSize)
         grainCount = (capacitySectors + VMDK.grainSectors - 1) / VMDK.grainSectors
         grainTableCount = Int((grainCount + UInt64(VMDK.entriesPerGrainTable) - 1) / UInt64(VMDK.entriesPerGrainTable))
-        cid = options.vmdkCID ?? UInt32.random(in: 0..<0xFFFF_FFFE)
+        // 0xFFFFFFFF means "no parent" in parentCID: never a CID.
+        cid = options.vmdkCID ?? min(Reproducibility.uint32(for: "vmdk cid"), 0xFFFF_FFFD)
         batch = [UInt8](repeating: 0, count: Self.batchGrains * VMDK.grainBytes)
         batchIndices.reserveCapacity(Self.batchGrains)
 
         let fileName = extentFileName ?? String(sink.path.split(separator: "/").last ?? "disk.vmdk")
         // VMware ends longContentID with the CID; the rest is random (fixed when the CID is).
-        var generator = SplitMix64(seed: options.vmdkCID.map { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max))
+        var generator = SplitMix64(seed: options.vmdkCID.map { UInt64($0) }
+                                   ?? Reproducibility.bytes(8, for: "vmdk long content id").withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
         let longContentID = (0..<3).map { _ in VMDKDescriptor.hex8(UInt32(truncatingIfNeeded: generator.next())) }.joined()
             + VMDKDescriptor.hex8(cid)
         let createType = subformat == .streamOptimized ? "streamOptimized" : "monolithicSparse"
