@@ -14,7 +14,8 @@ import ImageCore
 ///           log offset below 1 MiB and needs the room to log its own BAT updates later.
 ///  2 MiB    metadata region, 1 MiB: table ("metadata", entries) at 0, items from 64 KiB:
 ///           file parameters (block size, flags), virtual disk size, page 83 GUID,
-///           logical sector size (512), physical sector size (4096)
+///           logical sector size (512), physical sector size (4096, or 512 if the
+///           disk does not end on a 4 KiB boundary)
 ///  3 MiB    BAT, rounded up to 1 MiB: a u64 per entry, state in bits 0-2, file offset in MiB
 ///           in bits 20-63; after every `chunkRatio` payload entries, one sector bitmap entry
 ///  then     payload blocks, 1 MiB aligned

@@ -21,6 +21,9 @@ public final class VHDXWriter: DiskImageWriter {
     public let variant: WriterOptions.VHDXVariant
     public let blockSize: UInt32
     public let diskGuid: [UInt8]
+    /// 4096 (as Hyper-V), or 512 for a disk that does not end on a 4 KiB boundary, so that no
+    /// physical sector is cut short.
+    public let physicalSectorSize: UInt32
     private let sink: OutputSink
     private var next: UInt64 = 0
     private let chunkRatio: UInt64
@@ -47,6 +50,7 @@ public final class VHDXWriter: DiskImageWriter {
         self.blockSize = blockSize
         variant = options.vhdxVariant
         diskGuid = try ImageUUID.make(options.uuid, format: .vhdx)
+        physicalSectorSize = virtualSize % UInt64(VHDX.physicalSectorSize) == 0 ? VHDX.physicalSectorSize : VHDX.logicalSectorSize
         chunkRatio = VHDX.chunkRatio(blockSize: blockSize, logicalSectorSize: VHDX.logicalSectorSize)
         blockCount = (virtualSize + UInt64(blockSize) - 1) / UInt64(blockSize)
         batEntries = VHDX.batEntries(blocks: blockCount, chunkRatio: chunkRatio)
@@ -121,7 +125,7 @@ public final class VHDXWriter: DiskImageWriter {
         var logical = [UInt8](repeating: 0, count: 4)
         logical.storeLE(VHDX.logicalSectorSize, at: 0)
         var physical = [UInt8](repeating: 0, count: 4)
-        physical.storeLE(VHDX.physicalSectorSize, at: 0)
+        physical.storeLE(physicalSectorSize, at: 0)
         let contents: [(String, [UInt8], Bool)] = [
             (VHDX.fileParameters, parameters, false),
             (VHDX.virtualDiskSize, size, true),
