@@ -148,6 +148,22 @@ private func sevenZipAgrees(_ image: String, raw: String, size: UInt64, in direc
         try sevenZipAgrees(output, raw: raw, size: size, in: directory)
     }
 
+    /// With a given UUID the bytes depend on the disk alone: two runs give the same file.
+    @Test func aGivenUUIDMakesTheBytesReproducible() throws {
+        let directory = try TemporaryDirectory()
+        let disk = try syntheticDisk(in: directory, size: 8 * MiB)
+        var paths: [String] = []
+        for run in 0..<2 {
+            var given = options(.dynamic, blockSize: MiB)
+            given.uuid = UUIDBytes.parse("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0")
+            let path = directory.file("run\(run).vhdx")
+            try convert(disk.path, to: path) { try VHDXWriter(sink: $0, virtualSize: $1, options: given) }
+            paths.append(path)
+        }
+        #expect(try sameBytes(paths[0], paths[1]))
+        #expect(try VHDXReader(path: paths[0]).diskGuid == UUIDBytes.parse("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"))
+    }
+
     @Test func refusesWhatAVHDXCannotSay() throws {
         let directory = try TemporaryDirectory()
         let sink = OutputSink(file: try RawFile(path: directory.file("x.vhdx"), mode: .createExclusive))
@@ -231,6 +247,10 @@ private func sevenZipAgrees(_ image: String, raw: String, size: UInt64, in direc
         // The BAT is the first region entry (at 16): its offset at 32.
         try rewriteRegionTables(batFar) { $0.replaceSubrange(32..<40, with: le64(1 << 40)) }
         expectReadError(.corrupt, path: batFar, offset: (192 << 10) + 32, mentioning: "beyond the end", openVHDX)
+
+        let shared = try copy(image, to: "shared.vhdx", in: directory)
+        try rewriteRegionTables(shared) { $0.replaceSubrange(32..<40, with: le64(2 * MiB)) }  // the BAT over the metadata
+        expectReadError(.corrupt, path: shared, offset: 192 << 10, mentioning: "overlaps the metadata region", openVHDX)
 
         let huge = try copy(image, to: "huge.vhdx", in: directory)
         let sizeAt = try #require(try metadataItemOffset(huge, guid: virtualDiskSizeGuid))

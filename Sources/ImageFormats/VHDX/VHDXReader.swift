@@ -112,6 +112,10 @@ public final class VHDXReader: DiskImageReader {
         }
         guard let bat else { throw corrupt(tableOffset, "the region table has no BAT region") }
         guard let metadata else { throw corrupt(tableOffset, "the region table has no metadata region") }
+        let batRange = bat.fileOffset..<(bat.fileOffset + UInt64(bat.length))
+        guard !batRange.overlaps(metadata.fileOffset..<(metadata.fileOffset + UInt64(metadata.length))) else {
+            throw corrupt(tableOffset, "the BAT region (\(bat.length) bytes at byte \(bat.fileOffset)) overlaps the metadata region (\(metadata.length) bytes at byte \(metadata.fileOffset))")
+        }
 
         // Metadata.
         let metadataEnd = metadata.fileOffset + UInt64(metadata.length)

@@ -1,3 +1,4 @@
+import Digests
 import ImageCore
 
 /// Writes a VHDX (layout on `VHDX`) in one pass: payload blocks as the data arrives, then in
@@ -31,6 +32,9 @@ public final class VHDXWriter: DiskImageWriter {
     private let batEntries: UInt64
     private let batLength: UInt64
     private let payloadStart: UInt64
+    /// The caller's UUID, when given: the header GUIDs derive from it, so that the same disk and
+    /// options give the same bytes (a VHDX holds no timestamp).
+    private let givenUUID: [UInt8]?
     /// Dynamic only: the allocated virtual blocks in file order.
     private var allocated: [UInt32] = []
 
@@ -50,6 +54,7 @@ public final class VHDXWriter: DiskImageWriter {
         self.blockSize = blockSize
         variant = options.vhdxVariant
         diskGuid = try ImageUUID.make(options.uuid, format: .vhdx)
+        givenUUID = options.uuid
         physicalSectorSize = virtualSize % UInt64(VHDX.physicalSectorSize) == 0 ? VHDX.physicalSectorSize : VHDX.logicalSectorSize
         chunkRatio = VHDX.chunkRatio(blockSize: blockSize, logicalSectorSize: VHDX.logicalSectorSize)
         blockCount = (virtualSize + UInt64(blockSize) - 1) / UInt64(blockSize)
@@ -88,8 +93,8 @@ public final class VHDXWriter: DiskImageWriter {
         for (index, unit) in "Rehost".utf16.enumerated() { identifier.storeLE(unit, at: 8 + index * 2) }
         try sink.write(identifier, at: 0)
 
-        let fileWriteGuid = UUIDBytes.random()
-        let dataWriteGuid = UUIDBytes.random()
+        let fileWriteGuid = writeGuid("file")
+        let dataWriteGuid = writeGuid("data")
         for (index, offset) in VHDX.headerOffsets.enumerated() {
             let header = VHDXHeader(sequenceNumber: UInt64(index + 1), fileWriteGuid: fileWriteGuid, dataWriteGuid: dataWriteGuid,
                                     logGuid: [UInt8](repeating: 0, count: 16), logLength: VHDX.logLength, logOffset: VHDX.logOffset)
@@ -108,6 +113,15 @@ public final class VHDXWriter: DiskImageWriter {
         let units = variant == .fixed ? blockCount : UInt64(allocated.count)
         return WriterSummary(format: format, variant: "VHDX \(variant.rawValue), \(ReaderText.size(UInt64(blockSize))) blocks",
                              virtualSize: virtualSize, fileSize: end, allocatedUnits: units, unitSize: UInt64(blockSize))
+    }
+
+    /// FileWriteGuid and DataWriteGuid: fresh, or a version-4 UUID hashed from the given UUID.
+    private func writeGuid(_ label: String) -> [UInt8] {
+        guard let givenUUID else { return UUIDBytes.random() }
+        var bytes = Array(Digest.bytes(.sha256, of: givenUUID + Array("VHDX \(label) write GUID".utf8)).prefix(16))
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        return bytes
     }
 
     /// Where the `index`-th allocated block starts in the file (dynamic).
