@@ -287,7 +287,7 @@ struct RecipeReader {
                 format = try output["format"].map { try choice($0, "outputs: format", ImageFormat.self) }
             }
             guard let chosen = format ?? ImageFormat.fromExtension(of: path) else {
-                throw fail(item, "outputs \(path): no format: name it .raw, .qcow2, .vmdk, .vdi, .vhd or .ova, or say format:")
+                throw fail(item, "outputs \(path): no format: name it .raw, .qcow2, .vmdk, .vdi, .vhd, .vhdx or .ova, or say format:")
             }
             guard !recipe.outputs.contains(where: { $0.path == path }) else { throw fail(item, "outputs \(path): named twice") }
             let parent = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
@@ -436,7 +436,7 @@ struct RecipeReader {
     }
 
     static let formatKeys = ["qcow2-compat", "cluster-size", "compress", "compression-level", "vmdk-subformat", "adapter", "hw-version",
-                             "vdi-variant", "vhd-variant", "uuid", "ova-profile", "manifest", "vm-name", "cpus", "memory"]
+                             "vdi-variant", "vhd-variant", "vhdx-variant", "vhdx-block-size", "uuid", "ova-profile", "manifest", "vm-name", "cpus", "memory"]
 
     func readFormatOptions(_ node: Node, into recipe: inout BuildRecipe) throws {
         let given = try mapping(node, "format-options", allowed: Self.formatKeys)
@@ -460,6 +460,12 @@ struct RecipeReader {
         if let node = given["hw-version"] { options.vmdkHardwareVersion = try int(node, "format-options: hw-version") }
         if let node = given["vdi-variant"] { options.vdiVariant = try choice(node, "format-options: vdi-variant", WriterOptions.VDIVariant.self) }
         if let node = given["vhd-variant"] { options.vhdVariant = try choice(node, "format-options: vhd-variant", WriterOptions.VHDVariant.self) }
+        if let node = given["vhdx-variant"] { options.vhdxVariant = try choice(node, "format-options: vhdx-variant", WriterOptions.VHDXVariant.self) }
+        if let node = given["vhdx-block-size"] {
+            let block = try size(node, "format-options: vhdx-block-size")
+            guard block >= 1 << 20, block <= 256 << 20, block & (block - 1) == 0 else { throw fail(node, "format-options: vhdx-block-size: expected a power of two from 1M to 256M") }
+            options.vhdxBlockSize = UInt32(block)
+        }
         if let node = given["uuid"] {
             guard let uuid = UUIDBytes.parse(try string(node, "format-options: uuid")) else { throw fail(node, "format-options: uuid: expected 8-4-4-4-12 hexadecimal digits") }
             options.uuid = uuid

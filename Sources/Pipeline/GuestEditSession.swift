@@ -105,7 +105,7 @@ public enum GuestEditSession {
         case .vmdk: return try VMDKInPlaceWriter(path: image)
         case .vhd: return try VHDInPlaceWriter(path: image)
         case .raw: return try RawInPlaceWriter(path: image)
-        case .ova: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
+        case .ova, .vhdx: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
         }
     }
 }

@@ -42,7 +42,7 @@ public enum OutputError: RehostError {
     public var description: String {
         switch self {
         case let .unknownFormat(path):
-            return "\(path): cannot tell the format from the name; use one of .raw .img .qcow2 .vmdk .vdi .vhd .ova, or --format"
+            return "\(path): cannot tell the format from the name; use one of .raw .img .qcow2 .vmdk .vdi .vhd .vhdx .ova, or --format"
         case let .duplicate(path):
             return "\(path): named twice as an output"
         }

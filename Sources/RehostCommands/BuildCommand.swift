@@ -63,7 +63,8 @@ struct BuildCommand: ParsableCommand {
 
             Other keys: kernel: VERSION, skip: [repair, ...], clean: {operations: [...], keep-user-ssh: true}, \
             customize: chown: user:group, delete: [paths]; format-options: qcow2-compat, cluster-size, \
-            compression-level, adapter, hw-version, vdi-variant, vhd-variant, uuid, ova-profile, manifest, \
+            compression-level, adapter, hw-version, vdi-variant, vhd-variant, vhdx-variant, \
+            vhdx-block-size, uuid, ova-profile, manifest, \
             vm-name, cpus, memory (the `rehost convert` options of the same names).
 
             Examples:

@@ -11,12 +11,13 @@ extension WriterOptions.VMDKSubformat: ExpressibleByArgument {}
 extension WriterOptions.VMDKAdapter: ExpressibleByArgument {}
 extension WriterOptions.VDIVariant: ExpressibleByArgument {}
 extension WriterOptions.VHDVariant: ExpressibleByArgument {}
+extension WriterOptions.VHDXVariant: ExpressibleByArgument {}
 extension WriterOptions.OVAProfile: ExpressibleByArgument {}
 extension WriterOptions.ManifestDigest: ExpressibleByArgument {}
 
 /// The outputs and their format options, shared by `convert` and `export`.
 struct OutputOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp("An output disk (repeatable). The format comes from the extension: .raw/.img, .qcow2, .vmdk, .vdi, .vhd, .ova; every output is written in the same pass.",
+    @Option(name: .shortAndLong, help: ArgumentHelp("An output disk (repeatable). The format comes from the extension: .raw/.img, .qcow2, .vmdk, .vdi, .vhd, .vhdx, .ova; every output is written in the same pass.",
                                                     valueName: "file"))
     var output: [String] = []
 
@@ -25,7 +26,7 @@ struct OutputOptions: ParsableArguments {
                                valueName: "glance|aws-ebs|aws-s3"))
     var upload: UploadTarget?
 
-    @Option(help: ArgumentHelp("The format of every output, whatever its name says.", valueName: "raw|qcow2|vmdk|vdi|vhd|ova"))
+    @Option(help: ArgumentHelp("The format of every output, whatever its name says.", valueName: "raw|qcow2|vmdk|vdi|vhd|vhdx|ova"))
     var format: ImageFormat?
 
     @Option(name: .customLong("qcow2-compat"), help: ArgumentHelp("qcow2 version: 1.1 (v3, default) or 0.10 (v2, for old consumers).", valueName: "1.1|0.10"))
@@ -53,6 +54,12 @@ struct OutputOptions: ParsableArguments {
 
     @Option(name: .customLong("vhd-variant"), help: ArgumentHelp("dynamic (default) or fixed (Azure: the disk must be a whole number of MiB).", valueName: "dynamic|fixed"))
     var vhdVariant: WriterOptions.VHDVariant = .dynamic
+
+    @Option(name: .customLong("vhdx-variant"), help: ArgumentHelp("dynamic (default) or fixed.", valueName: "dynamic|fixed"))
+    var vhdxVariant: WriterOptions.VHDXVariant = .dynamic
+
+    @Option(name: .customLong("vhdx-block-size"), help: ArgumentHelp("VHDX block size: 32M (default, as Hyper-V) or 1M; any power of two from 1M to 256M.", valueName: "size"))
+    var vhdxBlockSize: String = "32M"
 
     @Option(help: ArgumentHelp("The image UUID (VDI, VHD, VMDK) for reproducible builds; a fresh one per image by default.", valueName: "uuid"))
     var uuid: String?
@@ -107,6 +114,9 @@ struct OutputOptions: ParsableArguments {
         guard let cluster = ByteCount.parse(clusterSize), cluster >= 512, cluster <= 2 << 20, cluster & (cluster - 1) == 0 else {
             throw ValidationError("--cluster-size \(clusterSize): expected a power of two from 512 to 2M")
         }
+        guard let block = ByteCount.parse(vhdxBlockSize), block >= 1 << 20, block <= 256 << 20, block & (block - 1) == 0 else {
+            throw ValidationError("--vhdx-block-size \(vhdxBlockSize): expected a power of two from 1M to 256M, such as 1M or 32M")
+        }
         guard ByteCount.parse(memory).map({ $0 >= 1 << 20 }) == true else {
             throw ValidationError("--memory \(memory): expected a size such as 1024M or 2G")
         }
@@ -124,6 +134,8 @@ struct OutputOptions: ParsableArguments {
         options.vmdkHardwareVersion = hardwareVersion
         options.vdiVariant = vdiVariant
         options.vhdVariant = vhdVariant
+        options.vhdxVariant = vhdxVariant
+        options.vhdxBlockSize = UInt32(ByteCount.parse(vhdxBlockSize) ?? 32 << 20)
         options.uuid = uuid.flatMap(UUIDBytes.parse)
         options.ovaProfile = ovaProfile
         options.ovaManifest = manifest

@@ -107,7 +107,7 @@ struct UploadOptions: ParsableArguments {
             switch target {
             case .glance where diskFormat == .ova:
                 throw ValidationError("--disk-format ova: Glance takes an OVA's disk; use vmdk (or upload the .ova itself, which goes as container_format ova)")
-            case .awsS3 where diskFormat == .qcow2 || diskFormat == .vdi:
+            case .awsS3 where diskFormat == .qcow2 || diskFormat == .vdi || diskFormat == .vhdx:
                 throw ValidationError("--disk-format \(diskFormat.rawValue): VM Import takes vmdk, vhd, raw or ova")
             case .awsEBS:
                 throw ValidationError("--disk-format: an EBS snapshot holds the disk's blocks, not a file format")

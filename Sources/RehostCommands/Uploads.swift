@@ -51,7 +51,7 @@ final class UploadRun: @unchecked Sendable {
     var imageName: String {
         if let name = options.imageName { return name }
         var name = inputPath.split(separator: "/").last.map(String.init) ?? "rehost-image"
-        for suffix in [".gz", ".raw", ".img", ".qcow2", ".vmdk", ".vdi", ".vhd", ".ova"] where name.hasSuffix(suffix) {
+        for suffix in [".gz", ".raw", ".img", ".qcow2", ".vmdk", ".vdi", ".vhd", ".vhdx", ".ova"] where name.hasSuffix(suffix) {
             name.removeLast(suffix.count)
         }
         return name.isEmpty ? "rehost-image" : name

@@ -90,6 +90,7 @@ extension ImageFormat {
         case .vmdk: return "VMDK"
         case .vdi: return "VDI"
         case .vhd: return "VHD"
+        case .vhdx: return "VHDX"
         case .ova: return "OVA"
         }
     }

@@ -1,8 +1,8 @@
 /// The disk image formats Rehost writes.
 public enum ImageFormat: String, Sendable, Codable, CaseIterable {
-    case raw, qcow2, vmdk, vdi, vhd, ova
+    case raw, qcow2, vmdk, vdi, vhd, vhdx, ova
 
-    /// The format a file name implies: `.raw`/`.img`, `.qcow2`, `.vmdk`, `.vdi`, `.vhd`/`.vpc`, `.ova`.
+    /// The format a file name implies: `.raw`/`.img`, `.qcow2`, `.vmdk`, `.vdi`, `.vhd`/`.vpc`, `.vhdx`, `.ova`.
     public static func fromExtension(of path: String) -> ImageFormat? {
         guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return nil }
         switch path[path.index(after: dot)...].lowercased() {
@@ -11,6 +11,7 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         case "vmdk": return .vmdk
         case "vdi": return .vdi
         case "vhd", "vpc": return .vhd
+        case "vhdx": return .vhdx
         case "ova": return .ova
         default: return nil
         }
@@ -43,6 +44,12 @@ public struct WriterOptions: Sendable {
     // VHD
     public enum VHDVariant: String, Sendable, CaseIterable { case fixed, dynamic }
     public var vhdVariant: VHDVariant = .dynamic
+
+    // VHDX
+    public enum VHDXVariant: String, Sendable, CaseIterable { case fixed, dynamic }
+    public var vhdxVariant: VHDXVariant = .dynamic
+    /// 32 MiB, as Hyper-V makes them (and qemu for disks over 100 GiB); 1 MiB to 256 MiB.
+    public var vhdxBlockSize: UInt32 = 32 << 20
 
     /// The image's UUID (VDI, VHD, VMDK's ddb.uuid): fresh per image by default, fixed for
     /// reproducible builds.

@@ -12,6 +12,7 @@ public enum WriterFactory {
         case .vmdk: return try VMDKWriter(sink: sink, virtualSize: virtualSize, options: options, extentFileName: fileName)
         case .vdi: return try VDIWriter(sink: sink, virtualSize: virtualSize, options: options)
         case .vhd: return try VHDWriter(sink: sink, virtualSize: virtualSize, options: options)
+        case .vhdx: return try VHDXWriter(sink: sink, virtualSize: virtualSize, options: options)
         case .ova: return try OVAWriter(sink: sink, virtualSize: virtualSize, options: options)
         }
     }

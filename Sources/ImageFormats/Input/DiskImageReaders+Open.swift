@@ -2,7 +2,7 @@ import ImageCore
 
 extension DiskImageReaders {
     /// Opens `path` with the reader its magic calls for: qcow2, VMDK (a sparse extent or a text
-    /// descriptor), VDI, VHD, OVA (its first disk, copied into `scratchDirectory`, nil: $TMPDIR
+    /// descriptor), VDI, VHD, VHDX, OVA (its first disk, copied into `scratchDirectory`, nil: $TMPDIR
     /// or /tmp), or else a raw disk. Compressed files (gzip, xz, bzip2, zstd) are refused with
     /// advice: a disk image inside them has no random access. `externalFiles` says which files
     /// besides `path` the image may make Rehost open (a VMDK descriptor's extents).
@@ -44,6 +44,7 @@ extension DiskImageReaders {
         case .qcow2: reader = try QCOW2Reader(path: path)
         case .vdi: reader = try VDIReader(path: path)
         case .vhd: reader = try VHDReader(path: path)
+        case .vhdx: reader = try VHDXReader(path: path)
         case .vmdk: reader = try VMDKReader(path: path, externalFiles: externalFiles)
         case .ova: reader = try OVAReader(path: path, scratchDirectory: scratchDirectory)
         case .xz, .bzip2, .zstd: return nil

@@ -3,13 +3,13 @@ import ImageCore
 /// Image and compression formats recognised by their magic: disk images go to their readers,
 /// compressed files are refused with advice rather than misread as a raw disk.
 public enum ForeignFormat: String, Sendable, Equatable {
-    case qcow2, vmdk, vdi, vhd, ova, xz, bzip2, zstd
+    case qcow2, vmdk, vdi, vhd, vhdx, ova, xz, bzip2, zstd
 
     /// One clause for the formats Rehost cannot read: what to run to get something it can.
     /// Disk image formats have readers and need none.
     public var advice: String? {
         switch self {
-        case .qcow2, .vmdk, .vdi, .vhd, .ova: return nil
+        case .qcow2, .vmdk, .vdi, .vhd, .vhdx, .ova: return nil
         case .xz: return "xz-compressed input is not readable yet; decompress it first with `xz -dk`"
         case .bzip2: return "bzip2-compressed input is not readable yet; decompress it first with `bzip2 -dk`"
         case .zstd: return "zstd-compressed input is not readable yet; decompress it first with `zstd -d`"
@@ -27,6 +27,7 @@ public enum ForeignFormat: String, Sendable, Equatable {
         if starts(with: Array("# Disk DescriptorFile".utf8), in: head) { return .vmdk }         // text descriptor
         if starts(with: Array("<<< ".utf8), in: head), head.count >= 0x44,
            head.loadLE(UInt32.self, at: 0x40) == 0xbeda_107f { return .vdi }
+        if starts(with: VHDX.signature, in: head) { return .vhdx }
         let conectix = Array("conectix".utf8)
         // Dynamic VHDs start with a footer copy; fixed ones only end with it.
         if starts(with: conectix, in: head) || starts(with: conectix, in: tail) { return .vhd }
