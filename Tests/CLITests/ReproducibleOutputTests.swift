@@ -6,7 +6,7 @@ import TestSupport
 /// format, in runs whose threads are timed differently (one on all cores, one pinned to a single
 /// core with taskset); without them, image UUIDs and CIDs differ from run to run.
 struct ReproducibleOutputTests {
-    static let formats = ["raw", "qcow2", "vmdk", "vdi", "vhd", "ova"]
+    static let formats = ["raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx", "ova"]
 
     func sha256(_ path: String) throws -> String {
         String(try Command.run("sha256sum", [path]).requireSuccess().stdout.prefix(64))
@@ -34,7 +34,7 @@ struct ReproducibleOutputTests {
         for format in Self.formats {
             #expect(first[format] == second[format], "\(format) differs between the runs")
         }
-        for format in ["qcow2", "vmdk", "vdi"] {
+        for format in ["qcow2", "vmdk", "vdi", "vhdx"] {
             try Command.run("qemu-img", ["check", work.file("a/disk.\(format)")]).requireSuccess()
         }
         try Command.run("qemu-img", ["compare", work.file("a/disk.raw"), work.file("a/disk.vhd")]).requireSuccess()
@@ -59,7 +59,7 @@ struct ReproducibleOutputTests {
         // Without either, two runs differ (so the comparison above can fail).
         let plain = try build(in: work.file("e"), input: fixture.imagePath, pinned: false, flags: [])
         let plainAgain = try build(in: work.file("f"), input: fixture.imagePath, pinned: false, flags: [])
-        for format in ["vmdk", "vdi", "vhd"] {
+        for format in ["vmdk", "vdi", "vhd", "vhdx"] {
             #expect(plain[format] != plainAgain[format], "\(format): random UUIDs and CIDs without --reproducible")
         }
     }

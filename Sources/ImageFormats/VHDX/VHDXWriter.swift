@@ -53,7 +53,7 @@ public final class VHDXWriter: DiskImageWriter {
         self.virtualSize = virtualSize
         self.blockSize = blockSize
         variant = options.vhdxVariant
-        diskGuid = try ImageUUID.make(options.uuid, format: .vhdx)
+        diskGuid = try ImageUUID.make(options.uuid, format: .vhdx, purpose: "vhdx disk guid")
         givenUUID = options.uuid
         physicalSectorSize = virtualSize % UInt64(VHDX.physicalSectorSize) == 0 ? VHDX.physicalSectorSize : VHDX.logicalSectorSize
         chunkRatio = VHDX.chunkRatio(blockSize: blockSize, logicalSectorSize: VHDX.logicalSectorSize)
@@ -117,7 +117,7 @@ public final class VHDXWriter: DiskImageWriter {
 
     /// FileWriteGuid and DataWriteGuid: fresh, or a version-4 UUID hashed from the given UUID.
     private func writeGuid(_ label: String) -> [UInt8] {
-        guard let givenUUID else { return UUIDBytes.random() }
+        guard let givenUUID else { return UUIDBytes.random(for: "vhdx \(label) write guid") }
         var bytes = Array(Digest.bytes(.sha256, of: givenUUID + Array("VHDX \(label) write GUID".utf8)).prefix(16))
         bytes[6] = bytes[6] & 0x0F | 0x40
         bytes[8] = bytes[8] & 0x3F | 0x80
