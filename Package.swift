@@ -5,7 +5,8 @@ import PackageDescription
 // Compression, Digests, Curl) -> kernel knowledge (KernelModules: ELF, modinfo, depmod; Initrd: cpio and
 // initramfs members; KernelPackages: kernel images judged by their bytes, RPM and DEB kernel
 // packages read with Initrd's cpio reader) -> domain modules
-// (DiskLayout, FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
+// (DiskLayout: MBR, GPT, GRUB embedding; FAT: FAT32 for EFI System Partitions, written without mkfs;
+// FilesystemBuilder, GuestFixups, ImageFormats; Volumes above ImageFormats: partitions,
 // LVM2, the assembly of a guest's filesystems from fstab; ISO9660, and Contextualization above it and
 // GuestFixups: context files and CDs) -> Pipeline; beside it Cloud (optional upload adapters:
 // SigV4, Glance, EBS direct, S3 + VM Import, over Curl: libcurl's easy API) -> RehostCommands -> the
@@ -51,6 +52,8 @@ let package = Package(
         .target(name: "KernelPackages", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd"]),
 
         .target(name: "DiskLayout", dependencies: ["ImageCore"]),
+        // FAT32 for EFI System Partitions, written as bytes into a range of an image file (no mkfs).
+        .target(name: "FAT", dependencies: ["ImageCore"]),
         // Contextualization media: Rehost's own ISO 9660 writer, and the context files it carries.
         .target(name: "ISO9660", dependencies: []),
         .target(name: "GuestFixups", dependencies: ["ImageCore", "Compression", "KernelModules", "Initrd", "KernelPackages", "Digests"]),
@@ -99,6 +102,7 @@ let package = Package(
         .testTarget(name: "InitrdTests", dependencies: ["Initrd", "Compression", "KernelModules", "TestSupport"]),
         .testTarget(name: "KernelPackagesTests", dependencies: ["KernelPackages", "KernelModules", "Compression", "TestSupport"]),
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "TestSupport"]),
+        .testTarget(name: "FATTests", dependencies: ["FAT", "DiskLayout", "ImageCore", "TestSupport"]),
         .testTarget(name: "GuestFixupsTests", dependencies: ["GuestFixups", "Compression", "ImageCore", "KernelPackages", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ext2", "GuestFixups", "TestSupport"]),
         .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Blkid", "ImageFormats", "ImageCore", "TestSupport"]),

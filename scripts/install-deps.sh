@@ -42,6 +42,11 @@ packages=(
   # tests: the real cloud servers of the upload-adapter tests (Tests/Tools/cloud-servers.sh) live in
   # venvs made by /usr/bin/python3 -m venv, and the script polls them with curl
   python3-venv curl
+  # tests: the oracles for GPT and the EFI System Partition (DiskLayoutTests, FATTests): sgdisk -v/-p/-i
+  # read the GPT Rehost writes; mdir, mcopy and mtype list and read back its FAT32 without mounting
+  gdisk mtools
+  # tests: OVMF, the UEFI firmware qemu boots a GPT disk with Rehost's ESP in (FATTests/UEFIBootTests)
+  ovmf
   # tests: the batch tests' real single-node Slurm (Tests/Tools/slurm-local.sh), no slurmdbd
   slurmctld slurmd slurm-client munge
 )

@@ -47,6 +47,26 @@ public enum BiosBootInstaller {
     /// sectors). `mbr` is the disk's current sector 0 with its partition table.
     public static func embed(bootImage: [UInt8], coreImage: [UInt8], mbr: [UInt8],
                              partitionStartSector: UInt64) throws -> (mbr: [UInt8], gap: [UInt8]) {
+        try embed(bootImage: bootImage, coreImage: coreImage, mbr: mbr, coreSector: coreImageSector,
+                  endSector: partitionStartSector)
+    }
+
+    /// The GPT variant (`--firmware both`): core.img goes into the BIOS boot partition
+    /// (`GPT.PartitionType.biosBoot`, 1 MiB is plenty) instead of the gap after the MBR, which
+    /// on a GPT disk holds the primary table. `protectiveMBR` is `GPT.protectiveMBR()`; write the
+    /// returned sector at 0 and `core` at `biosBootPartition.offset`. core.img must be built with
+    /// `part_gpt` and a `(hd0,gptN)` prefix.
+    public static func embed(bootImage: [UInt8], coreImage: [UInt8], protectiveMBR: [UInt8],
+                             biosBootPartition: GPTPartition) throws -> (mbr: [UInt8], core: [UInt8]) {
+        let result = try embed(bootImage: bootImage, coreImage: coreImage, mbr: protectiveMBR,
+                               coreSector: biosBootPartition.firstLBA, endSector: biosBootPartition.lastLBA + 1)
+        return (result.mbr, result.gap)
+    }
+
+    /// boot.img into sector 0 pointing at core.img in sectors `coreSector..<endSector`.
+    static func embed(bootImage: [UInt8], coreImage: [UInt8], mbr: [UInt8],
+                      coreSector: UInt64, endSector: UInt64) throws -> (mbr: [UInt8], gap: [UInt8]) {
+        let partitionStartSector = endSector
         guard bootImage.count == MBR.sectorSize else {
             throw DiskLayoutError.bootImageSize(path: "boot.img", expected: MBR.sectorSize, got: bootImage.count)
         }
@@ -66,7 +86,7 @@ public enum BiosBootInstaller {
         guard coreImage.count >= MBR.sectorSize else { throw DiskLayoutError.coreImageTooSmall(size: coreImage.count) }
 
         let coreSectors = (UInt64(coreImage.count) + 511) / 512
-        let gapBytes = partitionStartSector > coreImageSector ? (partitionStartSector - coreImageSector) * 512 : 0
+        let gapBytes = endSector > coreSector ? (endSector - coreSector) * 512 : 0
         guard coreSectors * 512 <= gapBytes else {
             throw DiskLayoutError.coreImageDoesNotFit(coreSize: coreImage.count, gapSize: gapBytes,
                                                       partitionStartSector: partitionStartSector)
@@ -75,7 +95,7 @@ public enum BiosBootInstaller {
         var sector = bootImage
         sector.replaceSubrange(bpbRange, with: mbr[bpbRange])
         sector.replaceSubrange(keptFromOffset..<MBR.sectorSize, with: mbr[keptFromOffset..<MBR.sectorSize])
-        sector.storeLE(coreImageSector, at: kernelSectorOffset)
+        sector.storeLE(coreSector, at: kernelSectorOffset)
         sector[bootDriveOffset] = 0xFF
         sector[driveCheckOffset] = 0x90
         sector[driveCheckOffset + 1] = 0x90
@@ -95,7 +115,7 @@ public enum BiosBootInstaller {
             throw DiskLayoutError.coreImageDoesNotFit(coreSize: coreImage.count, gapSize: 65536 * 512,
                                                       partitionStartSector: partitionStartSector)
         }
-        gap.storeLE(coreImageSector + 1, at: blocklistStartOffset)
+        gap.storeLE(coreSector + 1, at: blocklistStartOffset)
         gap.storeLE(length, at: blocklistLengthOffset)
         return (sector, gap)
     }

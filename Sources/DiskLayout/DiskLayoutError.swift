@@ -29,6 +29,15 @@ public enum DiskLayoutError: RehostError, Equatable {
     case coreImageNotDiskboot(offset: Int, segment: UInt16)
     case coreImageBlocklistNotTerminated(offset: Int, length: UInt16)
     case coreImageDoesNotFit(coreSize: Int, gapSize: UInt64, partitionStartSector: UInt64)
+    // GPT
+    case gptDiskTooSmall(diskSectors: UInt64)
+    case gptTooManyPartitions(count: Int)
+    case gptPartitionOutOfRange(number: Int, firstLBA: UInt64, lastLBA: UInt64, firstUsable: UInt64, lastUsable: UInt64)
+    case gptOverlappingPartitions(first: Int, second: Int)
+    case gptNameTooLong(name: String, units: Int)
+    case gptPartitionsDoNotFit(diskSize: UInt64, neededSectors: UInt64, availableSectors: UInt64)
+    case gptBadHeader(source: String, lba: UInt64, field: String, offset: Int, expected: String, found: String)
+    case gptBadEntry(source: String, lba: UInt64, entry: Int, what: String)
 
     public var description: String {
         switch self {
@@ -86,6 +95,24 @@ public enum DiskLayoutError: RehostError, Equatable {
         case let .coreImageDoesNotFit(coreSize, gapSize, start):
             return "core.img is \(ByteCount.format(UInt64(coreSize))) (\(coreSize) bytes) but the gap between "
                 + "the MBR and the partition at sector \(start) holds only \(gapSize) bytes"
+        case let .gptDiskTooSmall(diskSectors):
+            return "a disk of \(diskSectors) sectors is too small for a GPT: expected at least 4096 (2 MiB)"
+        case let .gptTooManyPartitions(count):
+            return "\(count) partitions: a GPT of 128 entries holds at most 128"
+        case let .gptPartitionOutOfRange(number, first, last, firstUsable, lastUsable):
+            return "GPT partition \(number) spans sectors \(first)-\(last): expected a non-empty range within "
+                + "the usable sectors \(firstUsable)-\(lastUsable)"
+        case let .gptOverlappingPartitions(first, second):
+            return "GPT partitions \(first) and \(second) overlap"
+        case let .gptNameTooLong(name, units):
+            return "GPT partition name \"\(name)\" is \(units) UTF-16 code units: expected at most 36"
+        case let .gptPartitionsDoNotFit(diskSize, needed, available):
+            return "disk size \(ByteCount.format(diskSize)): the GPT partitions need \(needed) sectors "
+                + "but only \(available) lie between the first MiB and the backup table"
+        case let .gptBadHeader(source, lba, field, offset, expected, found):
+            return "\(source): GPT header at LBA \(lba): \(field) at byte \(offset) is \(found): expected \(expected)"
+        case let .gptBadEntry(source, lba, entry, what):
+            return "\(source): GPT entry \(entry) of the array at LBA \(lba): \(what)"
         }
     }
 }
