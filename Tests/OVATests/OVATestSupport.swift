@@ -75,6 +75,7 @@ enum OVAFixture {
         "systemType": hardware.find(OVF + "System/" + VSSD + "VirtualSystemType").text,
         "items": items,
         "configRequired": [c.get(OVF + "required") for c in hardware.findall(VMW + "Config")],
+        "config": {c.get(VMW + "key"): c.get(VMW + "value") for c in hardware.findall(VMW + "Config")},
         "trailing": open(sys.argv[1], "rb").read().decode().split("</Envelope>")[1],
     }
     print(json.dumps(out))

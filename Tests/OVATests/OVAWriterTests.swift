@@ -182,6 +182,20 @@ import TestSupport
         #expect(OVFDescriptor(diskFileName: "d.vmdk", virtualSize: 1 << 20, options: options).systemType == "vmx-13")
     }
 
+    /// A UEFI disk's machine says so to VMware (its default firmware is BIOS); a BIOS one says nothing.
+    @Test func efiFirmwareIsDeclaredForVMware() throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-ovf")
+        var options = WriterOptions()
+        for firmware in WriterOptions.Firmware.allCases {
+            options.firmware = firmware
+            let bytes = OVFDescriptor(diskFileName: "d.vmdk", virtualSize: 1 << 20, options: options).bytes(diskFileSize: 1)
+            try Data(bytes).write(to: URL(fileURLWithPath: directory.file("d.ovf")))
+            let config = try OVAFixture.python(OVAFixture.descriptorProgram, [directory.file("d.ovf")])["config"] as? [String: String]
+            #expect(config?["firmware"] == (firmware == .efi ? "efi" : nil), "\(firmware): \(String(describing: config))")
+            #expect(config?["powerOpInfo.powerOffType"] == "soft")
+        }
+    }
+
     /// Whatever the final size, the descriptor fills its reservation exactly and still parses.
     @Test(arguments: [UInt64(0), 7, 123_456_789, 1 << 40, UInt64.max])
     func descriptorAlwaysFillsItsReservation(size: UInt64) throws {

@@ -60,6 +60,9 @@ public struct WriterOptions: Sendable {
     public enum ManifestDigest: String, Sendable, CaseIterable { case sha256, sha1 }
     public var ovaProfile: OVAProfile = .vmware
     public var ovaManifest: ManifestDigest = .sha256
+    /// The firmware the OVF declares the machine boots with (VMware's `firmware` setting).
+    public enum Firmware: String, Sendable, CaseIterable { case bios, efi }
+    public var firmware: Firmware = .bios
     public var vmName = "rehost-vm"
     public var cpus = 1
     public var memoryMiB = 1024

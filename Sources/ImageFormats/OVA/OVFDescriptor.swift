@@ -42,6 +42,7 @@ struct OVFDescriptor {
     var memoryMiB: Int
     var adapter: WriterOptions.VMDKAdapter
     var guest: GuestOperatingSystem
+    var firmware: WriterOptions.Firmware
 
     init(diskFileName: String, virtualSize: UInt64, options: WriterOptions) {
         vmName = options.vmName
@@ -53,6 +54,7 @@ struct OVFDescriptor {
         memoryMiB = max(4, options.memoryMiB)
         adapter = options.vmdkAdapter
         guest = GuestOperatingSystem(options.guestOS)
+        firmware = options.firmware
     }
 
     /// "vmx-07", "vmx-13" or "virtualbox-2.2".
@@ -163,8 +165,10 @@ struct OVFDescriptor {
         """
         if profile == .vmware {
             // Settings VMware applies when it can and ignores otherwise (ovf:required="false").
+            // A disk that boots through UEFI only needs the machine to say so: VMware's default is BIOS.
+            let firmware = self.firmware == .efi ? [("firmware", "efi")] : []
             for (key, value) in [("tools.syncTimeWithHost", "false"), ("powerOpInfo.powerOffType", "soft"),
-                                 ("powerOpInfo.resetType", "soft")] {
+                                 ("powerOpInfo.resetType", "soft")] + firmware {
                 x += "      <vmw:Config ovf:required=\"false\" vmw:key=\"\(key)\" vmw:value=\"\(value)\"/>\n"
             }
         }
