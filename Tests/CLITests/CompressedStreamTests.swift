@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Compressed raw streams (`x.raw.gz`, `.raw.xz`, `.raw.zst`) and `x.qcow2.gz` as outputs
+/// written in one pass beside a qcow2, checked by the system tools; and the same files read back
+/// as inputs.
+@Suite(.serialized) struct CompressedStreamTests {
+    /// Data extents between large holes; a size that is no multiple of a MiB.
+    static let size: UInt64 = (160 << 20) + 7 * 512
+
+    static func makeOutputs(_ dir: TemporaryDirectory) throws -> (raw: String, result: CommandResult) {
+        let raw = dir.file("disk.raw")
+        try SyntheticDisk.make(at: raw, size: size, seed: 5)
+        let result = try Command.runRehost(["export", raw, "-o", dir.file("x.raw.gz"), "-o", dir.file("x.raw.xz"),
+                                            "-o", dir.file("x.raw.zst"), "-o", dir.file("x.qcow2.gz"), "-o", dir.file("x.qcow2")])
+        return (raw, result)
+    }
+
+    @Test func everyCompressedStreamDecompressesToTheDisk() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-rawstreams")
+        let started = Date()
+        let (raw, result) = try Self.makeOutputs(dir)
+        print("export to .raw.gz .raw.xz .raw.zst .qcow2.gz .qcow2 in one pass: \(Date().timeIntervalSince(started)) s")
+        #expect(result.status == 0, "\(result.stderr)")
+        print(result.stdout)
+        for (file, tool) in [("x.raw.gz", "gzip"), ("x.raw.xz", "xz"), ("x.raw.zst", "zstd")] {
+            let path = dir.file(file)
+            let test = try Command.run(tool, ["-t", path])
+            #expect(test.status == 0, "\(tool) -t \(file): \(test.stderr)")
+            let plain = dir.file("\(file).out")
+            let decompressed = try Command.run("/bin/sh", ["-c", "\(tool) -dc '\(path)' > '\(plain)'"])
+            #expect(decompressed.status == 0, "\(tool) -dc \(file): \(decompressed.stderr)")
+            let compare = try Command.run("cmp", [raw, plain])
+            #expect(compare.status == 0, "\(file): \(compare.stdout)\(compare.stderr)")
+            try? FileManager.default.removeItem(atPath: plain)
+        }
+        // zcat, Python's gzip module and 7-Zip read every member of the pigz-style gzip.
+        let zcat = try Command.run("/bin/sh", ["-c", "zcat '\(dir.file("x.raw.gz"))' | cmp - '\(raw)'"])
+        #expect(zcat.status == 0, "zcat: \(zcat.stdout)\(zcat.stderr)")
+        let python = try Command.run("python3", ["-c", """
+            import gzip, sys
+            a = gzip.open(sys.argv[1]).read()
+            b = open(sys.argv[2], 'rb').read()
+            sys.exit(0 if a == b else 1)
+            """, dir.file("x.raw.gz"), raw])
+        #expect(python.status == 0, "python gzip: \(python.stderr)")
+        if let sevenZip = ["7z", "7za"].compactMap({ try? Command.require($0) }).first {
+            let extracted = try Command.run("/bin/sh", ["-c", "'\(sevenZip)' e -so '\(dir.file("x.raw.gz"))' | cmp - '\(raw)'"])
+            #expect(extracted.status == 0, "7-Zip: \(extracted.stdout)\(extracted.stderr)")
+        }
+        // qcow2.gz: gunzip, then qemu-img check and compare.
+        let qcow2 = dir.file("unpacked.qcow2")
+        try Command.run("/bin/sh", ["-c", "gzip -dc '\(dir.file("x.qcow2.gz"))' > '\(qcow2)'"]).requireSuccess()
+        let check = try Command.run("qemu-img", ["check", "-f", "qcow2", qcow2])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        let compare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", raw, qcow2])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+        // The uncompressed qcow2 beside them is unchanged by their presence.
+        let plainCompare = try Command.run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", raw, dir.file("x.qcow2")])
+        #expect(plainCompare.status == 0, "\(plainCompare.stdout)\(plainCompare.stderr)")
+    }
+
+    @Test func compressedStreamsAreInputsToo() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-rawstreams-in")
+        let (raw, result) = try Self.makeOutputs(dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        // Named without their suffix: detected by magic, not by name.
+        for (file, renamed) in [("x.raw.gz", "a.img"), ("x.raw.xz", "b.data"), ("x.raw.zst", "c.raw.zst"), ("x.qcow2.gz", "d.bin")] {
+            try FileManager.default.moveItem(atPath: dir.file(file), toPath: dir.file(renamed))
+            let back = dir.file("\(renamed).back.raw")
+            let started = Date()
+            let export = try Command.runRehost(["export", dir.file(renamed), "-o", back])
+            print("export \(file) (as \(renamed)) back to raw: \(Date().timeIntervalSince(started)) s")
+            #expect(export.status == 0, "\(file): \(export.stderr)")
+            let compare = try Command.run("cmp", [raw, back])
+            #expect(compare.status == 0, "\(file): \(compare.stdout)\(compare.stderr)")
+            try? FileManager.default.removeItem(atPath: back)
+        }
+    }
+
+    @Test func aTruncatedXzOrZstdInputIsOneLineAndExitOne() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-rawstreams-trunc")
+        let raw = dir.file("disk.raw")
+        try SyntheticDisk.make(at: raw, size: 32 << 20, seed: 9)
+        for suffix in ["xz", "zst"] {
+            let whole = dir.file("whole.raw.\(suffix)")
+            try Command.runRehost(["export", raw, "-o", whole]).requireSuccess()
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: whole))
+            let cut = dir.file("cut.raw.\(suffix)")
+            try bytes.prefix(bytes.count * 2 / 3).write(to: URL(fileURLWithPath: cut))
+            let result = try Command.runRehost(["export", cut, "-o", dir.file("out-\(suffix).raw")])
+            #expect(result.status == 1, "\(suffix): status \(result.status)")
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && result.stderr.contains("truncated"), "\(suffix): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("out-\(suffix).raw")))
+        }
+    }
+
+    /// Throughput of the parallel gzip against one thread, printed, never asserted. Only with
+    /// REHOST_GZIP_BENCH=1 (a 1 GiB disk).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["REHOST_GZIP_BENCH"] == "1"))
+    func gzipThroughputThreadsAgainstOne() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-rawstreams-bench")
+        let raw = dir.file("big.raw")
+        try Command.run("/bin/sh", ["-c", "head -c 1073741824 /dev/urandom | base64 -w 0 | head -c 1073741824 > '\(raw)'"]).requireSuccess()
+        for threads in ["", "1"] {
+            let started = Date()
+            let run = try Command.runRehost(["export", raw, "-o", dir.file("big\(threads).raw.gz")],
+                                            environment: threads.isEmpty ? [:] : ["REHOST_COMPRESSION_THREADS": threads])
+            let seconds = Date().timeIntervalSince(started)
+            #expect(run.status == 0, "\(run.stderr)")
+            print("gzip of 1 GiB (base64 text), threads \(threads.isEmpty ? "all" : threads): \(seconds) s, \(1024 / seconds) MiB/s")
+        }
+    }
+}
