@@ -133,7 +133,9 @@ final class ZstdStreamDecoder: StreamDecoder {
                 throw StreamCompressionError.corrupt(name: name, offset: consumed, format: .zstd,
                                                      detail: String(cString: ZSTD_getErrorName(result)))
             }
-            pending = result
+            // A call that neither took nor gave a byte (the output filled exactly before) only
+            // says how much the next frame's header needs: not a truncation.
+            if inBuffer.pos > before || outBuffer.pos > 0 { pending = result } else { return }
             if outBuffer.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: chunk[0..<outBuffer.pos])) }
             // Done with this input once it is consumed and the output buffer was not filled.
             if inBuffer.pos == inBuffer.size && outBuffer.pos < outBuffer.size { return }

@@ -72,7 +72,7 @@ public enum GuestEditSession {
     static func stagedFormat(_ tree: GuestFileTree, stageRaw: Bool) throws -> ImageFormat? {
         switch tree.source.input.kind {
         case .bareFilesystem, .partitionedDisk: return stageRaw ? .raw : nil
-        case .gzip: throw FileAccessError.compressedInput(path: tree.image)
+        case .gzip, .compressed: throw FileAccessError.compressedInput(path: tree.image)
         case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): return format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: tree.image, format: "\(format.displayName) (\(variant))")
