@@ -72,7 +72,8 @@ public enum GuestEditSession {
     static func stagedFormat(_ tree: GuestFileTree, stageRaw: Bool) throws -> ImageFormat? {
         switch tree.source.input.kind {
         case .bareFilesystem, .partitionedDisk: return stageRaw ? .raw : nil
-        case .gzip, .compressed: throw FileAccessError.compressedInput(path: tree.image)
+        case .gzip: throw FileAccessError.compressedInput(path: tree.image)
+        case let .compressed(format, _): throw FileAccessError.compressedInput(path: tree.image, format: format.rawValue)
         case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): return format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: tree.image, format: "\(format.displayName) (\(variant))")
