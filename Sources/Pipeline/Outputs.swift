@@ -39,6 +39,8 @@ public struct OutputReport: Codable, Sendable {
     /// The `blk-sha256` of the disk's contents (`--digest disk`, the default).
     public var diskDigest: String?
     public var seconds: Double
+    /// The whole-file compression around the format (`x.raw.gz`: format raw, compression gzip).
+    public var compression: OutputCompression? = nil
 }
 
 public enum OutputError: RehostError {
@@ -152,8 +154,10 @@ final class OutputSet {
         for member in members { try member.output.commit() }
         var reports: [OutputReport] = []
         for ((member, summary), digest) in zip(zip(members, summaries), pending) {
-            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait(),
-                                      diskDigest: diskDigest))
+            var made = try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait(),
+                                  diskDigest: diskDigest)
+            made.compression = member.request.compression
+            reports.append(made)
         }
         return reports
     }

@@ -61,6 +61,22 @@ import TestSupport
         #expect(plainCompare.status == 0, "\(plainCompare.stdout)\(plainCompare.stderr)")
     }
 
+    /// The JSON report: format raw, the compression beside it, the variant naming the threads.
+    @Test func theReportSaysFormatAndCompression() throws {
+        let dir = try TemporaryDirectory(prefix: "rehost-rawstreams-json")
+        let raw = dir.file("disk.raw")
+        try SyntheticDisk.make(at: raw, size: 16 << 20, seed: 4)
+        let result = try Command.runRehost(["export", raw, "-o", dir.file("a.img.gz"), "-o", dir.file("b.qcow2.gz"), "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        let outputs = report?["outputs"] as? [[String: Any]] ?? []
+        #expect(outputs.count == 2)
+        #expect(outputs.first?["format"] as? String == "raw" && outputs.first?["compression"] as? String == "gzip")
+        #expect((outputs.first?["variant"] as? String)?.contains("thread") == true, "\(outputs)")
+        #expect(outputs.last?["format"] as? String == "qcow2" && outputs.last?["compression"] as? String == "gzip")
+        #expect(try Command.run("gzip", ["-t", dir.file("b.qcow2.gz")]).status == 0)
+    }
+
     @Test func compressedStreamsAreInputsToo() throws {
         let dir = try TemporaryDirectory(prefix: "rehost-rawstreams-in")
         let (raw, result) = try Self.makeOutputs(dir)
