@@ -3,6 +3,7 @@ import CLzma
 import CZstd
 import Dispatch
 import ImageCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,14 +97,23 @@ private let zeroMiB = [UInt8](repeating: 0, count: 1 << 20)
 ///
 /// A MiB of zeros always compresses to the same member: it is compressed once and written
 /// again for every whole MiB of zeros (about 1 KiB each, deflate's limit being 1032:1).
+///
+/// Two batches alternate: one fills from the caller while the other is compressed on other
+/// threads, so the caller (the pipeline's writer thread, which feeds the other outputs too) does
+/// not wait for the compression of what it has just given; its members are written at the next
+/// flush, in order.
 public final class ParallelGzipEncoder: StreamEncoder {
     public static let memberSize = 1 << 20
     let level: Int32
     let threads: Int
     private let output: EncodedOutput
-    /// Members waiting to be compressed, `2 * threads` of them at most.
-    private let batch: UnsafeMutableRawBufferPointer
+    /// Members waiting to be compressed, `2 * threads` of them at most, in `batches[current]`.
+    private let batches: [UnsafeMutableRawBufferPointer]
+    private var current = 0
+    private var batch: UnsafeMutableRawBufferPointer { batches[current] }
     private var fill = 0
+    /// The batch being compressed on other threads, and its members once done.
+    private var inFlight: (group: DispatchGroup, members: CompressedMembers)?
     private var zeroMember: [UInt8]?
     private var wroteAny = false
 
@@ -111,10 +121,15 @@ public final class ParallelGzipEncoder: StreamEncoder {
         self.level = level
         self.threads = max(1, threads)
         self.output = output
-        batch = .allocate(byteCount: 2 * self.threads * Self.memberSize, alignment: 4096)
+        let size = 2 * self.threads * Self.memberSize
+        batches = [.allocate(byteCount: size, alignment: 4096), .allocate(byteCount: size, alignment: 4096)]
     }
 
-    deinit { batch.deallocate() }
+    deinit {
+        // A batch may still be compressing (an error stopped the run): wait before freeing it.
+        inFlight?.group.wait()
+        for batch in batches { batch.deallocate() }
+    }
 
     public var summary: String {
         "gzip, level \(level), pigz-style independent 1 MiB members, \(threads) thread\(threads == 1 ? "" : "s")"
@@ -139,6 +154,7 @@ public final class ParallelGzipEncoder: StreamEncoder {
             if inMember == 0 && left >= UInt64(Self.memberSize) {
                 // Whole members of zeros: the members before them go first.
                 try flush()
+                try drain()
                 let member = zeroMemberBytes()
                 for _ in 0..<(left / UInt64(Self.memberSize)) {
                     try member.withUnsafeBytes { try output($0) }
@@ -157,6 +173,7 @@ public final class ParallelGzipEncoder: StreamEncoder {
 
     public func finish() throws {
         try flush()
+        try drain()
         // An empty stream is still one (empty) member: a gzip file has at least one.
         if !wroteAny {
             let empty = Self.member(UnsafeRawBufferPointer(start: nil, count: 0), level: level)
@@ -164,18 +181,35 @@ public final class ParallelGzipEncoder: StreamEncoder {
         }
     }
 
-    /// Compresses the batched members on `threads` threads and writes them in order.
+    /// Writes the members of the batch in flight, once compressed.
+    private func drain() throws {
+        guard let (group, members) = inFlight else { return }
+        group.wait()
+        inFlight = nil
+        for member in members.members.withLock({ $0 }) { try member.withUnsafeBytes { try output($0) } }
+    }
+
+    /// Starts compressing the filled batch on other threads (the one before it written first)
+    /// and goes on filling the other batch.
     private func flush() throws {
         guard fill > 0 else { return }
+        try drain()
         let count = (fill + Self.memberSize - 1) / Self.memberSize
-        let filled = UnsafeRawBufferPointer(rebasing: batch[0..<fill])
+        // The batch is neither written nor freed until the group is waited for (drain, deinit).
+        nonisolated(unsafe) let filled = UnsafeRawBufferPointer(rebasing: batch[0..<fill])
         let level = level
-        let members = parallelMap(count) { index in
-            let start = index * Self.memberSize
-            return Self.member(UnsafeRawBufferPointer(rebasing: filled[start..<min(start + Self.memberSize, filled.count)]),
-                               level: level)
+        let members = CompressedMembers()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {
+            let compressed = parallelMap(count) { index in
+                let start = index * Self.memberSize
+                return Self.member(UnsafeRawBufferPointer(rebasing: filled[start..<min(start + Self.memberSize, filled.count)]),
+                                   level: level)
+            }
+            members.members.withLock { $0 = compressed }
         }
-        for member in members { try member.withUnsafeBytes { try output($0) } }
+        inFlight = (group, members)
+        current = 1 - current
         fill = 0
         wroteAny = true
     }
@@ -204,6 +238,12 @@ public final class ParallelGzipEncoder: StreamEncoder {
         out[9] = 3
         return out
     }
+}
+
+/// The members of one batch, set by the thread that compressed them before its group leaves,
+/// read after the group is waited for.
+private final class CompressedMembers: Sendable {
+    let members = Mutex<[[UInt8]]>([])
 }
 
 /// zlib's gzip member, for the one case libdeflate cannot allocate its compressor.
