@@ -286,8 +286,9 @@ struct RecipeReader {
                 path = try hostPath(pathNode, "outputs: path")
                 format = try output["format"].map { try choice($0, "outputs: format", ImageFormat.self) }
             }
-            guard let chosen = format ?? ImageFormat.fromExtension(of: path) else {
-                throw fail(item, "outputs \(path): no format: name it .raw, .qcow2, .vmdk, .vdi, .vhd, .vhdx or .ova, or say format:")
+            let compression = OutputCompression.fromSuffix(of: path)
+            guard let chosen = format ?? ImageFormat.fromExtension(of: compression?.stripped ?? path) else {
+                throw fail(item, "outputs \(path): no format: name it .raw, .qcow2, .vmdk, .vdi, .vhd, .vhdx or .ova (optionally followed by .gz, .xz or .zst), or say format:")
             }
             guard !recipe.outputs.contains(where: { $0.path == path }) else { throw fail(item, "outputs \(path): named twice") }
             let parent = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
@@ -295,7 +296,7 @@ struct RecipeReader {
             guard stat(parent.isEmpty ? "/" : parent, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
                 throw fail(item, "outputs \(path): no directory \(parent) to write it in")
             }
-            recipe.outputs.append(OutputRequest(path: path, format: chosen))
+            recipe.outputs.append(OutputRequest(path: path, format: chosen, compression: compression?.compression))
         }
         guard !recipe.outputs.isEmpty else { throw fail(outputsNode, "outputs: at least one image to write") }
         if let node = top["format-options"] { try readFormatOptions(node, into: &recipe) }

@@ -149,7 +149,7 @@ public final class Converter {
         // The bootable disk is built as raw: into the raw output if one was asked for, else into
         // a scratch file beside the first output, removed at the end. Every other output is
         // written from it in one streaming read.
-        let rawRequest = options.outputs.first { $0.format == .raw }
+        let rawRequest = options.outputs.first { $0.isPlainRaw }
         let streamed = options.outputs.filter { $0.path != rawRequest?.path }
         let rawDisk = try AtomicOutput(finalPath: rawRequest?.path ?? options.outputs[0].path + ".raw-scratch")
         let outputs = try OutputSet(streamed, virtualSize: plan.diskSize, options: options.writerOptions,

@@ -51,7 +51,8 @@ public struct DiskDigestReport: Codable, Sendable {
 public func diskDigest(ofImage path: String, scratchDirectory: String? = nil, externalFiles: ExternalFiles = .contained,
                        maxOutputSize: UInt64? = nil) throws -> DiskDigestReport {
     let started = monotonicSeconds()
-    let opened = try DiskImageReaders.open(path: path, scratchDirectory: scratchDirectory, externalFiles: externalFiles)
+    let opened = try DiskImageReaders.open(path: path, scratchDirectory: scratchDirectory, externalFiles: externalFiles,
+                                           maxOutputSize: maxOutputSize)
     // As in `export`: a hostile image's claimed data is bounded; a raw file holds only its own.
     let reader: any DiskImageReader = opened is RawDiskReader
         ? opened : LimitedDiskImageReader(opened, limit: .resolve(maxOutputSize, inputs: opened.inputFiles))

@@ -42,7 +42,8 @@ public final class Exporter {
 
     public func run() throws -> ExportReport {
         let started = monotonicSeconds()
-        let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory, externalFiles: externalFiles)
+        let opened = try DiskImageReaders.open(path: input, scratchDirectory: scratchDirectory, externalFiles: externalFiles,
+                                                maxOutputSize: maxOutputSize)
         // A raw disk hands out only its own data and keeps its zero-copy path; every other format
         // is counted against the limit.
         let reader: any DiskImageReader = opened is RawDiskReader

@@ -19,7 +19,7 @@ public enum FileAccessError: RehostError, Equatable {
     /// copy-in into an input Rehost reads but does not write in place.
     case readOnlyInput(path: String, format: String)
     /// copy-in into a gzip-compressed image, which `export` does not read either.
-    case compressedInput(path: String)
+    case compressedInput(path: String, format: String = "gzip")
     case readOnlyVolume(image: String, path: String, volume: String)
     case noSpace(image: String, path: String, neededBlocks: UInt64, freeBlocks: UInt64, blockSize: Int)
     case noInodes(image: String, path: String, needed: UInt64, free: UInt64)
@@ -50,9 +50,9 @@ public enum FileAccessError: RehostError, Equatable {
         case let .readOnlyInput(path, format):
             return "\(path): \(format) input is read-only for copy-in (the image is unchanged); "
                 + "convert it to raw with `rehost export \(path) -o disk.raw`, copy in there, and export it back"
-        case let .compressedInput(path):
-            return "\(path): gzip-compressed input is read-only for copy-in (the image is unchanged); "
-                + "decompress it (`gzip -dk \(path)`), copy into the raw image, and compress that again"
+        case let .compressedInput(path, format):
+            return "\(path): \(format)-compressed input is read-only for copy-in (the image is unchanged); "
+                + "decompress it (`\(format) -dk \(path)`), copy into the raw image, and compress that again"
         case let .readOnlyVolume(image, path, volume):
             return "\(image): \(path) is on \(volume), which is not one run of the input file and cannot be written in place (the image is unchanged)"
         case let .noSpace(image, path, needed, free, blockSize):

@@ -59,12 +59,14 @@ public enum GuestCopyIn {
         return written
     }
 
-    /// gzip and OVA inputs are refused before they are opened: opening would expand or copy
+    /// gzip, xz, zstd and OVA inputs are refused before they are opened: opening would expand or copy
     /// them into scratch space only to say no. (Everything else is told apart once open.)
     static func refuseContainers(_ image: String) throws {
         guard let file = try? RawFile(path: image, mode: .readOnly), let size = try? file.size, size >= 262,
               let head = try? file.read(count: 262, at: 0) else { return }
         if head[0] == 0x1F && head[1] == 0x8B { throw FileAccessError.compressedInput(path: image) }
+        if head.starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { throw FileAccessError.compressedInput(path: image, format: "xz") }
+        if head.starts(with: [0x28, 0xb5, 0x2f, 0xfd]) { throw FileAccessError.compressedInput(path: image, format: "zstd") }
         if Array(head[257..<262]) == Array("ustar".utf8) { throw FileAccessError.readOnlyInput(path: image, format: "OVA (a tar archive)") }
     }
 

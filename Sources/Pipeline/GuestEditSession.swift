@@ -73,6 +73,7 @@ public enum GuestEditSession {
         switch tree.source.input.kind {
         case .bareFilesystem, .partitionedDisk: return stageRaw ? .raw : nil
         case .gzip: throw FileAccessError.compressedInput(path: tree.image)
+        case let .compressed(format, _): throw FileAccessError.compressedInput(path: tree.image, format: format.rawValue)
         case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): return format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: tree.image, format: "\(format.displayName) (\(variant))")

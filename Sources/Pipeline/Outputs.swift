@@ -10,11 +10,17 @@ import Glibc
 public struct OutputRequest: Sendable {
     public var path: String
     public var format: ImageFormat
+    /// A whole-file compression around the format (`x.raw.gz`, `x.qcow2.gz`), from the name.
+    public var compression: OutputCompression?
 
-    public init(path: String, format: ImageFormat) {
+    public init(path: String, format: ImageFormat, compression: OutputCompression? = nil) {
         self.path = path
         self.format = format
+        self.compression = compression
     }
+
+    /// A plain (uncompressed) raw file: the only output other steps may write in place.
+    public var isPlainRaw: Bool { format == .raw && compression == nil }
 }
 
 /// What was written to one output, for the report.
@@ -33,6 +39,8 @@ public struct OutputReport: Codable, Sendable {
     /// The `blk-sha256` of the disk's contents (`--digest disk`, the default).
     public var diskDigest: String?
     public var seconds: Double
+    /// The whole-file compression around the format (`x.raw.gz`: format raw, compression gzip).
+    public var compression: OutputCompression? = nil
 }
 
 public enum OutputError: RehostError {
@@ -42,7 +50,7 @@ public enum OutputError: RehostError {
     public var description: String {
         switch self {
         case let .unknownFormat(path):
-            return "\(path): cannot tell the format from the name; use one of .raw .img .qcow2 .vmdk .vdi .vhd .vhdx .ova, or --format"
+            return "\(path): cannot tell the format from the name; use one of .raw .img .qcow2 .vmdk .vdi .vhd .vhdx .ova (optionally followed by .gz .xz .zst), or --format"
         case let .duplicate(path):
             return "\(path): named twice as an output"
         }
@@ -50,14 +58,27 @@ public enum OutputError: RehostError {
 }
 
 extension OutputRequest {
-    /// The requests for `paths`: the format from each name's extension, else `format`.
+    /// The requests for `paths`: the format from each name's extension, else `format`; a
+    /// trailing `.gz`, `.xz` or `.zst` asks for that compression around the format the rest of
+    /// the name says (`x.raw.gz`: raw, gzip).
     public static func resolve(_ paths: [String], format: ImageFormat?) throws -> [OutputRequest] {
         var seen = Set<String>()
         return try paths.map { path in
             guard seen.insert(path).inserted else { throw OutputError.duplicate(path: path) }
-            guard let chosen = format ?? ImageFormat.fromExtension(of: path) else { throw OutputError.unknownFormat(path: path) }
-            return OutputRequest(path: path, format: chosen)
+            return try request(for: path, format: format)
         }
+    }
+
+    /// One request: see `resolve`.
+    public static func request(for path: String, format: ImageFormat?) throws -> OutputRequest {
+        let suffix = OutputCompression.fromSuffix(of: path)
+        guard let chosen = format ?? ImageFormat.fromExtension(of: suffix?.stripped ?? path) else {
+            throw OutputError.unknownFormat(path: path)
+        }
+        if suffix != nil && chosen == .ova {
+            throw WriterError.unsupported(format: .ova, what: "\(path): an OVA is not compressed as a whole (its disk is a compressed VMDK already)")
+        }
+        return OutputRequest(path: path, format: chosen, compression: suffix?.compression)
     }
 }
 
@@ -90,9 +111,10 @@ final class OutputSet {
         members = try requests.map { request in
             let output = try AtomicOutput(finalPath: request.path)
             let sink = OutputSink(file: output.file, base: 0)
-            let name = request.path.split(separator: "/").last.map(String.init) ?? request.path
+            let named = request.compression != nil ? OutputCompression.fromSuffix(of: request.path)?.stripped ?? request.path : request.path
+            let name = named.split(separator: "/").last.map(String.init) ?? named
             let writer = try WriterFactory.make(request.format, sink: sink, virtualSize: virtualSize, options: options,
-                                                fileName: name)
+                                                fileName: name, compression: request.compression)
             return Member(request: request, output: output, writer: writer)
         }
         makeConsumers = consumers
@@ -110,7 +132,7 @@ final class OutputSet {
     func stream(from reader: any DiskImageReader, diskDigest: Bool, progress: ProgressSink) throws {
         guard !isEmpty else { return }
         let started = monotonicSeconds()
-        let ranges = try makeConsumers != nil ? (reader as? RawDiskReader).map { try RawFile(path: $0.path, mode: .readOnly).dataRanges() } : nil
+        let ranges = makeConsumers != nil ? (reader as? RawDiskReader).map(\.dataRanges) : nil
         let consumers = try makeConsumers?(reader.virtualSize, ranges) ?? []
         let names = (members.map { $0.request.format.rawValue } + consumers.map { _ in "upload" }).joined(separator: ", ")
         progress.begin(stage: "writing \(names)", totalBytes: reader.virtualSize)
@@ -132,8 +154,10 @@ final class OutputSet {
         for member in members { try member.output.commit() }
         var reports: [OutputReport] = []
         for ((member, summary), digest) in zip(zip(members, summaries), pending) {
-            reports.append(try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait(),
-                                      diskDigest: diskDigest))
+            var made = try report(path: member.request.path, summary: summary, seconds: seconds, sha256: try digest?.wait(),
+                                  diskDigest: diskDigest)
+            made.compression = member.request.compression
+            reports.append(made)
         }
         return reports
     }

@@ -223,6 +223,7 @@ final class SourceGuest {
         case .bareFilesystem: return nil
         case let .partitionedDisk(_, partitions): return partitions
         case let .gzip(inner): return partitions(of: inner)
+        case let .compressed(_, inner): return partitions(of: inner)
         case let .diskImage(_, _, inner): return partitions(of: inner)
         }
     }
@@ -232,6 +233,7 @@ final class SourceGuest {
         case .bareFilesystem: return "bare filesystem image"
         case let .partitionedDisk(table, _): return "partitioned disk (\(table))"
         case let .gzip(inner): return "gzip-compressed \(describe(inner))"
+        case let .compressed(format, inner): return "\(format.rawValue)-compressed \(describe(inner))"
         case let .diskImage(_, variant, inner): return "\(describe(inner)) inside \(variant)"
         }
     }

@@ -18,7 +18,7 @@ extension WriterOptions.Firmware: ExpressibleByArgument {}
 
 /// The outputs and their format options, shared by `convert` and `export`.
 struct OutputOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp("An output disk (repeatable). The format comes from the extension: .raw/.img, .qcow2, .vmdk, .vdi, .vhd, .vhdx, .ova; every output is written in the same pass.",
+    @Option(name: .shortAndLong, help: ArgumentHelp("An output disk (repeatable). The format comes from the extension: .raw/.img, .qcow2, .vmdk, .vdi, .vhd, .vhdx, .ova; a trailing .gz, .xz or .zst compresses the whole file (x.raw.gz, x.raw.xz, x.raw.zst, x.qcow2.gz); every output is written in the same pass.",
                                                     valueName: "file"))
     var output: [String] = []
 
@@ -86,7 +86,7 @@ struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Memory in an OVA, e.g. 1024M or 2G.", valueName: "size"))
     var memory: String = "1024M"
 
-    @Option(name: .customLong("compression-level"), help: ArgumentHelp("Effort for compressed outputs: 1-9 for deflate (default 6), 1-19 for zstd (default 3, as QEMU).", valueName: "n"))
+    @Option(name: .customLong("compression-level"), help: ArgumentHelp("Effort for compressed outputs: 1-9 for deflate (default 6), 1-19 for zstd (default 3, as QEMU); for .gz/.xz/.zst outputs: gzip 1-12 (default 6), xz 0-9 (default 6), zstd 1-19 (default 3).", valueName: "n"))
     var compressionLevel: Int32?
 
     @Option(help: ArgumentHelp(
@@ -148,6 +148,7 @@ struct OutputOptions: ParsableArguments {
         options.cpus = cpus
         options.memoryMiB = Int((ByteCount.parse(memory) ?? 1 << 30) >> 20)
         options.compressionLevel = compressionLevel ?? (compress == .zstd ? 3 : 6)
+        options.streamCompressionLevel = compressionLevel
         return options
     }
 }

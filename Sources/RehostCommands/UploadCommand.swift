@@ -66,9 +66,10 @@ struct UploadCommand: ParsableCommand {
             let run = UploadRun(target: to, options: upload, inputPath: input, progress: progress)
             do {
                 let reader = try DiskImageReaders.open(path: input, scratchDirectory: access.scratchDirectory,
-                                                       externalFiles: access.externalFiles)
+                                                       externalFiles: access.externalFiles, maxOutputSize: access.maxOutputBytes)
                 let inputFormat = reader.format
-                let sendsInputAsIs = reader.inputFiles == [input]
+                // Not a compressed input (read from its expanded scratch copy): that is sent decompressed.
+                let sendsInputAsIs = reader.inputFiles == [input] && reader.path == input
                 var exported: ExportReport?
                 if let format = run.fileFormat(defaultFormat: inputFormat), format == inputFormat, sendsInputAsIs {
                     run.useFile(input)

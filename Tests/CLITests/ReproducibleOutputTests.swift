@@ -6,7 +6,7 @@ import TestSupport
 /// format, in runs whose threads are timed differently (one on all cores, one pinned to a single
 /// core with taskset); without them, image UUIDs and CIDs differ from run to run.
 struct ReproducibleOutputTests {
-    static let formats = ["raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx", "ova"]
+    static let formats = ["raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx", "ova", "raw.gz", "raw.xz", "raw.zst"]
 
     func sha256(_ path: String) throws -> String {
         String(try Command.run("sha256sum", [path]).requireSuccess().stdout.prefix(64))

@@ -433,14 +433,27 @@ import Zlib
     }
 
     @Test(arguments: [
-        ([UInt8]([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), ForeignFormat.xz),
-        (Array("BZh9".utf8), .bzip2),
-        ([0x28, 0xb5, 0x2f, 0xfd], .zstd),
+        (Array("BZh9".utf8), ForeignFormat.bzip2),
     ])
     func compressedAndDescriptorMagicsAreRefused(magic: [UInt8], expected: ForeignFormat) throws {
         let dir = try TestDirectory()
         let path = dir.file("input")
         try writeAll(path, magic + [UInt8](repeating: 0x41, count: 4096))
         #expect(throws: InputError.unsupportedFormat(path: path, format: expected)) { _ = try InputImage.open(path: path) }
+    }
+
+    /// xz and zstd are read (expanded as gzip is): garbage after their magic is corrupt data.
+    @Test(arguments: [[UInt8]([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), [0x28, 0xb5, 0x2f, 0xfd]])
+    func xzAndZstdMagicsBeforeGarbageAreCorrupt(magic: [UInt8]) throws {
+        let dir = try TestDirectory()
+        let path = dir.file("input")
+        try writeAll(path, magic + [UInt8](repeating: 0x41, count: 4096))
+        do {
+            _ = try InputImage.open(path: path, scratchDirectory: dir.path)
+            Issue.record("garbage after a compression magic was accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("\(path): corrupt"), "\(error)")
+        }
+        #expect(try dir.contents() == ["input"])
     }
 }

@@ -69,6 +69,10 @@ public struct WriterOptions: Sendable {
     /// VMware's guestOS identifier (e.g. "rhel5_64Guest") or VirtualBox's OS type ("RedHat_64").
     public var guestOS: String? = nil
 
+    /// The level of a whole-file compression (`x.raw.gz`, `.xz`, `.zst`); nil: each one's
+    /// default (gzip 6, xz 6, zstd 3).
+    public var streamCompressionLevel: Int32? = nil
+
     /// Compression effort (zlib/libdeflate 1-9, zstd 1-19) for formats that compress.
     public var compressionLevel: Int32 = 6
 

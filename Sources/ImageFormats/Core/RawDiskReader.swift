@@ -8,7 +8,10 @@ public final class RawDiskReader: DiskImageReader {
     public let size: UInt64
     public var format: ImageFormat { .raw }
     public var virtualSize: UInt64 { size }
-    public var variant: String { "raw" }
+    public var variant: String { expandedFrom.map { "raw, expanded from \($0.compression) data into a sparse scratch file" } ?? "raw" }
+    /// The compressed file this disk was expanded from (`x.raw.gz`), when it was.
+    var expandedFrom: (path: String, compression: String)?
+    public var inputFiles: [String] { [expandedFrom?.path ?? path] }
     private let mapped: MappedFile
     /// The file's data ranges (SEEK_DATA/SEEK_HOLE) when it was opened; the rest is holes.
     public let dataRanges: [Range<UInt64>]

@@ -1,7 +1,8 @@
 import ImageCore
 
-/// Image and compression formats recognised by their magic: disk images go to their readers,
-/// compressed files are refused with advice rather than misread as a raw disk.
+/// Image and compression formats recognised by their magic: disk images go to their readers;
+/// gzip, xz and zstd files are expanded (`GzipExpansion`), bzip2 refused with advice rather than
+/// misread as a raw disk.
 public enum ForeignFormat: String, Sendable, Equatable {
     case qcow2, vmdk, vdi, vhd, vhdx, ova, xz, bzip2, zstd
 
@@ -10,9 +11,9 @@ public enum ForeignFormat: String, Sendable, Equatable {
     public var advice: String? {
         switch self {
         case .qcow2, .vmdk, .vdi, .vhd, .vhdx, .ova: return nil
-        case .xz: return "xz-compressed input is not readable yet; decompress it first with `xz -dk`"
+        case .xz: return "xz-compressed data where a disk image was expected (a compressed disk is read only as a whole file); decompress it first with `xz -dk`"
         case .bzip2: return "bzip2-compressed input is not readable yet; decompress it first with `bzip2 -dk`"
-        case .zstd: return "zstd-compressed input is not readable yet; decompress it first with `zstd -d`"
+        case .zstd: return "zstd-compressed data where a disk image was expected (a compressed disk is read only as a whole file); decompress it first with `zstd -d`"
         }
     }
 

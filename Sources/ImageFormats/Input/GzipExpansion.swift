@@ -1,7 +1,8 @@
+import Compression
 import ImageCore
 import Zlib
 
-/// Decompresses a gzip input once into a sparse scratch file: 64 KiB chunks that are all zero
+/// Decompresses a gzip input (or xz, or zstd: `compression`) once into a sparse scratch file: 64 KiB chunks that are all zero
 /// are skipped, so an image of a mostly empty filesystem costs only its data on disk.
 ///
 /// Bounded by what the data says, as a gzip stream declares no size of its own (its trailer
@@ -54,9 +55,12 @@ enum GzipExpansion {
     }
 
     static func expand(_ input: RawFile, displayPath: String, scratchDirectory: String?,
-                       limit: ExpansionLimit) throws -> ScratchFile {
+                       limit: ExpansionLimit, compression: StreamCompression = .gzip) throws -> ScratchFile {
         let scratch = try ScratchFile(directory: scratchDirectory, hint: displayPath)
-        let decompressor = try GzipDecompressor(name: displayPath)
+        guard let decompressor = try compression.makeStreamDecoder(name: displayPath) else {
+            throw InputError.compressedDisk(path: displayPath, tool: "\(compression.rawValue) -d")
+        }
+        let what = "the \(compression.rawValue) data inflates to"
         let inputSize = try input.size
         let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readSize, alignment: 16)
         defer { readBuffer.deallocate() }
@@ -82,11 +86,11 @@ enum GzipExpansion {
                 throw ExpansionLimitError.pastDeclaredSize(path: displayPath, declared: size,
                                                            by: "that the ext2/3/4 superblock at byte 1024 declares, with a MiB of padding")
             case .filesystem?:
-                if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to") }
+                if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: what) }
             case let .disk(diskEnd)? where end <= diskEnd:
-                if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to") }
+                if !zero { try limit.account(chunkFill, total: &produced, path: displayPath, what: what) }
             default:
-                try limit.account(chunkFill, total: &produced, path: displayPath, what: "the gzip data inflates to")
+                try limit.account(chunkFill, total: &produced, path: displayPath, what: what)
             }
             if !zero { try scratch.file.write(filled, at: chunkStart) }
         }

@@ -1,4 +1,5 @@
 import Blkid
+import Compression
 import ImageCore
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,8 @@ public indirect enum InputKind: Sendable, Equatable {
     case bareFilesystem
     case partitionedDisk(table: String, partitions: [PartitionProbe])
     case gzip(inner: InputKind)
+    /// An xz or zstd file (`x.raw.xz`, `x.raw.zst`), expanded as gzip is.
+    case compressed(format: StreamCompression, inner: InputKind)
     /// A qcow2, VMDK, VDI, VHD or OVA image; `variant` as its reader describes it.
     case diskImage(format: ImageFormat, variant: String, inner: InputKind)
 }
@@ -21,7 +24,7 @@ public struct RootPartitionChoice: Sendable, Equatable {
 
 /// An input opened read-only and identified. Raw input is read as it is; qcow2, VMDK, VDI and
 /// VHD input is read in place, through its format's tables (`disk`); an OVA's disk member is
-/// copied out as stored (its declared size) and read in place there. Only gzip input is expanded
+/// copied out as stored (its declared size) and read in place there. Only gzip, xz and zstd input is expanded
 /// into a sparse raw scratch copy. Scratch copies live as long as this object.
 public final class InputImage {
     public let path: String
@@ -90,6 +93,11 @@ public final class InputImage {
             let expanded = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory,
                                                     limit: .resolve(maxOutputSize, inputs: [path]))
             (scratch, disk, container, wrap) = (expanded, try FileDisk(path: expanded.path), "gzip data", { .gzip(inner: $0) })
+        } else if let compression = DiskImageReaders.compressedStream(head: head, tail: tail) {
+            let expanded = try GzipExpansion.expand(file, displayPath: path, scratchDirectory: scratchDirectory,
+                                                    limit: .resolve(maxOutputSize, inputs: [path]), compression: compression)
+            (scratch, disk, container, wrap) = (expanded, try FileDisk(path: expanded.path), "\(compression.rawValue) data",
+                                                { .compressed(format: compression, inner: $0) })
         } else if let format = ForeignFormat.detect(head: head, tail: tail) {
             guard let reader = try DiskImageReaders.open(path: path, as: format, scratchDirectory: scratchDirectory,
                                                          externalFiles: externalFiles) else {
