@@ -1,3 +1,4 @@
+import DiskLayout
 import Ext2
 import FilesystemBuilder
 import GuestFixups
@@ -19,6 +20,9 @@ public struct ConvertOptions: Sendable {
     public var format = FormatOptions()
     public var target: Target = .kvm
     public var rootReference: RootReferenceChoice = .auto
+    /// `--firmware`: an MBR disk for BIOS (the default), a GPT disk with an EFI System Partition
+    /// for UEFI, or a GPT disk that boots both ways.
+    public var firmware: Firmware = .bios
     public var skip: Set<String> = []
     /// The kernel to boot (a version or release); nil picks the newest that boots on the target.
     public var kernel: String?
