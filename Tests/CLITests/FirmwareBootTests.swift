@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `convert --firmware uefi|both`: the fixture converted to a GPT disk with an EFI System
+/// Partition, read back with gdisk, dosfstools, mtools and e2fsprogs, and booted from its own disk
+/// under OVMF (virtio, and AHCI on q35) and, for `both`, under SeaBIOS.
+@Suite(.serialized)
+struct FirmwareBootTests {
+    static let directory = "/tmp/rehost-firmware-test"
+
+    struct Converted: Sendable {
+        let firmware: String
+        let disk: String
+        let reportJSON: [UInt8]
+        let stderr: String
+        let status: Int32
+
+        var report: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(reportJSON))) as? [String: Any] ?? [:] }
+        var partitions: [[String: Any]] { report["partitions"] as? [[String: Any]] ?? [] }
+        func start(of mountPoint: String) -> Int {
+            (partitions.first { $0["mountPoint"] as? String == mountPoint }?["start"] as? NSNumber)?.intValue ?? -1
+        }
+        func size(of mountPoint: String) -> Int {
+            (partitions.first { $0["mountPoint"] as? String == mountPoint }?["size"] as? NSNumber)?.intValue ?? -1
+        }
+        var root: String { "\(disk)?offset=\(start(of: "/"))" }
+        var esp: String { "\(disk)@@\(start(of: "/boot/efi"))" }
+    }
+
+    nonisolated(unsafe) static var shared: [String: Converted] = [:]
+    static let lock = NSLock()
+
+    /// One conversion per firmware, shared by the tests; `both` also writes a qcow2.
+    static func converted(_ firmware: String) throws -> Converted {
+        lock.lock()
+        defer { lock.unlock() }
+        if let made = shared[firmware] { return made }
+        let fixture = try Fixture.xenInstance()
+        if shared.isEmpty {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o777])
+        }
+        let disk = "\(directory)/\(firmware).raw"
+        let more = firmware == "both" ? ["-o", "\(directory)/\(firmware).qcow2"] : []
+        let started = Date()
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk] + more + ["--firmware", firmware, "--json"],
+                                           asUser: "nobody")
+        print("FirmwareBootTests: convert --firmware \(firmware) took \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let made = Converted(firmware: firmware, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr,
+                             status: result.status)
+        shared[firmware] = made
+        return made
+    }
+
+    static func debugfs(_ request: String, _ image: String) throws -> String {
+        try Command.run("debugfs", ["-R", request, image]).requireSuccess().stdout
+    }
+
+    @Test(arguments: ["uefi", "both"])
+    func gptAndFilesystemsAreClean(firmware: String) throws {
+        let c = try Self.converted(firmware)
+        #expect(c.status == 0, "rehost convert --firmware \(firmware) failed: \(c.stderr)")
+        let verify = try Command.run("sgdisk", ["-v", c.disk])
+        #expect(verify.status == 0 && verify.stdout.contains("No problems found"), "sgdisk -v: \(verify.stdout)\(verify.stderr)")
+        let print = try Command.run("sgdisk", ["-p", c.disk]).requireSuccess().stdout
+        let codes = print.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, Int(fields[0]) != nil else { return nil }
+            return String(fields[5])
+        }
+        #expect(codes == (firmware == "both" ? ["EF02", "EF00", "8300"] : ["EF00", "8300"]), "\(print)")
+
+        // The ESP: fsck.fat on a copy of its bytes, mdir on the disk itself.
+        let espCopy = "\(Self.directory)/\(firmware)-esp.img"
+        try Command.run("dd", ["if=\(c.disk)", "of=\(espCopy)", "bs=1M", "skip=\(c.start(of: "/boot/efi") >> 20)",
+                               "count=\(c.size(of: "/boot/efi") >> 20)", "status=none"]).requireSuccess()
+        let fsck = try Command.run("fsck.fat", ["-n", espCopy])
+        #expect(fsck.status == 0, "fsck.fat -n: \(fsck.stdout)\(fsck.stderr)")
+        let boot = try Command.run("mdir", ["-i", c.esp, "::/EFI/BOOT"])
+        #expect(boot.status == 0 && boot.stdout.contains("BOOTX64"), "mdir: \(boot.stdout)\(boot.stderr)")
+        let vendor = try Command.run("mdir", ["-i", c.esp, "::/EFI/rehost"])
+        #expect(vendor.status == 0 && vendor.stdout.contains("grubx64"), "mdir: \(vendor.stdout)\(vendor.stderr)")
+
+        let e2fsck = try Command.run("e2fsck", ["-fn", c.root])
+        #expect(e2fsck.status == 0, "e2fsck -fn: \(e2fsck.stdout)\(e2fsck.stderr)")
+        // fstab mounts the ESP by its volume ID, and /boot/efi exists.
+        let espUUID = c.partitions.first { $0["mountPoint"] as? String == "/boot/efi" }?["uuid"] as? String ?? "?"
+        let blkid = try Command.run("blkid", ["-p", "-o", "value", "-s", "UUID", espCopy]).stdout
+        #expect(blkid.trimmingCharacters(in: .whitespacesAndNewlines) == espUUID)
+        let fstab = try Self.debugfs("cat /etc/fstab", c.root)
+        #expect(fstab.contains("UUID=\(espUUID)\t/boot/efi\tvfat\tumask=0077\t0 1"), "\(fstab)")
+        #expect(try Self.debugfs("stat /boot/efi", c.root).contains("Type: directory"))
+        let grubCfg = try Self.debugfs("cat /boot/grub/grub.cfg", c.root)
+        #expect(grubCfg.contains("root=LABEL=/"), "\(grubCfg)")
+    }
+
+    /// `--root-ref device` names the root by its GPT partition number.
+    @Test(arguments: [("uefi", "/dev/vda2"), ("both", "/dev/vda3"), ("bios", "/dev/vda1")])
+    func deviceRootReferenceCountsTheBootPartitions(firmware: String, device: String) throws {
+        let fixture = try Fixture.xenInstance()
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", "\(Self.directory)-dry.raw", "--firmware", firmware,
+                                            "--root-ref", "device", "--dry-run", "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(result.stdoutBytes))) as? [String: Any] ?? [:]
+        #expect(report["rootReference"] as? String == device)
+    }
+
+    /// Boots: (firmware of the disk, firmware of the VM, bus, format).
+    @Test(arguments: [("uefi", "uefi", "virtio", "raw"), ("both", "uefi", "virtio", "raw"), ("both", "uefi", "ahci", "raw"),
+                      ("both", "bios", "virtio", "raw"), ("both", "uefi", "virtio", "qcow2")])
+    func bootsFromItsOwnDisk(disk firmware: String, vm: String, bus: String, format: String) throws {
+        let c = try Self.converted(firmware)
+        try #require(c.status == 0, "\(c.stderr)")
+        let image = format == "raw" ? c.disk : "\(Self.directory)/\(firmware).\(format)"
+        let log = "\(Self.directory)/serial-\(firmware)-\(vm)-\(bus)-\(format).log"
+        let started = Date()
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", image, "--format", format,
+                                                 "--bus", bus, "--firmware", vm, "--log", log, "--timeout", "240"],
+                                   timeout: .seconds(300), asUser: "nobody")
+        print("FirmwareBootTests: \(firmware) disk (\(format)) under \(vm == "uefi" ? "OVMF" : "SeaBIOS") on \(bus): \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(boot.status == 0, "no boot marker from the \(firmware) disk under \(vm) on \(bus):\n\(boot.stdout)\(boot.stderr)")
+        #expect(serial.contains("REHOST-BOOT-OK"))
+        let number = firmware == "both" ? 3 : 2
+        let device = (bus == "virtio" ? "/dev/vda" : "/dev/sda") + String(number)
+        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
+    }
+
+    /// A boot kernel without an EFI stub ("MZ" cleared) is refused for uefi and both, with one
+    /// line and before anything is written; bios still takes it.
+    @Test func kernelWithoutEFIStubIsRefused() throws {
+        let fixture = try Fixture.xenInstance()
+        let release = fixture["KERNEL_VERSION"] ?? "?"
+        let work = "\(Self.directory)-nostub"
+        try? FileManager.default.removeItem(atPath: work)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        let kernel = "\(work)/vmlinuz-\(release)"
+        try Command.run("debugfs", ["-R", "dump /boot/vmlinuz-\(release) \(kernel)", fixture.imagePath]).requireSuccess()
+        try Command.run("/bin/sh", ["-c", "printf '\\000\\000' | dd of=\(kernel) bs=1 seek=0 conv=notrunc status=none"]).requireSuccess()
+        let image = "\(work)/nostub.img"
+        try Command.run("cp", ["--sparse=always", fixture.imagePath, image]).requireSuccess()
+        let script = "\(work)/edit.debugfs"
+        try Data(["cd /boot", "rm vmlinuz-\(release)", "write \(kernel) vmlinuz-\(release)"].joined(separator: "\n").utf8)
+            .write(to: URL(fileURLWithPath: script))
+        try Command.run("debugfs", ["-w", "-f", script, image]).requireSuccess()
+        try Command.run("chmod", ["644", image]).requireSuccess()
+
+        let inspect = try Command.runRehost(["inspect", image], asUser: "nobody")
+        #expect(inspect.stdout.contains("firmware:     BIOS only"), "\(inspect.stdout)")
+        for firmware in ["uefi", "both"] {
+            let output = "\(work)/out-\(firmware).raw"
+            let result = try Command.runRehost(["convert", image, "-o", output, "--firmware", firmware], asUser: "nobody")
+            #expect(result.status == 1)
+            #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
+            #expect(result.stderr.contains("--firmware \(firmware): the boot kernel /boot/vmlinuz-\(release) cannot boot under UEFI: it has no EFI stub"),
+                    "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: output), "nothing written")
+        }
+    }
+
+    /// The fixture's real Debian kernel has an EFI stub, and inspect says so.
+    @Test func inspectSaysWhichFirmwareTheKernelBootsUnder() throws {
+        let fixture = try Fixture.xenInstance()
+        let inspect = try Command.runRehost(["inspect", fixture.imagePath], asUser: "nobody")
+        #expect(inspect.status == 0)
+        #expect(inspect.stdout.contains("firmware:     BIOS and UEFI (boot protocol 2."), "\(inspect.stdout)")
+    }
+}
