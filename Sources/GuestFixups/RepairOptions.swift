@@ -80,6 +80,9 @@ public struct RepairOptions: Sendable, Equatable {
     /// The EFI System Partition of a `--firmware uefi|both` disk (`UUID=XXXX-XXXX`): fstab mounts
     /// it on /boot/efi, which is created.
     public var efiSystemPartition: String?
+    /// GRUB's name for the partition holding /boot/grub (`hd0,msdos1`; `hd0,gpt2` or `hd0,gpt3`
+    /// on the GPT disks of `--firmware uefi|both`), as grub.cfg's header says.
+    public var grubBootPartition = "hd0,msdos1"
 
     /// Whether /boot is a filesystem of its own on the new disk: GRUB (prefix `(hd0,msdos1)/grub`)
     /// then finds the kernels at `/vmlinuz-...`, relative to that filesystem.

@@ -139,6 +139,10 @@ public final class Converter {
             .map { ($0.filesystem.mountPoint, $0.reference) })
         repairOptions.swapPartition = swapPartition == nil ? nil : "UUID=\(UUIDBytes.format(swapUUID))"
         if firmware.bootsUEFI { repairOptions.efiSystemPartition = espReference }
+        if gptLayout != nil {
+            let boot = partitions.first { $0.filesystem.mountPoint == "/boot" } ?? root
+            repairOptions.grubBootPartition = "hd0,gpt\(boot.partition.number)"
+        }
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
         if firmware.bootsUEFI, let kernel = planned.report.bootableKernel, !kernel.image.efiStub {

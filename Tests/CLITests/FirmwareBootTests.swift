@@ -94,6 +94,7 @@ struct FirmwareBootTests {
         #expect(try Self.debugfs("stat /boot/efi", c.root).contains("Type: directory"))
         let grubCfg = try Self.debugfs("cat /boot/grub/grub.cfg", c.root)
         #expect(grubCfg.contains("root=LABEL=/"), "\(grubCfg)")
+        #expect(grubCfg.contains("(prefix (hd0,gpt\(firmware == "both" ? 3 : 2))/boot/grub)"), "\(grubCfg)")
     }
 
     /// `--root-ref device` names the root by its GPT partition number.
