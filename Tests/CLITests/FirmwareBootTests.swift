@@ -167,6 +167,30 @@ struct FirmwareBootTests {
         }
     }
 
+    /// `--keep-layout` with `both`: /boot, / and /var on GPT partitions 3 to 5 behind the boot
+    /// partitions; GRUB x86_64-efi finds /boot by UUID and reads /grub there, and the kernel mounts
+    /// / from partition 4.
+    @Test func keptLayoutBootsUnderOVMF() throws {
+        let fixture = try Fixture.lvmGuest(.separateVar)
+        _ = try Self.converted("uefi")   // makes the directory
+        let disk = "\(Self.directory)/keep-layout-both.raw"
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--keep-layout", "--firmware", "both", "--json"],
+                                           asUser: "nobody")
+        try #require(result.status == 0, "\(result.stderr)")
+        let verify = try Command.run("sgdisk", ["-v", disk])
+        #expect(verify.stdout.contains("No problems found"), "\(verify.stdout)")
+        let log = "\(Self.directory)/serial-keep-layout-both.log"
+        let started = Date()
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", disk, "--format", "raw", "--bus", "virtio",
+                                                 "--firmware", "uefi", "--log", log, "--timeout", "240"],
+                                   timeout: .seconds(300), asUser: "nobody")
+        print("FirmwareBootTests: keep-layout both disk under OVMF on virtio: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let serial = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: log))) ?? Data(), as: UTF8.self)
+        #expect(boot.status == 0, "\(boot.stdout)\(boot.stderr)")
+        #expect(serial.contains("cmdline=BOOT_IMAGE=/vmlinuz-"), "\(serial.suffix(2000))")
+        #expect(serial.contains("root-mount=/dev/vda4 / "))
+    }
+
     /// `--reproducible`: the GPT GUIDs, the ESP's volume ID and dates, and GRUB's images come out
     /// the same twice (with another seed's run as the control).
     @Test func bothDiskIsReproducible() throws {
