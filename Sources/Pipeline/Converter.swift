@@ -17,6 +17,7 @@ public enum ConvertError: RehostError {
     case sameFile(path: String)
     case swapFileExists(path: String)
     case noEFIStub(firmware: String, kernel: String, detail: String)
+    case diskTooSmallForFirmware(firmware: String, diskSize: UInt64, bootBytes: UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -26,6 +27,10 @@ public enum ConvertError: RehostError {
             return "\(path): the output would overwrite the input"
         case let .swapFileExists(path):
             return "\(path): the guest has this path already; --swap-file would replace it"
+        case let .diskTooSmallForFirmware(firmware, diskSize, bootBytes, reason):
+            return "--size \(ByteCount.format(diskSize)) is too small for --firmware \(firmware): the EFI System Partition"
+                + (firmware == "both" ? ", the BIOS boot partition" : "") + " and the backup GPT take \(ByteCount.format(bootBytes)), "
+                + (reason.isEmpty ? "leaving nothing for the filesystems" : "and what is left is too little (\(reason))")
         case let .noEFIStub(firmware, kernel, detail):
             return "--firmware \(firmware): the boot kernel \(kernel) cannot boot under UEFI: it has no EFI stub (\(detail)); use --firmware bios"
         }
@@ -65,16 +70,27 @@ public final class Converter {
         // partitions: with --size, the plan gets what those leave.
         let firmware = options.firmware
         var espSize: UInt64 = 0
-        var plan = try layout.plan(requestedSize: options.diskSize)
-        if firmware != .bios {
-            espSize = GPTDiskLayout.espSize(planDiskSize: options.diskSize ?? plan.diskSize)
-            if let requested = options.diskSize {
-                let extra = GPTDiskLayout.extraBytes(firmware: firmware, espSize: espSize)
-                guard requested > extra else {
-                    throw DiskLayoutError.diskTooSmall(diskSize: requested, filesystemNeeds: extra, data: 0)
-                }
+        let plan: DiskPlan
+        if firmware != .bios, let requested = options.diskSize {
+            espSize = GPTDiskLayout.espSize(planDiskSize: requested)
+            let extra = GPTDiskLayout.extraBytes(firmware: firmware, espSize: espSize)
+            // The MBR plan's own 1 MiB gap becomes the GPT's first MiB.
+            let tooSmall = ConvertError.diskTooSmallForFirmware(firmware: firmware.rawValue, diskSize: requested, bootBytes: extra,
+                                                                 reason: "")
+            guard requested > extra else { throw tooSmall }
+            do {
                 plan = try layout.plan(requestedSize: requested - extra)
+            } catch let error as DiskLayoutError {
+                switch error {
+                case .diskTooSmall, .diskTooSmallForPartitions:
+                    throw ConvertError.diskTooSmallForFirmware(firmware: firmware.rawValue, diskSize: requested, bootBytes: extra,
+                                                               reason: error.description)
+                default: throw error
+                }
             }
+        } else {
+            plan = try layout.plan(requestedSize: options.diskSize)
+            if firmware != .bios { espSize = GPTDiskLayout.espSize(planDiskSize: plan.diskSize) }
         }
         // The disk GUID, then one per partition: each its own purpose, so --reproducible keeps them apart.
         var guidCount = 0

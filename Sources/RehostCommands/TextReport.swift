@@ -94,7 +94,8 @@ enum TextReport {
         case (true, true): return "BIOS and UEFI (\(protocolText), EFI stub): --firmware bios, uefi or both"
         case (true, false): return "BIOS only (\(protocolText), no EFI stub): --firmware bios"
         case (false, true): return "UEFI only (\(protocolText), EFI stub): --firmware uefi"
-        case (false, false): return "none (\(protocolText), no EFI stub)"
+        case (false, false) where image.format == .xenPV: return "neither (a Xen PV image: it boots only under Xen)"
+        case (false, false): return "neither (\(protocolText), no EFI stub)"
         }
     }
 

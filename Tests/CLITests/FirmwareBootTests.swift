@@ -167,6 +167,27 @@ struct FirmwareBootTests {
         }
     }
 
+    /// `--size` is still the whole disk: the boot partitions and the backup GPT come out of it;
+    /// a size they leave too little of is refused with one line, nothing written.
+    @Test func sizeIsTheWholeGPTDisk() throws {
+        let fixture = try Fixture.xenInstance()
+        _ = try Self.converted("uefi")   // makes the directory
+        let disk = "\(Self.directory)/sized.raw"
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--size", "1G", "--firmware", "uefi", "-q"],
+                                           asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let size = (try FileManager.default.attributesOfItem(atPath: disk)[.size] as? NSNumber)?.intValue
+        #expect(size == 1 << 30)
+        #expect(try Command.run("sgdisk", ["-v", disk]).stdout.contains("No problems found"))
+        let small = "\(Self.directory)/small.raw"
+        let refused = try Command.runRehost(["convert", fixture.imagePath, "-o", small, "--size", "100M", "--firmware", "both"],
+                                            asUser: "nobody")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("--size 100 MiB is too small for --firmware both"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: small))
+    }
+
     /// `--keep-layout` with `both`: /boot, / and /var on GPT partitions 3 to 5 behind the boot
     /// partitions; GRUB x86_64-efi finds /boot by UUID and reads /grub there, and the kernel mounts
     /// / from partition 4.
