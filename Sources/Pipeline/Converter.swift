@@ -68,7 +68,7 @@ public final class Converter {
                                  rootAddedBytes: (options.swapFileSize ?? 0) + options.customize.addedBytes)
         // A GPT disk (--firmware uefi|both) is the MBR plan's partitions behind the boot
         // partitions: with --size, the plan gets what those leave.
-        let firmware = options.firmware
+        let (firmware, firmwareReason) = options.firmware.resolve(bootKernel: guest.bootableKernel)
         var espSize: UInt64 = 0
         let plan: DiskPlan
         if firmware != .bios, let requested = options.diskSize {
@@ -191,6 +191,7 @@ public final class Converter {
         report.bootKernel = planned.report.bootableKernel
         report.randomRootPassword = randomPassword
         report.firmware = firmware
+        report.firmwareReason = firmwareReason
         report.partitions = plan.partitions.map { partition in
             let filesystem = partitions.first { $0.filesystem.mountPoint == partition.use }?.parameters
             let gptPartition = gptLayout?.partition(planNumber: partition.number)

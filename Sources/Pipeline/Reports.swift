@@ -159,6 +159,8 @@ public struct ConvertReport: Codable, Sendable {
     public var bootKernel: Kernel?
     /// `--firmware`: bios (MBR), uefi or both (GPT).
     public var firmware: Firmware?
+    /// Why `--firmware auto` chose `firmware`.
+    public var firmwareReason: String?
     /// The whole disk, and its GPT disk GUID, for a GPT disk (`disk` is then the plan of its data
     /// partitions, before the boot partitions were put in front).
     public var diskSize: UInt64?

@@ -123,7 +123,8 @@ enum TextReport {
             out += line("  bootloader:   \(b.kind), core.img \(b.coreImageBytes) bytes\n")
             if let kernel = b.kernel { out += line("  boots:        \(kernel)\(b.initrd.map { " with \($0)" } ?? "")\n") }
             if let k = r.bootKernel {
-                out += line("  firmware:     \(r.firmware?.rawValue ?? "bios") asked; the kernel boots under \(firmwareLine(k))\n")
+                let chosen = r.firmwareReason ?? "\(r.firmware?.rawValue ?? "bios") asked"
+                out += line("  firmware:     \(chosen); the kernel boots under \(firmwareLine(k))\n")
             }
         }
         out += line("  target:       \(r.target), root=\(r.rootReference)\n")

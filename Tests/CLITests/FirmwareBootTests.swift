@@ -98,7 +98,7 @@ struct FirmwareBootTests {
     }
 
     /// `--root-ref device` names the root by its GPT partition number.
-    @Test(arguments: [("uefi", "/dev/vda2"), ("both", "/dev/vda3"), ("bios", "/dev/vda1")])
+    @Test(arguments: [("uefi", "/dev/vda2"), ("both", "/dev/vda3"), ("bios", "/dev/vda1"), ("auto", "/dev/vda3")])
     func deviceRootReferenceCountsTheBootPartitions(firmware: String, device: String) throws {
         let fixture = try Fixture.xenInstance()
         let result = try Command.runRehost(["convert", fixture.imagePath, "-o", "\(Self.directory)-dry.raw", "--firmware", firmware,
@@ -165,6 +165,13 @@ struct FirmwareBootTests {
                     "\(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: output), "nothing written")
         }
+        // auto falls back to bios for this kernel, and says why.
+        let auto = try Command.runRehost(["convert", image, "-o", "\(work)/auto.raw", "--firmware", "auto", "--dry-run", "--json"],
+                                         asUser: "nobody")
+        #expect(auto.status == 0, "\(auto.stderr)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(auto.stdoutBytes))) as? [String: Any] ?? [:]
+        #expect(report["firmware"] as? String == "bios")
+        #expect((report["firmwareReason"] as? String)?.contains("has no EFI stub, so bios") == true, "\(report["firmwareReason"] ?? "")")
     }
 
     /// `--size` is still the whole disk: the boot partitions and the backup GPT come out of it;
