@@ -62,8 +62,8 @@ let package = Package(
         .target(name: "Volumes", dependencies: ["ImageCore", "Blkid", "ImageFormats"]),
         .target(name: "Contextualization", dependencies: ["ImageCore", "Compression", "GuestFixups", "ISO9660"]),
         .target(name: "Pipeline", dependencies: [
-            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes", "Digests",
-            .product(name: "Yams", package: "Yams"),
+            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FAT", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes",
+            "Digests", .product(name: "Yams", package: "Yams"),
         ]),
         // Optional upload adapters (Glance, AWS EBS direct, S3 + VM Import) over libcurl (Curl):
         // only the commands import it; nothing below depends on a cloud.

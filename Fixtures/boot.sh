@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Boot a disk image under qemu (TCG) from its own MBR, with the serial console
-# in a log file, and report whether the fixture guest printed REHOST-BOOT-OK.
+# Boot a disk image under qemu (TCG) from its own MBR (SeaBIOS) or, with
+# --firmware uefi, its own EFI System Partition (OVMF, OVMF_CODE_4M.fd with a
+# fresh copy of OVMF_VARS_4M.fd per boot), with the serial console in a log
+# file, and report whether the fixture guest printed REHOST-BOOT-OK.
 # Exit 0 only on REHOST-BOOT-OK; exit 1 on any boot failure; 2 on bad usage.
 # stdout: progress and the guest's REHOST-GUEST lines. stderr: on failure, the
 # reason as its first line, then the tail of the serial log.
@@ -9,6 +11,7 @@ set -euo pipefail
 usage() {
     echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio|ahci] [--net none|virtio|e1000]" >&2
     echo "       [--memory MIB] [--log FILE] [--timeout SECONDS] [--writable] [--seed-disk IMAGE]" >&2
+    echo "       [--firmware bios|uefi]" >&2
     exit 2
 }
 die_usage() { echo "boot.sh: $*" >&2; usage; }
@@ -23,6 +26,7 @@ timeout_seconds=180
 # --writable: the guest's writes reach the disk (no -snapshot), for tests that boot twice.
 snapshot=(-snapshot)
 seed_disk=
+firmware=bios
 while [ $# -gt 0 ]; do
     case "$1" in
         --format) [ $# -ge 2 ] || usage; format=$2; shift 2 ;;
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
         --log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout_seconds=$2; shift 2 ;;
         --writable) snapshot=(); shift ;;
+        --firmware) [ $# -ge 2 ] || usage; firmware=$2; shift 2 ;;
         # A second, read-only virtio disk (a NoCloud seed ISO): the initrd Rehost repairs loads
         # virtio_blk, so the guest's generators (cloud-init's ds-identify) see it at once; a
         # CD-ROM drive needs sr_mod, which only the root filesystem's udev loads, too late.
@@ -54,6 +59,7 @@ if [ -z "$format" ]; then
 fi
 case "$format" in raw|qcow2|vmdk|vdi) ;; *) die_usage "--format must be raw, qcow2, vmdk or vdi, not '$format'" ;; esac
 case "$bus" in ide|virtio|ahci) ;; *) die_usage "--bus must be ide, virtio or ahci, not '$bus'" ;; esac
+case "$firmware" in bios|uefi) ;; *) die_usage "--firmware must be bios or uefi, not '$firmware'" ;; esac
 case "$net" in none|virtio|e1000) ;; *) die_usage "--net must be none, virtio or e1000, not '$net'" ;; esac
 case "$memory" in ''|*[!0-9]*) die_usage "--memory must be a whole number of MiB, not '$memory'" ;; esac
 case "$timeout_seconds" in ''|*[!0-9]*) die_usage "--timeout must be a whole number of seconds, not '$timeout_seconds'" ;; esac
@@ -86,7 +92,19 @@ case "$net" in
     e1000) nic=(-netdev user,id=n0 -device e1000,netdev=n0,romfile=) ;;
 esac
 
-echo "boot.sh: booting $disk ($format, $bus, net $net, ${memory} MiB) from its MBR, timeout ${timeout_seconds}s, serial log $log"
+# OVMF: the code read-only, the variables a copy (the firmware writes its boot
+# entries there), removed on exit.
+firmware_drives=()
+if [ "$firmware" = uefi ]; then
+    ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+    [ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || { echo "boot.sh: $ovmf_code or $ovmf_vars missing (apt-get install ovmf)" >&2; exit 1; }
+    vars_copy=$(mktemp "${TMPDIR:-/tmp}/rehost-ovmf-vars.XXXXXX.fd")
+    trap 'rm -f "$vars_copy"' EXIT
+    cp "$ovmf_vars" "$vars_copy"
+    firmware_drives=(-drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" -drive "if=pflash,format=raw,file=${vars_copy//,/,,}")
+fi
+
+echo "boot.sh: booting $disk ($format, $bus, net $net, ${memory} MiB) with $firmware firmware, timeout ${timeout_seconds}s, serial log $log"
 start=$(date +%s)
 status=0
 # -snapshot keeps the disk unchanged; -nic none (or a NIC without its ROM)
@@ -95,7 +113,7 @@ status=0
 timeout --kill-after=5 "$timeout_seconds" \
     qemu-system-x86_64 -accel tcg -nographic -no-reboot "${snapshot[@]}" "${machine[@]}" -m "$memory" \
         "${nic[@]}" -boot c -monitor none -serial "file:$log" \
-        "${drive[@]}" "${seed_drive[@]}" \
+        "${firmware_drives[@]}" "${drive[@]}" "${seed_drive[@]}" \
     < /dev/null > "$log.qemu" 2>&1 || status=$?
 elapsed=$(( $(date +%s) - start ))
 

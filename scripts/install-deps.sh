@@ -8,6 +8,9 @@ packages=(
   libext2fs-dev libblkid-dev zlib1g-dev pkg-config
   # run: grub-mkimage and the i386-pc GRUB modules, for the boot loader convert installs
   grub-pc-bin grub-common
+  # run: the x86_64-efi GRUB modules grub-mkimage builds BOOTX64.EFI from, for the EFI System
+  # Partition of `convert --firmware uefi|both`
+  grub-efi-amd64-bin
   # tests and the example: e2fsprogs and util-linux as oracles, qemu to boot the result, and what
   # the fixture script needs to build a Xen instance copy without root
   e2fsprogs fdisk util-linux dosfstools qemu-system-x86 qemu-utils busybox-static cpio kmod

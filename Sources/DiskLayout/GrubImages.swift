@@ -96,3 +96,70 @@ final class TemporaryPath {
 
     deinit { unlink(path) }
 }
+
+/// GRUB for UEFI (x86_64-efi), built by the host's grub-mkimage from `$REHOST_GRUB_EFI_DIR`, else
+/// Debian's `/usr/lib/grub/x86_64-efi` (package grub-efi-amd64-bin). The image carries an early
+/// configuration that finds the filesystem holding /boot/grub by its UUID and runs the guest's
+/// own grub.cfg from there, so the ESP holds nothing but the binary.
+public enum GrubEFIImage {
+    public static let standardDirectory = "/usr/lib/grub/x86_64-efi"
+    public static let environmentVariable = "REHOST_GRUB_EFI_DIR"
+    /// The removable-media path firmware boots without a boot entry (UEFI 2.10, 3.5.1.1).
+    public static let removablePath = "EFI/BOOT/BOOTX64.EFI"
+    /// Where a distribution's own install would put it; firmware boot entries may point here.
+    public static let vendorPath = "EFI/rehost/grubx64.efi"
+
+    /// As for i386-pc, everything the guest's grub.cfg uses is embedded; plus GPT, FAT, and the
+    /// EFI video drivers `linux` needs to hand the kernel a framebuffer.
+    public static let defaultModules = [
+        "part_gpt", "part_msdos", "fat", "ext2", "normal", "linux", "configfile", "search", "search_label",
+        "search_fs_uuid", "search_fs_file", "serial", "terminal", "echo", "test", "boot", "halt", "reboot", "ls",
+        "cat", "minicmd", "gzio", "sleep", "all_video", "efi_gop", "efi_uga",
+    ]
+
+    public static var defaultDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let override = environment[environmentVariable], !override.isEmpty { return override }
+        return standardDirectory
+    }
+
+    /// The early configuration: the filesystem with UUID `bootFilesystemUUID` becomes `$root`,
+    /// and its `grubDirectory` (`/boot/grub`, or `/grub` on a /boot partition) the prefix.
+    public static func earlyConfig(bootFilesystemUUID: String, grubDirectory: String) -> String {
+        """
+        search --no-floppy --fs-uuid --set=root \(bootFilesystemUUID)
+        set prefix=($root)\(grubDirectory)
+        configfile ($root)\(grubDirectory)/grub.cfg
+
+        """
+    }
+
+    /// Runs `grub-mkimage -O x86_64-efi -c EARLY -p PREFIX -o TMP -d DIR MODULES` and returns the
+    /// EFI application.
+    public static func build(grubDirectory: String = defaultDirectory, bootFilesystemUUID: String,
+                             bootGrubDirectory: String = "/boot/grub") throws -> [UInt8] {
+        guard let mkimage = Tool.find("grub-mkimage") else {
+            throw ToolError.notFound(tool: "grub-mkimage", hint: "install grub-efi-amd64-bin and grub-common")
+        }
+        guard FileManager.default.fileExists(atPath: "\(grubDirectory)/kernel.img") else {
+            throw DiskLayoutError.grubDirectoryMissing(path: grubDirectory, missing: "kernel.img")
+        }
+        for module in defaultModules where !FileManager.default.fileExists(atPath: "\(grubDirectory)/\(module).mod") {
+            throw DiskLayoutError.grubModuleMissing(directory: grubDirectory, module: module)
+        }
+        let config = try TemporaryPath(prefix: "rehost-early", suffix: ".cfg")
+        let text = Array(earlyConfig(bootFilesystemUUID: bootFilesystemUUID, grubDirectory: bootGrubDirectory).utf8)
+        let configFile = try RawFile(path: config.path, mode: .readWrite)
+        try configFile.write(text, at: 0)
+        let output = try TemporaryPath(prefix: "rehost-grubx64", suffix: ".efi")
+        let result = try Tool.run(mkimage, ["-O", "x86_64-efi", "-c", config.path, "-p", bootGrubDirectory,
+                                            "-o", output.path, "-d", grubDirectory] + defaultModules)
+        guard result.status == 0 else {
+            throw ToolError.failed(tool: "grub-mkimage", status: result.status, stderr: result.stderr)
+        }
+        let file = try RawFile(path: output.path, mode: .readOnly)
+        let size = try file.size
+        guard size >= 512 else { throw DiskLayoutError.coreImageTooSmall(size: Int(size)) }
+        return try file.read(count: Int(size), at: 0)
+    }
+}

@@ -77,6 +77,12 @@ public struct RepairOptions: Sendable, Equatable {
     /// A swap partition Rehost creates (`UUID=...`, from `--swap-partition` or the guest's own swap
     /// with `--keep-layout`): fstab gets a line for it.
     public var swapPartition: String?
+    /// The EFI System Partition of a `--firmware uefi|both` disk (`UUID=XXXX-XXXX`): fstab mounts
+    /// it on /boot/efi, which is created.
+    public var efiSystemPartition: String?
+    /// GRUB's name for the partition holding /boot/grub (`hd0,msdos1`; `hd0,gpt2` or `hd0,gpt3`
+    /// on the GPT disks of `--firmware uefi|both`), as grub.cfg's header says.
+    public var grubBootPartition = "hd0,msdos1"
 
     /// Whether /boot is a filesystem of its own on the new disk: GRUB (prefix `(hd0,msdos1)/grub`)
     /// then finds the kernels at `/vmlinuz-...`, relative to that filesystem.

@@ -1,3 +1,4 @@
+import DiskLayout
 import Ext2
 import FilesystemBuilder
 import GuestFixups
@@ -19,6 +20,9 @@ public struct ConvertOptions: Sendable {
     public var format = FormatOptions()
     public var target: Target = .kvm
     public var rootReference: RootReferenceChoice = .auto
+    /// `--firmware`: an MBR disk for BIOS (the default), a GPT disk with an EFI System Partition
+    /// for UEFI, or a GPT disk that boots both ways.
+    public var firmware: FirmwareChoice = .bios
     public var skip: Set<String> = []
     /// The kernel to boot (a version or release); nil picks the newest that boots on the target.
     public var kernel: String?
@@ -57,5 +61,28 @@ public struct ConvertOptions: Sendable {
     public init(input: String, outputs: [OutputRequest]) {
         self.input = input
         self.outputs = outputs
+    }
+}
+
+/// `convert --firmware`: one of the firmwares, or `auto`, which picks `both` when the boot kernel
+/// has an EFI stub (and boots on BIOS), else `bios`, and says why.
+public enum FirmwareChoice: String, Sendable, Codable, CaseIterable {
+    case bios, uefi, both, auto
+
+    /// The firmware to build for, and for `auto` the reason.
+    public func resolve(bootKernel: Kernel?) -> (firmware: Firmware, reason: String?) {
+        switch self {
+        case .bios: return (.bios, nil)
+        case .uefi: return (.uefi, nil)
+        case .both: return (.both, nil)
+        case .auto:
+            guard let kernel = bootKernel else {
+                return (.bios, "auto: no kernel of the guest boots yet (an --add-kernel package is installed later), so bios")
+            }
+            if kernel.image.efiStub && kernel.image.bootsOnBIOS {
+                return (.both, "auto: the boot kernel \(kernel.path) has an EFI stub, so both")
+            }
+            return (.bios, "auto: the boot kernel \(kernel.path) has no EFI stub, so bios")
+        }
     }
 }

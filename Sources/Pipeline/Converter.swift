@@ -1,6 +1,8 @@
 import Digests
 import DiskLayout
 import Ext2
+import FAT
+import Foundation
 import FilesystemBuilder
 import GuestFixups
 import ImageCore
@@ -14,6 +16,8 @@ public enum ConvertError: RehostError {
     case dataDoesNotFit(output: String, diskSize: UInt64, underlying: String)
     case sameFile(path: String)
     case swapFileExists(path: String)
+    case noEFIStub(firmware: String, kernel: String, detail: String)
+    case diskTooSmallForFirmware(firmware: String, diskSize: UInt64, bootBytes: UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +27,12 @@ public enum ConvertError: RehostError {
             return "\(path): the output would overwrite the input"
         case let .swapFileExists(path):
             return "\(path): the guest has this path already; --swap-file would replace it"
+        case let .diskTooSmallForFirmware(firmware, diskSize, bootBytes, reason):
+            return "--size \(ByteCount.format(diskSize)) is too small for --firmware \(firmware): the EFI System Partition"
+                + (firmware == "both" ? ", the BIOS boot partition" : "") + " and the backup GPT take \(ByteCount.format(bootBytes)), "
+                + (reason.isEmpty ? "leaving nothing for the filesystems" : "and what is left is too little (\(reason))")
+        case let .noEFIStub(firmware, kernel, detail):
+            return "--firmware \(firmware): the boot kernel \(kernel) cannot boot under UEFI: it has no EFI stub (\(detail)); use --firmware bios"
         }
     }
 }
@@ -56,7 +66,40 @@ public final class Converter {
         let layout = GuestLayout(source: source, keepLayout: options.keepLayout, swapPartition: options.swapPartitionSize,
                                  noSwap: options.noSwap, kernelBytes: supplied.reduce(0) { $0 + $1.installedBytes },
                                  rootAddedBytes: (options.swapFileSize ?? 0) + options.customize.addedBytes)
-        let plan = try layout.plan(requestedSize: options.diskSize)
+        // A GPT disk (--firmware uefi|both) is the MBR plan's partitions behind the boot
+        // partitions: with --size, the plan gets what those leave.
+        let (firmware, firmwareReason) = options.firmware.resolve(bootKernel: guest.bootableKernel)
+        var espSize: UInt64 = 0
+        let plan: DiskPlan
+        if firmware != .bios, let requested = options.diskSize {
+            espSize = GPTDiskLayout.espSize(planDiskSize: requested)
+            let extra = GPTDiskLayout.extraBytes(firmware: firmware, espSize: espSize)
+            // The MBR plan's own 1 MiB gap becomes the GPT's first MiB.
+            let tooSmall = ConvertError.diskTooSmallForFirmware(firmware: firmware.rawValue, diskSize: requested, bootBytes: extra,
+                                                                 reason: "")
+            guard requested > extra else { throw tooSmall }
+            do {
+                plan = try layout.plan(requestedSize: requested - extra)
+            } catch let error as DiskLayoutError {
+                switch error {
+                case .diskTooSmall, .diskTooSmallForPartitions:
+                    throw ConvertError.diskTooSmallForFirmware(firmware: firmware.rawValue, diskSize: requested, bootBytes: extra,
+                                                               reason: error.description)
+                default: throw error
+                }
+            }
+        } else {
+            plan = try layout.plan(requestedSize: options.diskSize)
+            if firmware != .bios { espSize = GPTDiskLayout.espSize(planDiskSize: plan.diskSize) }
+        }
+        // The disk GUID, then one per partition: each its own purpose, so --reproducible keeps them apart.
+        var guidCount = 0
+        let gptLayout = firmware == .bios ? nil
+            : try GPTDiskLayout.make(plan: plan, firmware: firmware, espSize: espSize) {
+                defer { guidCount += 1 }
+                return UUIDBytes.random(for: guidCount == 0 ? "gpt disk guid" : "gpt partition guid \(guidCount)")
+            }
+        let diskSize = gptLayout?.diskSize ?? plan.diskSize
         // The label and UUID of each new filesystem (the source's unless asked otherwise; --label
         // names the root) are known before it exists, so fstab and root= can name them.
         // Cloned sources can share a UUID or a label, and the guest would then mount one for the
@@ -75,7 +118,11 @@ public final class Converter {
             formats.append(parameters)
         }
         let partitions = zip(layout.filesystems, formats).map { filesystem, parameters in
-            let partition = plan.partition(for: filesystem.mountPoint)!
+            var partition = plan.partition(for: filesystem.mountPoint)!
+            if let gptLayout {
+                partition.offset = gptLayout.partition(planNumber: partition.number).offset
+                partition.number = gptLayout.number(planNumber: partition.number)
+            }
             let unique = formats.filter { $0.label == parameters.label }.count == 1
             let reference = RootReference.resolve(choice: options.rootReference, label: unique ? parameters.label : nil,
                                                   uuid: UUIDBytes.format(parameters.uuid), target: options.target, report: guest,
@@ -83,7 +130,17 @@ public final class Converter {
             return NewPartition(filesystem: filesystem, partition: partition, parameters: parameters, reference: reference)
         }
         let root = partitions.first { $0.filesystem.mountPoint == "/" }!
-        let swapPartition = plan.partitions.first(where: \.isSwap)
+        let swapPartition = plan.partitions.first(where: \.isSwap).map { planned in
+            var partition = planned
+            if let gptLayout {
+                partition.offset = gptLayout.partition(planNumber: planned.number).offset
+                partition.number = gptLayout.number(planNumber: planned.number)
+            }
+            return partition
+        }
+        // The ESP's FAT volume ID, which fstab names it by (UUID=XXXX-XXXX).
+        let espVolumeID = Reproducibility.uint32(for: "esp volume id")
+        let espReference = "UUID=" + String(format: "%04X-%04X", espVolumeID >> 16, espVolumeID & 0xFFFF)
         let swapUUID = UUIDBytes.random(for: "swap partition uuid")
         let rootReference = root.reference
         var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,
@@ -97,8 +154,16 @@ public final class Converter {
         repairOptions.keptMounts = Dictionary(uniqueKeysWithValues: partitions.filter { $0.filesystem.mountPoint != "/" }
             .map { ($0.filesystem.mountPoint, $0.reference) })
         repairOptions.swapPartition = swapPartition == nil ? nil : "UUID=\(UUIDBytes.format(swapUUID))"
+        if firmware.bootsUEFI { repairOptions.efiSystemPartition = espReference }
+        if gptLayout != nil {
+            let boot = partitions.first { $0.filesystem.mountPoint == "/boot" } ?? root
+            repairOptions.grubBootPartition = "hd0,gpt\(boot.partition.number)"
+        }
         // Plan every repair first: a guest that cannot be repaired (only Xen kernels) fails before any output exists.
         let planned = try GuestRepairs.apply(to: overlay, options: repairOptions, kernels: supplied, report: guest)
+        if firmware.bootsUEFI, let kernel = planned.report.bootableKernel, !kernel.image.efiStub {
+            throw ConvertError.noEFIStub(firmware: firmware.rawValue, kernel: kernel.path, detail: kernel.image.detail)
+        }
         // --clean and the customize options: planned on the same overlay, after the repairs.
         var customize = options.customize
         let randomPassword = customize.resolveRandomPassword()
@@ -125,12 +190,30 @@ public final class Converter {
         report.operatingSystem = planned.report.os
         report.bootKernel = planned.report.bootableKernel
         report.randomRootPassword = randomPassword
+        report.firmware = firmware
+        report.firmwareReason = firmwareReason
         report.partitions = plan.partitions.map { partition in
-            let filesystem = partitions.first { $0.partition.number == partition.number }?.parameters
-            return PartitionReport(number: partition.number, mountPoint: partition.use, start: partition.offset, size: partition.size,
-                                   type: "0x" + String(partition.type, radix: 16), bootable: partition.bootable,
+            let filesystem = partitions.first { $0.filesystem.mountPoint == partition.use }?.parameters
+            let gptPartition = gptLayout?.partition(planNumber: partition.number)
+            return PartitionReport(number: gptLayout?.number(planNumber: partition.number) ?? partition.number,
+                                   mountPoint: partition.use, start: gptPartition?.offset ?? partition.offset, size: partition.size,
+                                   type: gptPartition.map { GPTDiskLayout.shortCode($0.type) } ?? "0x" + String(partition.type, radix: 16),
+                                   bootable: gptLayout == nil && partition.bootable,
                                    filesystem: filesystem?.flavor.rawValue ?? (partition.isSwap ? "swap" : "?"),
                                    uuid: UUIDBytes.format(filesystem?.uuid ?? swapUUID), label: filesystem?.label ?? "")
+        }
+        if let gptLayout {
+            report.diskSize = diskSize
+            report.diskGUID = UUIDBytes.format(gptLayout.gpt.diskGUID)
+            var boot: [PartitionReport] = []
+            if let biosBoot = gptLayout.biosBoot {
+                boot.append(PartitionReport(number: 1, mountPoint: "BIOS boot", start: biosBoot.offset, size: biosBoot.size,
+                                            type: "EF02", bootable: false, filesystem: "GRUB core.img", uuid: "", label: ""))
+            }
+            boot.append(PartitionReport(number: gptLayout.espIndex + 1, mountPoint: EFISystemPartition.mountPoint,
+                                        start: gptLayout.esp.offset, size: gptLayout.esp.size, type: "EF00", bootable: false,
+                                        filesystem: "vfat", uuid: String(espReference.dropFirst(5)), label: EFISystemPartition.label))
+            report.partitions = boot + report.partitions
         }
         if options.dryRun {
             report.seconds = monotonicSeconds() - startedWall
@@ -140,11 +223,34 @@ public final class Converter {
 
         // The GRUB images are built before the long copy, so a missing grub-mkimage fails fast.
         // GRUB reads /boot/grub from partition 1: the root's, or /boot's own /grub.
-        let coreImage = try GrubCoreImage.build(prefix: layout.separateBoot ? GrubCoreImage.separateBootPrefix
-                                                                            : GrubCoreImage.defaultPrefix)
-        let bootImage = try GrubBootImage.load()
-        let embedded = try BiosBootInstaller.embed(bootImage: bootImage, coreImage: coreImage, mbr: plan.mbr(),
-                                                   partitionStartSector: plan.partitionStartSector)
+        // On GPT, /boot/grub is on the partition of / (or /boot), numbered after the boot partitions.
+        let bootPartition = partitions.first { $0.filesystem.mountPoint == "/boot" } ?? root
+        let grubDirectory = layout.separateBoot ? "/grub" : "/boot/grub"
+        var coreImage: [UInt8] = []
+        var embedded: (mbr: [UInt8], gap: [UInt8])?
+        if firmware.bootsBIOS {
+            let bootImage = try GrubBootImage.load()
+            if let gptLayout, let biosBoot = gptLayout.biosBoot {
+                coreImage = try GrubCoreImage.build(prefix: "(hd0,gpt\(bootPartition.partition.number))\(grubDirectory)",
+                                                    extraModules: ["part_gpt"])
+                let result = try BiosBootInstaller.embed(bootImage: bootImage, coreImage: coreImage,
+                                                         protectiveMBR: gptLayout.gpt.protectiveMBR(), biosBootPartition: biosBoot)
+                embedded = (result.mbr, result.core)
+            } else {
+                coreImage = try GrubCoreImage.build(prefix: layout.separateBoot ? GrubCoreImage.separateBootPrefix
+                                                                                : GrubCoreImage.defaultPrefix)
+                embedded = try BiosBootInstaller.embed(bootImage: bootImage, coreImage: coreImage, mbr: plan.mbr(),
+                                                       partitionStartSector: plan.partitionStartSector)
+            }
+        }
+        var espImage: FAT32Writer?
+        var efiImageBytes = 0
+        if let gptLayout {
+            let efiImage = try GrubEFIImage.build(bootFilesystemUUID: UUIDBytes.format(bootPartition.parameters.uuid),
+                                                  bootGrubDirectory: grubDirectory)
+            efiImageBytes = efiImage.count
+            espImage = try EFISystemPartition.make(size: gptLayout.esp.size, volumeID: espVolumeID, efiImage: efiImage)
+        }
 
         // The bootable disk is built as raw: into the raw output if one was asked for, else into
         // a scratch file beside the first output, removed at the end. Every other output is
@@ -152,16 +258,25 @@ public final class Converter {
         let rawRequest = options.outputs.first { $0.isPlainRaw }
         let streamed = options.outputs.filter { $0.path != rawRequest?.path }
         let rawDisk = try AtomicOutput(finalPath: rawRequest?.path ?? options.outputs[0].path + ".raw-scratch")
-        let outputs = try OutputSet(streamed, virtualSize: plan.diskSize, options: options.writerOptions,
+        let outputs = try OutputSet(streamed, virtualSize: diskSize, options: options.writerOptions,
                                     consumers: options.streamConsumers)
-        try rawDisk.file.truncate(to: plan.diskSize)
-        try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
+        try rawDisk.file.truncate(to: diskSize)
+        if let gptLayout {
+            try gptLayout.gpt.write(to: rawDisk.file)
+            if let embedded, let biosBoot = gptLayout.biosBoot {
+                try rawDisk.file.write(embedded.mbr, at: 0)
+                try rawDisk.file.write(embedded.gap, at: biosBoot.offset)
+            }
+            try espImage?.write(to: rawDisk.file, at: gptLayout.esp.offset)
+        } else if let embedded {
+            try BiosBootInstaller.write(mbr: embedded.mbr, gap: embedded.gap, to: rawDisk.file)
+        }
         if let swapPartition {
             try SwapArea.write(to: rawDisk.file, at: swapPartition.offset, size: swapPartition.size, uuid: swapUUID)
         }
 
         // The disk digest is taken as the filesystems are written (the copy leaves a core idle).
-        let writtenDigest = options.digests.disk ? try WrittenDiskDigest(path: rawDisk.temporaryPath, size: plan.diskSize) : nil
+        let writtenDigest = options.digests.disk ? try WrittenDiskDigest(path: rawDisk.temporaryPath, size: diskSize) : nil
 
         progress.begin(stage: "copying files", totalBytes: layout.filesystems.reduce(0) { $0 + $1.usedBytes })
         var statistics = TreeCopier.Statistics()
@@ -180,7 +295,7 @@ public final class Converter {
                 let copier = TreeCopier(from: new.filesystem.source, to: destination) { [progress, rawDisk, base] copied in
                     progress.advance(to: base + copied)
                     if base + copied >= writebackAt + OutputSink.writebackInterval {
-                        rawDisk.file.startWriteback(0..<plan.diskSize)
+                        rawDisk.file.startWriteback(0..<diskSize)
                         writebackAt = base + copied
                     }
                 }
@@ -209,7 +324,7 @@ public final class Converter {
                 try Ext2GuestFilesystem(parent.filesystem).createDirectories(relative, mode: 0o755)
             }
         } catch let error as Ext2Error where error.isOutOfSpace {
-            throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: plan.diskSize, underlying: error.message)
+            throw ConvertError.dataDoesNotFit(output: rawDisk.finalPath, diskSize: diskSize, underlying: error.message)
         }
         progress.end()
         if statistics.truncatedTimestamps > 0 {
@@ -241,7 +356,7 @@ public final class Converter {
         // and so does its file digest, on another thread.
         var rawFileDigest: BackgroundDigest?
         if rawRequest != nil {
-            rawDisk.file.startWriteback(0..<plan.diskSize)
+            rawDisk.file.startWriteback(0..<diskSize)
             if options.digests.files { rawFileDigest = try BackgroundDigest(path: rawDisk.temporaryPath) }
         }
         // The rest of the disk digest (what libext2fs wrote last, and blocks written through its
@@ -255,7 +370,7 @@ public final class Converter {
         try outputs.stream(from: rawDisk.temporaryPath, diskDigest: false, progress: progress)
         if let rawRequest {
             try rawDisk.commit()
-            let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: plan.diskSize, fileSize: plan.diskSize,
+            let summary = WriterSummary(format: .raw, variant: "raw, sparse", virtualSize: diskSize, fileSize: diskSize,
                                         allocatedUnits: 0, unitSize: 0)
             report.outputs.append(try Pipeline.report(path: rawRequest.path, summary: summary, seconds: monotonicSeconds() - startedWall,
                                                       sha256: try rawFileDigest?.wait(), diskDigest: try diskDigest?.wait()))
@@ -268,10 +383,17 @@ public final class Converter {
             type: parameters.flavor.rawValue, label: parameters.label, uuid: UUIDBytes.format(parameters.uuid),
             sizeBytes: parameters.blocksCount * UInt64(parameters.blockSize), blockSize: parameters.blockSize,
             inodeSize: parameters.inodeSize, inodes: parameters.inodesCount)
+        let kind: String
+        switch firmware {
+        case .bios: kind = "GRUB 2 (i386-pc) in the MBR and the gap before the partition"
+        case .uefi: kind = "GRUB 2 (x86_64-efi) at /\(GrubEFIImage.removablePath) and /\(GrubEFIImage.vendorPath) in the ESP"
+        case .both: kind = "GRUB 2 (x86_64-efi) at /\(GrubEFIImage.removablePath) and /\(GrubEFIImage.vendorPath) in the ESP; GRUB 2 (i386-pc) in the protective MBR and the BIOS boot partition"
+        }
         report.bootloader = BootloaderReport(
-            kind: "GRUB 2 (i386-pc) in the MBR and the gap before the partition", coreImageBytes: coreImage.count,
-            gapBytes: plan.partitionOffset - 512, kernel: planned.report.bootableKernel?.path,
-            initrd: planned.report.bootableKernel?.initrd)
+            kind: kind, coreImageBytes: coreImage.count,
+            gapBytes: gptLayout?.biosBoot?.size ?? (gptLayout == nil ? plan.partitionOffset - 512 : 0),
+            kernel: planned.report.bootableKernel?.path, initrd: planned.report.bootableKernel?.initrd)
+        report.bootloader?.efiImageBytes = gptLayout == nil ? nil : efiImageBytes
         report.seconds = monotonicSeconds() - startedWall
         return report
     }

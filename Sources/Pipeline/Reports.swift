@@ -157,6 +157,14 @@ public struct ConvertReport: Codable, Sendable {
     public var operatingSystem: OperatingSystem?
     /// The kernel the disk boots, as inspected (an AMI's ENA and SR-IOV flags follow its drivers).
     public var bootKernel: Kernel?
+    /// `--firmware`: bios (MBR), uefi or both (GPT).
+    public var firmware: Firmware?
+    /// Why `--firmware auto` chose `firmware`.
+    public var firmwareReason: String?
+    /// The whole disk, and its GPT disk GUID, for a GPT disk (`disk` is then the plan of its data
+    /// partitions, before the boot partitions were put in front).
+    public var diskSize: UInt64?
+    public var diskGUID: String?
 }
 
 /// One partition of the converted disk.
@@ -206,4 +214,6 @@ public struct BootloaderReport: Codable, Sendable {
     public var gapBytes: UInt64
     public var kernel: String?
     public var initrd: String?
+    /// GRUB x86_64-efi's size, on a GPT disk.
+    public var efiImageBytes: Int?
 }

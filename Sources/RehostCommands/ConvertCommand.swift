@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cloud
+import DiskLayout
 import Ext2
 import FilesystemBuilder
 import GuestFixups
@@ -88,6 +89,10 @@ struct ConvertCommand: ParsableCommand {
                                valueName: "label|relabel"))
     var selinux: SELinuxMode = .label
 
+    @Option(help: ArgumentHelp("The firmware the disk boots under: bios (an MBR disk, GRUB i386-pc in the MBR), uefi (a GPT disk with an EFI System Partition holding GRUB x86_64-efi at /EFI/BOOT/BOOTX64.EFI, mounted by the guest on /boot/efi), or both (the uefi disk plus a BIOS boot partition and GRUB's boot.img in the protective MBR). uefi and both need a boot kernel with an EFI stub. auto: both when the boot kernel has an EFI stub, else bios. Default: bios.",
+                               valueName: "bios|uefi|both|auto"))
+    var firmware: FirmwareChoice = .bios
+
     @Flag(name: .customLong("dry-run"), help: "Show the plan and every change, and write nothing.")
     var dryRun = false
 
@@ -147,6 +152,7 @@ struct ConvertCommand: ParsableCommand {
             options.format = FormatOptions(flavor: fs, inodeSize: inodeSize, newUUID: newUUID, label: label)
             options.target = guest.target
             options.rootReference = guest.rootReference
+            options.firmware = firmware
             options.skip = Set(skip)
             options.kernel = guest.kernel
             options.addKernels = guest.addKernel
@@ -205,4 +211,5 @@ struct ConvertCommand: ParsableCommand {
 }
 
 extension Ext2FormatParameters.Flavor: ExpressibleByArgument {}
+extension FirmwareChoice: ExpressibleByArgument {}
 

@@ -63,6 +63,7 @@ enum TextReport {
         var image = "\(k.image.format.rawValue): \(k.image.detail)"
         if let release = k.image.release { image += " (release \(release))" }
         out += line("      image:        \(image)\n")
+        out += line("      firmware:     \(firmwareLine(k))\n")
         out += line("      modules:      \(k.modulesDirectory ?? "none (/lib/modules/\(k.release) is missing)")\n")
         if let i = k.initrdDetails {
             var what = i.family.map { "\($0.rawValue), \(i.layout ?? "?"), \(i.moduleCount) modules" } ?? "unreadable"
@@ -83,11 +84,30 @@ enum TextReport {
         return out
     }
 
+    /// Which firmware a kernel image boots under: BIOS through GRUB's `linux` (a bzImage of boot
+    /// protocol 2.03 or later), UEFI when it has an EFI stub (a PE header GRUB x86_64-efi and
+    /// firmware can start); so which `--firmware` convert accepts for it.
+    static func firmwareLine(_ kernel: Kernel) -> String {
+        let image = kernel.image
+        let protocolText = image.bootProtocol.map { "boot protocol \($0)" } ?? "no x86 boot protocol"
+        switch (image.bootsOnBIOS, image.efiStub) {
+        case (true, true): return "BIOS and UEFI (\(protocolText), EFI stub): --firmware bios, uefi or both"
+        case (true, false): return "BIOS only (\(protocolText), no EFI stub): --firmware bios"
+        case (false, true): return "UEFI only (\(protocolText), EFI stub): --firmware uefi"
+        case (false, false) where image.format == .xenPV: return "neither (a Xen PV image: it boots only under Xen)"
+        case (false, false): return "neither (\(protocolText), no EFI stub)"
+        }
+    }
+
     static func convert(_ r: ConvertReport) -> String {
         var out = input(r.input, partitions: r.partitions)
         if let d = r.disk {
             out += r.dryRun ? "Would build a bootable disk\n" : "Built a bootable disk\n"
-            out += line("  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16))\n")
+            if let size = r.diskSize, let guid = r.diskGUID {
+                out += line("  disk:         \(ByteCount.format(size)) raw (sparse), GPT, disk GUID \(guid), firmware \(r.firmware?.rawValue ?? "?")\n")
+            } else {
+                out += line("  disk:         \(ByteCount.format(d.diskSize)) raw (sparse), MBR signature \(String(d.diskSignature, radix: 16)), firmware bios\n")
+            }
             for p in r.partitions {
                 let label = p.label.isEmpty ? "" : ", label \"\(p.label)\""
                 out += line("  partition \(p.number):  \(p.mountPoint) at \(ByteCount.format(p.start)), \(ByteCount.format(p.size))\(p.bootable ? ", bootable" : ""), type \(p.type), \(p.filesystem) UUID \(p.uuid)\(label)\n")
@@ -102,6 +122,10 @@ enum TextReport {
         if let b = r.bootloader {
             out += line("  bootloader:   \(b.kind), core.img \(b.coreImageBytes) bytes\n")
             if let kernel = b.kernel { out += line("  boots:        \(kernel)\(b.initrd.map { " with \($0)" } ?? "")\n") }
+            if let k = r.bootKernel {
+                let chosen = r.firmwareReason ?? "\(r.firmware?.rawValue ?? "bios") asked"
+                out += line("  firmware:     \(chosen); the kernel boots under \(firmwareLine(k))\n")
+            }
         }
         out += line("  target:       \(r.target), root=\(r.rootReference)\n")
         out += outputs(r.outputs)

@@ -202,6 +202,24 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
             + "UUID=0a1b proc /proc proc defaults 0 0\n")
     }
 
+    /// `--firmware uefi|both`: the ESP is mounted on /boot/efi (added, or an existing entry gets the
+    /// new device), and the directory is made.
+    @Test func efiSystemPartitionIsMountedOnBootEFI() throws {
+        let fs = GuestFixtures.rhel6()
+        var options = GuestFixtures.only("fstab", rootReference: "UUID=5d1c")
+        options.efiSystemPartition = "UUID=ABCD-1234"
+        let changes = try GuestRepairs.apply(to: fs, options: options).changes
+        #expect(fs.text("/etc/fstab")?.hasSuffix("UUID=ABCD-1234\t/boot/efi\tvfat\tumask=0077\t0 1\n") == true, "\(fs.text("/etc/fstab") ?? "")")
+        #expect(try fs.entry(at: "/boot/efi") == .directory)
+        #expect(changes.contains { $0.path == "/boot/efi" && $0.action == .created })
+
+        let existing = GuestFixtures.debian6()
+        existing.addFile("/etc/fstab", "UUID=0000-0001 /boot/efi vfat umask=0077 0 1\n")
+        existing.addDirectory("/boot/efi")
+        _ = try GuestRepairs.apply(to: existing, options: options).changes
+        #expect(existing.text("/etc/fstab") == "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 1\n")
+    }
+
     @Test func debianNoFinalNewlineAndDeviceRoot() throws {
         let fs = GuestFixtures.debian6()
         _ = try GuestRepairs.apply(to: fs, options: GuestFixtures.only("fstab", rootReference: "/dev/vda1")).changes

@@ -101,7 +101,7 @@ enum BootloaderRepair {
 
     static func grub2Config(_ entries: [MenuEntry], options: RepairOptions) -> [String] {
         var lines = [
-            "# Written by rehost for \(options.target.rawValue): native GRUB 2 syntax (prefix (hd0,msdos1)\(options.bootLoaderPath("/boot/grub"))).",
+            "# Written by rehost for \(options.target.rawValue): native GRUB 2 syntax (prefix (\(options.grubBootPartition))\(options.bootLoaderPath("/boot/grub"))).",
             "# /boot/grub/grub.conf holds the same menu in GRUB legacy syntax.",
             "serial --unit=0 --speed=\(options.serialSpeed)",
             "terminal_input serial console",

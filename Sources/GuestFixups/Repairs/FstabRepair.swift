@@ -11,6 +11,7 @@
 /// and its separators (tabs or spaces), and the file is listed as created then. With
 /// `--keep-layout`, the entries of the kept filesystems (`keptMounts`) name their new partitions
 /// the way the root's does; a swap partition (`swapPartition`) gets a line like the swap file's.
+/// With `--firmware uefi|both`, the ESP (`efiSystemPartition`) is mounted on /boot/efi.
 enum FstabRepair {
     static let commentPrefix = "# rehost: "
     static let mergedPrefix = "# rehost: merged into /: "
@@ -45,7 +46,9 @@ enum FstabRepair {
             }
             if let swapFile = options.swapFile { addedSwapFile = addSwap(device: swapFile, mountField: "none", to: &lines) }
             if let swapPartition = options.swapPartition { _ = addSwap(device: swapPartition, mountField: "swap", to: &lines) }
+            if let esp = options.efiSystemPartition { addEFISystemPartition(device: esp, to: &lines) }
         }
+        if options.efiSystemPartition != nil { try context.createDirectoryIfMissing(efiMountPoint) }
         // The converter made the swap file before the repairs; it is listed with its fstab line so
         // that the report shows it and the selinux repair labels it like the files the repairs create.
         if addedSwapFile, let swapFile = options.swapFile {
@@ -64,6 +67,24 @@ enum FstabRepair {
             edited += text[fields[0].endIndex...]
         }
         return edited
+    }
+
+    static let efiMountPoint = "/boot/efi"
+
+    /// Mounts the ESP on /boot/efi as Debian's and Fedora's installers do (`umask=0077`, fsck pass
+    /// 1); an entry the guest already has for /boot/efi gets the new device.
+    static func addEFISystemPartition(device: String, to lines: inout TextLines) {
+        for index in lines.lines.indices {
+            let text = lines.text(index)
+            guard !text.isCommentOrBlank else { continue }
+            let fields = text.blankSeparatedFields
+            if fields.count >= 2, fields[1] == Substring(efiMountPoint) {
+                let edited = renamed(text, fields: fields, device: device, type: "vfat")
+                if edited != text { lines.replace(index, with: edited) }
+                return
+            }
+        }
+        lines.append([device, efiMountPoint, "vfat", "umask=0077", "0 1"].joined(separator: "\t"))
     }
 
     /// Adds a swap line for `device` (a swap file's path, or a partition's `UUID=`) unless an entry
