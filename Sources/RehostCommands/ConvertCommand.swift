@@ -153,6 +153,8 @@ struct ConvertCommand: ParsableCommand {
             options.target = guest.target
             options.rootReference = guest.rootReference
             options.firmware = firmware
+            // A disk that boots only through UEFI: an OVA's machine must say so.
+            if firmware == .uefi { options.writerOptions.firmware = .efi }
             options.skip = Set(skip)
             options.kernel = guest.kernel
             options.addKernels = guest.addKernel

@@ -65,7 +65,7 @@ struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The image UUID (VDI, VHD, VMDK) for reproducible builds; a fresh one per image by default.", valueName: "uuid"))
     var uuid: String?
 
-    @Option(name: .customLong("ova-firmware"), help: ArgumentHelp("The firmware the OVA's machine boots with: bios (default) or efi (VMware's firmware setting; VirtualBox's OVF has no place for it outside a full vbox:Machine section). convert sets efi itself for a --firmware uefi disk.", valueName: "bios|efi"))
+    @Option(name: .customLong("ova-firmware"), help: ArgumentHelp("The firmware the OVA's machine boots with: bios (default) or efi (VMware's firmware setting; VirtualBox's OVF has no place for it outside a full vbox:Machine section). convert --firmware uefi sets efi itself.", valueName: "bios|efi"))
     var ovaFirmware: WriterOptions.Firmware = .bios
 
     @Flag(help: "Byte-reproducible outputs: every UUID, CID, signature and salt derived from the inputs' SHA-256 (which costs one more read of them), and every time Rehost stamps itself taken from SOURCE_DATE_EPOCH (0 when unset). On by itself when SOURCE_DATE_EPOCH is set. The same input and options then give the same bytes, whatever the threads' timing.")

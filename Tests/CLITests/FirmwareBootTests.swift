@@ -43,7 +43,7 @@ struct FirmwareBootTests {
                                                     attributes: [.posixPermissions: 0o777])
         }
         let disk = "\(directory)/\(firmware).raw"
-        let more = firmware == "both" ? ["-o", "\(directory)/\(firmware).qcow2"] : []
+        let more = firmware == "both" ? ["-o", "\(directory)/\(firmware).qcow2"] : firmware == "uefi" ? ["-o", "\(directory)/\(firmware).ova"] : []
         let started = Date()
         let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk] + more + ["--firmware", firmware, "--json"],
                                            asUser: "nobody")
@@ -249,6 +249,14 @@ struct FirmwareBootTests {
     }
 
     /// The fixture's real Debian kernel has an EFI stub, and inspect says so.
+    /// A UEFI-only disk in an OVA: its machine says `firmware = efi` to VMware.
+    @Test func theOVAOfAUEFIDiskDeclaresEFI() throws {
+        let uefi = try Self.converted("uefi")
+        #expect(uefi.status == 0, "\(uefi.stderr)")
+        let ovf = try Command.run("tar", ["-xOf", "\(Self.directory)/uefi.ova", "--wildcards", "*.ovf"]).requireSuccess().stdout
+        #expect(ovf.contains("vmw:key=\"firmware\" vmw:value=\"efi\""), "\(ovf)")
+    }
+
     @Test func inspectSaysWhichFirmwareTheKernelBootsUnder() throws {
         let fixture = try Fixture.xenInstance()
         let inspect = try Command.runRehost(["inspect", fixture.imagePath], asUser: "nobody")
