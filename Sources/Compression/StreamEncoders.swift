@@ -88,6 +88,18 @@ public enum StreamEncoderError: RehostError {
 /// One MiB of zeros, shared by every encoder that must read its zeros (xz, zstd).
 private let zeroMiB = [UInt8](repeating: 0, count: 1 << 20)
 
+extension StreamEncoder {
+    /// `count` zeros, fed from one shared buffer: an encoder with no shortcut for them (xz, zstd).
+    public func appendZeros(_ count: UInt64) throws {
+        var left = count
+        while left > 0 {
+            let take = Int(min(left, UInt64(zeroMiB.count)))
+            try zeroMiB.withUnsafeBytes { try append(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+            left -= UInt64(take)
+        }
+    }
+}
+
 /// pigz-compatible parallel gzip: the stream is cut into 1 MiB pieces, each compressed by
 /// libdeflate into a gzip member of its own on one of `threads` threads, and the members are
 /// written in order. A concatenation of gzip members is one valid gzip file (RFC 1952 2.2):
@@ -295,15 +307,6 @@ public final class XzEncoder: StreamEncoder {
         while stream.avail_in > 0 { _ = try code(LZMA_RUN) }
     }
 
-    public func appendZeros(_ count: UInt64) throws {
-        var left = count
-        while left > 0 {
-            let take = Int(min(left, UInt64(zeroMiB.count)))
-            try zeroMiB.withUnsafeBytes { try append(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
-            left -= UInt64(take)
-        }
-    }
-
     public func finish() throws {
         stream.next_in = nil
         stream.avail_in = 0
@@ -359,15 +362,6 @@ public final class ZstdEncoder: StreamEncoder {
         guard !bytes.isEmpty else { return }
         var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
         while input.pos < input.size { _ = try compress(&input, ZSTD_e_continue) }
-    }
-
-    public func appendZeros(_ count: UInt64) throws {
-        var left = count
-        while left > 0 {
-            let take = Int(min(left, UInt64(zeroMiB.count)))
-            try zeroMiB.withUnsafeBytes { try append(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
-            left -= UInt64(take)
-        }
     }
 
     public func finish() throws {

@@ -49,16 +49,7 @@ public enum GrubCoreImage {
             modules.append(module)
         }
 
-        let output = try TemporaryPath(prefix: "rehost-core", suffix: ".img")
-        let result = try Tool.run(mkimage, ["-O", "i386-pc", "-p", prefix, "-o", output.path, "-d", grubDirectory]
-            + modules)
-        guard result.status == 0 else {
-            throw ToolError.failed(tool: "grub-mkimage", status: result.status, stderr: result.stderr)
-        }
-        let file = try RawFile(path: output.path, mode: .readOnly)
-        let size = try file.size
-        guard size >= 512 else { throw DiskLayoutError.coreImageTooSmall(size: Int(size)) }
-        return try file.read(count: Int(size), at: 0)
+        return try GrubImages.runMkimage(mkimage, ["-O", "i386-pc", "-p", prefix, "-d", grubDirectory] + modules, suffix: ".img")
     }
 }
 
@@ -151,9 +142,16 @@ public enum GrubEFIImage {
         let text = Array(earlyConfig(bootFilesystemUUID: bootFilesystemUUID, grubDirectory: bootGrubDirectory).utf8)
         let configFile = try RawFile(path: config.path, mode: .readWrite)
         try configFile.write(text, at: 0)
-        let output = try TemporaryPath(prefix: "rehost-grubx64", suffix: ".efi")
-        let result = try Tool.run(mkimage, ["-O", "x86_64-efi", "-c", config.path, "-p", bootGrubDirectory,
-                                            "-o", output.path, "-d", grubDirectory] + defaultModules)
+        return try GrubImages.runMkimage(mkimage, ["-O", "x86_64-efi", "-c", config.path, "-p", bootGrubDirectory, "-d", grubDirectory]
+                                         + defaultModules, suffix: ".efi")
+    }
+}
+
+enum GrubImages {
+    /// Runs grub-mkimage with `arguments` (without `-o`) and returns the image it wrote.
+    static func runMkimage(_ mkimage: String, _ arguments: [String], suffix: String) throws -> [UInt8] {
+        let output = try TemporaryPath(prefix: "rehost-grub", suffix: suffix)
+        let result = try Tool.run(mkimage, arguments + ["-o", output.path])
         guard result.status == 0 else {
             throw ToolError.failed(tool: "grub-mkimage", status: result.status, stderr: result.stderr)
         }
