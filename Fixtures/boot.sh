@@ -9,7 +9,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi] [--bus ide|virtio|ahci] [--net none|virtio|e1000]" >&2
+    echo "usage: $0 DISK [--format raw|qcow2|vmdk|vdi|vpc|vhdx] [--bus ide|virtio|ahci] [--net none|virtio|e1000]" >&2
     echo "       [--memory MIB] [--log FILE] [--timeout SECONDS] [--writable] [--seed-disk IMAGE]" >&2
     echo "       [--firmware bios|uefi]" >&2
     exit 2
@@ -54,10 +54,12 @@ if [ -z "$format" ]; then
         *.qcow2) format=qcow2 ;;
         *.vmdk) format=vmdk ;;
         *.vdi) format=vdi ;;
+        *.vhd) format=vpc ;;
+        *.vhdx) format=vhdx ;;
         *) format=raw ;;
     esac
 fi
-case "$format" in raw|qcow2|vmdk|vdi) ;; *) die_usage "--format must be raw, qcow2, vmdk or vdi, not '$format'" ;; esac
+case "$format" in raw|qcow2|vmdk|vdi|vpc|vhdx) ;; *) die_usage "--format must be raw, qcow2, vmdk, vdi, vpc (VHD) or vhdx, not '$format'" ;; esac
 case "$bus" in ide|virtio|ahci) ;; *) die_usage "--bus must be ide, virtio or ahci, not '$bus'" ;; esac
 case "$firmware" in bios|uefi) ;; *) die_usage "--firmware must be bios or uefi, not '$firmware'" ;; esac
 case "$net" in none|virtio|e1000) ;; *) die_usage "--net must be none, virtio or e1000, not '$net'" ;; esac

@@ -31,7 +31,7 @@ struct FirmwareBootTests {
     nonisolated(unsafe) static var shared: [String: Converted] = [:]
     static let lock = NSLock()
 
-    /// One conversion per firmware, shared by the tests; `both` also writes a qcow2.
+    /// One conversion per firmware, shared by the tests; `both` also writes every other format qemu boots, `uefi` an OVA.
     static func converted(_ firmware: String) throws -> Converted {
         lock.lock()
         defer { lock.unlock() }
@@ -43,7 +43,8 @@ struct FirmwareBootTests {
                                                     attributes: [.posixPermissions: 0o777])
         }
         let disk = "\(directory)/\(firmware).raw"
-        let more = firmware == "both" ? ["-o", "\(directory)/\(firmware).qcow2"] : firmware == "uefi" ? ["-o", "\(directory)/\(firmware).ova"] : []
+        let more = firmware == "both" ? ["qcow2", "vmdk", "vdi", "vhd", "vhdx"].flatMap { ["-o", "\(directory)/\(firmware).\($0)"] }
+            : firmware == "uefi" ? ["-o", "\(directory)/\(firmware).ova"] : []
         let started = Date()
         let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk] + more + ["--firmware", firmware, "--json"],
                                            asUser: "nobody")
@@ -110,11 +111,13 @@ struct FirmwareBootTests {
 
     /// Boots: (firmware of the disk, firmware of the VM, bus, format).
     @Test(arguments: [("uefi", "uefi", "virtio", "raw"), ("both", "uefi", "virtio", "raw"), ("both", "uefi", "ahci", "raw"),
-                      ("both", "bios", "virtio", "raw"), ("both", "uefi", "virtio", "qcow2")])
+                      ("both", "bios", "virtio", "raw"), ("both", "uefi", "virtio", "qcow2"), ("both", "uefi", "virtio", "vmdk"),
+                      ("both", "uefi", "virtio", "vdi"), ("both", "uefi", "virtio", "vpc"), ("both", "uefi", "virtio", "vhdx")])
     func bootsFromItsOwnDisk(disk firmware: String, vm: String, bus: String, format: String) throws {
         let c = try Self.converted(firmware)
         try #require(c.status == 0, "\(c.stderr)")
-        let image = format == "raw" ? c.disk : "\(Self.directory)/\(firmware).\(format)"
+        // qemu calls VHD "vpc".
+        let image = format == "raw" ? c.disk : "\(Self.directory)/\(firmware).\(format == "vpc" ? "vhd" : format)"
         let log = "\(Self.directory)/serial-\(firmware)-\(vm)-\(bus)-\(format).log"
         let started = Date()
         let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", image, "--format", format,
