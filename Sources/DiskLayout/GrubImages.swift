@@ -49,7 +49,7 @@ public enum GrubCoreImage {
             modules.append(module)
         }
 
-        return try GrubImages.runMkimage(mkimage, ["-O", "i386-pc", "-p", prefix, "-d", grubDirectory] + modules, suffix: ".img")
+        return try GrubImages.runMkimage(mkimage, ["-O", "i386-pc", "-p", prefix, "-d", grubDirectory] + modules, name: "rehost-core", suffix: ".img")
     }
 }
 
@@ -143,14 +143,14 @@ public enum GrubEFIImage {
         let configFile = try RawFile(path: config.path, mode: .readWrite)
         try configFile.write(text, at: 0)
         return try GrubImages.runMkimage(mkimage, ["-O", "x86_64-efi", "-c", config.path, "-p", bootGrubDirectory, "-d", grubDirectory]
-                                         + defaultModules, suffix: ".efi")
+                                         + defaultModules, name: "rehost-grubx64", suffix: ".efi")
     }
 }
 
 enum GrubImages {
     /// Runs grub-mkimage with `arguments` (without `-o`) and returns the image it wrote.
-    static func runMkimage(_ mkimage: String, _ arguments: [String], suffix: String) throws -> [UInt8] {
-        let output = try TemporaryPath(prefix: "rehost-grub", suffix: suffix)
+    static func runMkimage(_ mkimage: String, _ arguments: [String], name: String, suffix: String) throws -> [UInt8] {
+        let output = try TemporaryPath(prefix: name, suffix: suffix)
         let result = try Tool.run(mkimage, arguments + ["-o", output.path])
         guard result.status == 0 else {
             throw ToolError.failed(tool: "grub-mkimage", status: result.status, stderr: result.stderr)
