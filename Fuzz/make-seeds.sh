@@ -3,7 +3,8 @@
 # .build/fuzz/seeds), from the real tools: qemu-img for qcow2, VMDK, VDI and VHD; tar for OVA;
 # sfdisk, mke2fs and gzip for raw input; cpio and the compressors for initramfs; rpmbuild and
 # dpkg-deb for packages. Nothing here is committed: only the small text seeds in Fuzz/Seeds/ are.
-# Every seed is kept under 256 KiB (the image targets' -max_len). Takes a few seconds.
+# Every seed is kept under 256 KiB (the image targets' -max_len), but VHDX's: its structure
+# alone fills 4 MiB (headers, log, BAT and metadata each start on a MiB), so its limit is 5 MiB. Takes a few seconds.
 set -euo pipefail
 die() { echo "make-seeds: error: $*" >&2; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,6 +57,15 @@ q create -f vpc "$OUT/vhd/empty-dynamic.vhd" 64M
 q create -f vpc -o subformat=fixed,force_size=on fixed.vhd 128K
 cp fixed.vhd "$OUT/vhd/fixed-128k.vhd"
 q create -f vpc -o force_size=on "$OUT/vhd/empty-dynamic-forced.vhd" 3M
+
+seeds vhdx
+# qemu-img puts the BAT at 2 MiB and the metadata at 3 MiB: the first 4 MiB hold all of it.
+q convert -f raw -O vhdx -o block_size=1M,subformat=dynamic data.raw dynamic.vhdx
+head -c 5242880 dynamic.vhdx > "$OUT/vhdx/dynamic-1m-data.vhdx"
+q convert -f raw -O vhdx -o block_size=1M,subformat=fixed data.raw fixed.vhdx
+head -c 5242880 fixed.vhdx > "$OUT/vhdx/fixed-1m-data.vhdx"
+q create -f vhdx "$OUT/vhdx/empty.vhdx" 64M
+head -c 4194304 "$OUT/vhdx/empty.vhdx" > empty4.vhdx && mv empty4.vhdx "$OUT/vhdx/empty.vhdx"
 
 seeds ova
 cat > disk.ovf <<'OVF'

@@ -15,14 +15,14 @@ import Glibc
 /// Two ways to write:
 /// - direct (raw input only, for large copies): libext2fs writes straight into the file at the
 ///   filesystem's offset; every check must come before the first write.
-/// - staged (qcow2, VDI, VHD, monolithicSparse VMDK, and raw when asked): libext2fs writes into
+/// - staged (qcow2, VDI, VHD, VHDX, monolithicSparse VMDK, and raw when asked): libext2fs writes into
 ///   pages held in memory over the disk (`StagedDisk`); only when the filesystem has been closed
 ///   without error are the changed pages written, through the format's `InPlaceDiskWriter` (for
 ///   raw, `RawInPlaceWriter`). An error while editing (a full filesystem, a path refused half-way)
 ///   leaves the image as it was.
 public enum GuestEditSession {
     /// Where the filesystem is written: into a plain file at an offset (raw input), or staged
-    /// over a disk (qcow2, VDI, VHD, VMDK's virtual disk, or a raw file's bytes) and written
+    /// over a disk (qcow2, VDI, VHD, VHDX, VMDK's virtual disk, or a raw file's bytes) and written
     /// through the format's in-place writer.
     enum Target {
         case file(path: String, offset: UInt64)
@@ -74,7 +74,7 @@ public enum GuestEditSession {
         case .bareFilesystem, .partitionedDisk: return stageRaw ? .raw : nil
         case .gzip: throw FileAccessError.compressedInput(path: tree.image)
         case let .compressed(format, _): throw FileAccessError.compressedInput(path: tree.image, format: format.rawValue)
-        case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vmdk].contains(format): return format
+        case let .diskImage(format, _, _) where [.qcow2, .vdi, .vhd, .vhdx, .vmdk].contains(format): return format
         case let .diskImage(format, variant, _):
             throw FileAccessError.readOnlyInput(path: tree.image, format: "\(format.displayName) (\(variant))")
         }
@@ -105,8 +105,9 @@ public enum GuestEditSession {
         case .vdi: return try VDIInPlaceWriter(path: image)
         case .vmdk: return try VMDKInPlaceWriter(path: image)
         case .vhd: return try VHDInPlaceWriter(path: image)
+        case .vhdx: return try VHDXInPlaceWriter(path: image)
         case .raw: return try RawInPlaceWriter(path: image)
-        case .ova, .vhdx: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
+        case .ova: throw FileAccessError.readOnlyInput(path: image, format: format.displayName)
         }
     }
 }

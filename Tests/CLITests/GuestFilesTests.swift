@@ -292,8 +292,9 @@ struct GuestFilesTests {
 
     /// copy-in into qcow2 images in place, whatever their layout (v3 and v2, compressed clusters,
     /// clusters of 512 bytes to 64 KiB, 64-bit refcounts), VDI images (dynamic, static), VHD
-    /// images (dynamic, fixed) and monolithicSparse VMDKs (with and without zeroed grains): qemu-img check finds no error or leak (Rehost's reader checks the
-    /// VHDs), and the disk qemu-img reads out of it holds the new files, clean filesystems, and the
+    /// images (dynamic, fixed), VHDX images (dynamic with 32 MiB and 1 MiB blocks, fixed) and
+    /// monolithicSparse VMDKs (with and without zeroed grains): qemu-img check finds no error or
+    /// leak (Rehost's reader checks the VHDs), and the disk qemu-img reads out of it holds the new files, clean filesystems, and the
     /// rest of the guest as it was.
     @Test func copyInIntoImagesInPlace() throws {
         let fixture = try GuestFilesFixture()
@@ -307,6 +308,7 @@ struct GuestFilesTests {
             ("qcow2", ["-c", "-o", "cluster_size=4096"]), ("qcow2", ["-o", "refcount_bits=64"]),
             ("vdi", []), ("vdi", ["-o", "static=on"]), ("vpc", []), ("vpc", ["-o", "subformat=fixed"]),
             ("vmdk", []), ("vmdk", ["-o", "zeroed_grain=on"]),
+            ("vhdx", []), ("vhdx", ["-o", "block_size=1M"]), ("vhdx", ["-o", "subformat=fixed,block_size=1M"]),
         ]
         for (number, (format, options)) in variants.enumerated() {
             let image = fixture.directory.file("in-place-\(number).\(format)")

@@ -27,6 +27,12 @@ extension FuzzTargets {
         FuzzTarget(name: "vhd", summary: "VHDReader (footer, dynamic header, BAT, sector bitmaps)", maxLength: 256 << 10) { data in
             try walk(VHDReader(path: FuzzScratch.shared.write(data, as: "input.vhd")))
         },
+        // VHDX places every structure on a MiB boundary (headers, log, BAT, metadata): a real
+        // image's structure spans 4 MiB, so this target takes 5.
+        FuzzTarget(name: "vhdx", summary: "VHDXReader (headers, region tables, metadata items, BAT, sector bitmaps)",
+                   maxLength: 5 << 20) { data in
+            try walk(VHDXReader(path: FuzzScratch.shared.write(data, as: "input.vhdx")))
+        },
         FuzzTarget(name: "ova", summary: "OVAReader (tar headers, PAX and GNU names, OVF references, the disk member)",
                    maxLength: 256 << 10) { data in
             let scratch = FuzzScratch.shared.subdirectory("ova-scratch")
@@ -59,7 +65,7 @@ extension FuzzTargets {
         },
     ]
 
-    /// qcow2, VMDK (sparse or descriptor), VDI, VHD (footer at either end) and tar magics.
+    /// qcow2, VMDK (sparse or descriptor), VDI, VHD (footer at either end), VHDX and tar magics.
     static func looksLikeDiskImage(_ data: UnsafeRawBufferPointer) -> Bool {
         func has(_ magic: String, at offset: Int) -> Bool {
             let bytes = Array(magic.utf8)
@@ -67,7 +73,7 @@ extension FuzzTargets {
             return data[offset..<offset + bytes.count].elementsEqual(bytes)
         }
         return has("QFI\u{FB}", at: 0) || has("KDMV", at: 0) || has("# Disk DescriptorFile", at: 0)
-            || has("conectix", at: 0) || has("conectix", at: data.count - 512) || has("ustar", at: 257)
+            || has("conectix", at: 0) || has("vhdxfile", at: 0) || has("conectix", at: data.count - 512) || has("ustar", at: 257)
             || (data.count >= 0x44 && data[0x40] == 0x7F && data[0x41] == 0x10 && data[0x42] == 0xDA && data[0x43] == 0xBE)
     }
 }

@@ -28,6 +28,14 @@ public final class VHDXReader: DiskImageReader {
     public let diskGuid: [UInt8]?
     /// One entry per payload block: its byte offset in the file, 0 for a block that reads as zeros.
     public let blockOffsets: [UInt64]
+    /// What the in-place writer needs: the current header and its slot, the BAT's place, the
+    /// payload blocks per sector bitmap entry, and the end of the headers, log, metadata and BAT
+    /// regions (which may reach past the file's end; new blocks go after them).
+    let header: VHDXHeader
+    let headerOffset: UInt64
+    let batOffset: UInt64
+    let chunkRatio: UInt64
+    let structuresEnd: UInt64
     let file: RawFile
 
     public init(path: String) throws {
@@ -253,6 +261,11 @@ public final class VHDXReader: DiskImageReader {
             throw corrupt(bat.fileOffset, "block \(next.index) at byte \(next.start) lies inside block \(previous.index) at byte \(previous.start)")
         }
         blockOffsets = offsets
+        self.header = header
+        self.headerOffset = headerOffset
+        batOffset = bat.fileOffset
+        self.chunkRatio = chunkRatio
+        structuresEnd = reserved.map(\.range.upperBound).max()!
         let kind = parameterFlags & 1 != 0 ? "fixed" : "dynamic"
         variant = "VHDX \(kind), \(ReaderText.size(UInt64(blockSize))) blocks, \(present.count) of \(blocks) allocated"
     }
