@@ -77,7 +77,22 @@ enum OVAFixture {
         "configRequired": [c.get(OVF + "required") for c in hardware.findall(VMW + "Config")],
         "config": {c.get(VMW + "key"): c.get(VMW + "value") for c in hardware.findall(VMW + "Config")},
         "trailing": open(sys.argv[1], "rb").read().decode().split("</Envelope>")[1],
+        "diskVboxUuid": disk.get(VBOX + "uuid"),
     }
+    machine = system.find(VBOX + "Machine")
+    if machine is not None:
+        hw = machine.find(OVF + "Hardware")
+        out["vboxMachine"] = {
+            "required": machine.get(OVF + "required"), "version": machine.get("version"), "uuid": machine.get("uuid"),
+            "name": machine.get("name"), "osType": machine.get("OSType"),
+            "info": machine.find(OVF + "Info") is not None,
+            "cpus": hw.find(OVF + "CPU").get("count"), "ram": hw.find(OVF + "Memory").get("RAMSize"),
+            "firmware": hw.find(OVF + "Firmware").get("type"),
+            "adapters": [a.get("type") for a in hw.findall(OVF + "Network/" + OVF + "Adapter")],
+            "controllers": [{"name": c.get("name"), "type": c.get("type"),
+                             "images": [d.find(OVF + "Image").get("uuid") for d in c.findall(OVF + "AttachedDevice")]}
+                            for c in machine.findall(OVF + "StorageControllers/" + OVF + "StorageController")],
+        }
     print(json.dumps(out))
     """#
 }

@@ -196,6 +196,44 @@ import TestSupport
         }
     }
 
+    /// VirtualBox reads a firmware only from its own settings: an EFI machine in the VirtualBox
+    /// profile carries a vbox:Machine section whose disk attachment names the DiskSection's disk
+    /// by its vbox:uuid (lower case, without braces, as VirtualBox compares them), with the same
+    /// CPUs, memory, controller and NIC as the OVF; a BIOS one, and the VMware profile, carry none.
+    @Test func efiFirmwareIsDeclaredForVirtualBox() throws {
+        let directory = try TemporaryDirectory(prefix: "rehost-ovf")
+        var options = WriterOptions()
+        options.ovaProfile = .virtualbox
+        options.cpus = 2
+        options.memoryMiB = 768
+        options.vmdkAdapter = .ide
+        options.guestOS = "Debian_64"
+        for (profile, firmware) in [(WriterOptions.OVAProfile.virtualbox, WriterOptions.Firmware.efi), (.virtualbox, .bios), (.vmware, .efi)] {
+            options.ovaProfile = profile
+            options.firmware = firmware
+            let bytes = OVFDescriptor(diskFileName: "d.vmdk", virtualSize: 1 << 20, options: options).bytes(diskFileSize: 1)
+            try Data(bytes).write(to: URL(fileURLWithPath: directory.file("d.ovf")))
+            let facts = try OVAFixture.python(OVAFixture.descriptorProgram, [directory.file("d.ovf")])
+            guard profile == .virtualbox, firmware == .efi else {
+                #expect(facts["vboxMachine"] == nil && facts["diskVboxUuid"] is NSNull, "\(profile) \(firmware)")
+                continue
+            }
+            let machine = try #require(facts["vboxMachine"] as? [String: Any])
+            let diskUUID = try #require(facts["diskVboxUuid"] as? String)
+            #expect(diskUUID == diskUUID.lowercased() && UUIDBytes.parse(diskUUID) != nil, "\(diskUUID)")
+            #expect(machine["required"] as? String == "false" && machine["info"] as? Bool == true)
+            #expect(machine["version"] as? String == "1.16-linux")
+            #expect((machine["uuid"] as? String).map { $0.hasPrefix("{") && $0.hasSuffix("}") } == true)
+            #expect(machine["name"] as? String == options.vmName && machine["osType"] as? String == "Debian_64")
+            #expect(machine["cpus"] as? String == "2" && machine["ram"] as? String == "768")
+            #expect(machine["firmware"] as? String == "EFI")
+            #expect(machine["adapters"] as? [String] == ["82540EM"])
+            let controllers = try #require(machine["controllers"] as? [[String: Any]])
+            #expect(controllers.count == 1 && controllers.first?["type"] as? String == "PIIX4")
+            #expect(controllers.first?["images"] as? [String] == ["{\(diskUUID)}"])
+        }
+    }
+
     /// Whatever the final size, the descriptor fills its reservation exactly and still parses.
     @Test(arguments: [UInt64(0), 7, 123_456_789, 1 << 40, UInt64.max])
     func descriptorAlwaysFillsItsReservation(size: UInt64) throws {

@@ -14,6 +14,9 @@ import ImageCore
 ///       Item 1 CPU (3), 2 memory (4, MB), 3 controller (6 lsilogic|buslogic|lsilogicsas, or 5 IDE),
 ///       Item 4 disk (17, Parent 3), 5 E1000 NIC (10)
 ///       vmw:Config             extra VMware settings, ovf:required="false" (VMware profile only)
+///     vbox:Machine             VirtualBox profile with EFI firmware only: the machine in VirtualBox's
+///                              own settings format, ovf:required="false", because plain OVF has no
+///                              firmware setting VirtualBox reads
 /// ```
 /// Inside each Item the rasd elements follow the CIM schema's sequence, which is alphabetical;
 /// VMware's ovftool validates that order.
@@ -43,6 +46,12 @@ struct OVFDescriptor {
     var adapter: WriterOptions.VMDKAdapter
     var guest: GuestOperatingSystem
     var firmware: WriterOptions.Firmware
+    /// The disk's `vbox:uuid` and the machine's UUID in the `vbox:Machine` section. VirtualBox
+    /// gives the imported disk and machine UUIDs of their own; these only tie the section's disk
+    /// attachment to the DiskSection's disk (by exact, lower-case text).
+    let virtualBoxDiskUUID = UUIDBytes.format(UUIDBytes.random(for: "ovf vbox disk uuid")).lowercased()
+    let virtualBoxMachineUUID = UUIDBytes.format(UUIDBytes.random(for: "ovf vbox machine uuid")).lowercased()
+    var writesVirtualBoxMachine: Bool { profile == .virtualbox && firmware == .efi }
 
     init(diskFileName: String, virtualSize: UInt64, options: WriterOptions) {
         vmName = options.vmName
@@ -82,6 +91,7 @@ struct OVFDescriptor {
     /// The XML; `diskFileSize` nil renders the widest size (UInt64.max) for sizing the reservation.
     func render(diskFileSize: UInt64?) -> String {
         let name = vmName.escapedForMarkup
+        let vboxDisk = writesVirtualBoxMachine ? " vbox:uuid=\"\(virtualBoxDiskUUID)\"" : ""
         let fileSize = diskFileSize.map(String.init) ?? String(UInt64.max)
         let network = profile == .virtualbox ? "NAT" : "VM Network"
         var x = """
@@ -100,7 +110,7 @@ struct OVFDescriptor {
           <DiskSection>
             <Info>Virtual disk information</Info>
             <Disk ovf:capacity="\(virtualSize)" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" \
-        ovf:fileRef="file1" ovf:format="\(Self.streamOptimizedFormat)"/>
+        ovf:fileRef="file1" ovf:format="\(Self.streamOptimizedFormat)"\(vboxDisk)/>
           </DiskSection>
           <NetworkSection>
             <Info>The list of logical networks</Info>
@@ -172,13 +182,54 @@ struct OVFDescriptor {
                 x += "      <vmw:Config ovf:required=\"false\" vmw:key=\"\(key)\" vmw:value=\"\(value)\"/>\n"
             }
         }
+        x += "    </VirtualHardwareSection>\n"
+        if writesVirtualBoxMachine { x += virtualBoxMachine() }
         x += """
-            </VirtualHardwareSection>
           </VirtualSystem>
         </Envelope>
 
         """
         return x
+    }
+
+    /// VirtualBox reads the firmware only from its own machine settings (Hardware/Firmware),
+    /// which an OVF carries as `vbox:Machine`. When the section is there, VirtualBox takes the
+    /// CPUs, memory and network adapters from it, and attaches each disk its attachments name by
+    /// `vbox:uuid` (a disk it does not name fails the import), so all of them are written, to
+    /// match the VirtualHardwareSection. Settings version 1.16 keeps the controllers directly
+    /// under Machine.
+    private func virtualBoxMachine() -> String {
+        let (controllerName, controllerType, ports): (String, String, Int)
+        switch adapter {
+        case .ide: (controllerName, controllerType, ports) = ("IDE", "PIIX4", 2)
+        case .lsilogic: (controllerName, controllerType, ports) = ("SCSI", "LsiLogic", 16)
+        case .buslogic: (controllerName, controllerType, ports) = ("SCSI", "BusLogic", 16)
+        case .lsisas1068: (controllerName, controllerType, ports) = ("SAS", "LsiLogicSas", 8)
+        }
+        return """
+            <vbox:Machine ovf:required="false" version="1.16-linux" uuid="{\(virtualBoxMachineUUID)}" \
+        name="\(vmName.escapedForMarkup)" OSType="\(guest.virtualBoxType.escapedForMarkup)">
+              <ovf:Info>The machine in VirtualBox's own settings format, for its EFI firmware</ovf:Info>
+              <Hardware>
+                <CPU count="\(cpus)"/>
+                <Memory RAMSize="\(memoryMiB)"/>
+                <Firmware type="EFI"/>
+                <Network>
+                  <Adapter slot="0" enabled="true" type="82540EM">
+                    <NAT/>
+                  </Adapter>
+                </Network>
+              </Hardware>
+              <StorageControllers>
+                <StorageController name="\(controllerName)" type="\(controllerType)" PortCount="\(ports)">
+                  <AttachedDevice type="HardDisk" port="0" device="0">
+                    <Image uuid="{\(virtualBoxDiskUUID)}"/>
+                  </AttachedDevice>
+                </StorageController>
+              </StorageControllers>
+            </vbox:Machine>
+
+        """
     }
 
     private func operatingSystemSection() -> String {
