@@ -5,7 +5,9 @@ Suite `formats`: a bootable disk made by `rehost convert` from the same kind of 
 disk empty), written to every output format by `rehost export`, next to `qemu-img convert` with its
 default options and with `-m 8 -W`; then every format in one `rehost export` against the sum of
 the separate qemu-img runs. OVA has no qemu-img equivalent: its alternative is qemu-img's
-streamOptimized VMDK plus sha256sum and tar.
+streamOptimized VMDK plus sha256sum and tar. The compressed raw streams (.raw.gz, .raw.xz,
+.raw.zst) have none either: they are set beside gzip, pigz, xz and zstd run on the raw disk, and
+.raw.gz once more with one thread, to show what the parallel members buy.
 
 Suite `digests`: what the digests in the report cost, as ratios to a `--digest none` run: the
 default disk digest (blk-sha256, taken in the pass that already reads the disk; holes cost nothing)
@@ -49,11 +51,13 @@ checks every batch output with `qemu-img check` and that the rerun converted not
 No timing is asserted: the numbers are for people.
 """
 import argparse
+import hashlib
 import json
 import os
 import random
 import resource
 import shutil
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -240,6 +244,20 @@ FORMATS = [
     ("vdi", [], "vdi", ["-O", "vdi"], "vdi"),
     ("vhd dynamic", [], "vhd", ["-O", "vpc"], "vpc"),
     ("vhd fixed", ["--vhd-variant", "fixed"], "vhd", ["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "vpc"),
+    ("vhdx dynamic", [], "vhdx", ["-O", "vhdx", "-o", "block_size=32M"], "vhdx"),
+    ("vhdx fixed", ["--vhdx-variant", "fixed"], "vhdx", ["-O", "vhdx", "-o", "subformat=fixed,block_size=32M"], "vhdx"),
+]
+
+# Compressed raw streams: label, output extension, the environment of the rehost run, the
+# commands a user would run instead (label, shell command with {disk} and {out}), and the
+# decompressor that must give back the disk.
+STREAMS = [
+    ("raw.gz", "raw.gz", {}, [("gzip -6", "gzip -6 -c {disk} > {out}"), ("pigz -6", "pigz -6 -c {disk} > {out}")],
+     ["gzip", "-dc"]),
+    ("raw.gz 1 thread", "raw.gz", {"REHOST_COMPRESSION_THREADS": "1"}, [("gzip -6", "gzip -6 -c {disk} > {out}")],
+     ["gzip", "-dc"]),
+    ("raw.xz", "raw.xz", {}, [("xz -6 -T0", "xz -6 -T0 -c {disk} > {out}")], ["xz", "-dc"]),
+    ("raw.zst", "raw.zst", {}, [("zstd -3 -T0", "zstd -q -3 -T0 -c {disk} > {out}")], ["zstd", "-dcq"]),
 ]
 
 # Reading: label, qemu-img options that make the input, file extension, qemu-img -f to read it.
@@ -296,8 +314,9 @@ def formats_suite(args, rehost, work, source):
         w = best_of(args.repeat, job("qemu-img -m 8 -W", ["qemu-img", "convert", "-m", "8", "-W", "-f", "raw"] + qemu + [disk, theirs], theirs))
         rows.append({"format": label, "rehost": r, "qemu_img": q, "qemu_img_m8W": w})
     read_rows(args, rehost, work, disk, rows, failures)
+    streams = stream_rows(args, rehost, work, disk, failures)
     if args.only:
-        return report_formats(args, disk_size, rows, failures, None, None)
+        return report_formats(args, disk_size, rows, failures, None, None, streams)
     # OVA: rehost in one go, against qemu-img's streamOptimized VMDK plus a manifest and tar.
     ova = os.path.join(work, "rehost.ova")
     r = best_of(args.repeat, job("rehost", [rehost, "export", disk, "-o", ova, "-q", "--no-digest"], ova))
@@ -314,10 +333,41 @@ def formats_suite(args, rehost, work, source):
     argv = [rehost, "export", disk, "-q", "--no-digest"] + [arg for path in everything for arg in ("-o", path)]
     together = best_of(args.repeat, job("rehost, all in one pass", argv, everything))
     separate = sum(row["qemu_img"]["wall"] for row in rows if row["format"] in defaults)
-    return report_formats(args, disk_size, rows, failures, together, separate)
+    return report_formats(args, disk_size, rows, failures, together, separate, streams)
 
 
-def report_formats(args, disk_size, rows, failures, together, separate):
+def stream_rows(args, rehost, work, disk, failures):
+    """Each compressed raw stream, rehost export against the compressors a user would run on the
+    raw disk; rehost's output must decompress to the disk."""
+    rows = []
+    digest = file_sha256(disk)
+    for label, ext, env, baselines, decompress in STREAMS:
+        if args.only and label not in args.only:
+            continue
+        ours = os.path.join(work, f"rehost.{ext}")
+        argv = ["env"] + [f"{k}={v}" for k, v in env.items()] + [rehost, "export", disk, "-o", ours, "-q", "--no-digest"]
+        r = best_of(args.repeat, job("rehost", argv, ours))
+        back = subprocess.run(decompress + [ours], stdout=subprocess.PIPE, check=True).stdout
+        if hashlib.sha256(back).hexdigest() != digest:
+            failures.append(f"{label}: {' '.join(decompress)} does not give back the disk")
+        theirs = []
+        for name, command in baselines:
+            out = os.path.join(work, f"theirs.{ext}")
+            script = command.format(disk=shlex.quote(disk), out=shlex.quote(out))
+            theirs.append(best_of(args.repeat, job(name, ["/bin/sh", "-c", script], out)))
+        rows.append({"stream": label, "rehost": r, "baselines": theirs})
+    return rows
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def report_formats(args, disk_size, rows, failures, together, separate, streams):
     print(f"formats benchmark ({args.size}): a {disk_size / 2**30:.1f} GiB bootable disk, best of {args.repeat}; "
           f"wall includes fsync")
     print(f"{'format':<28}{'rehost s':>9}{'qemu s':>9}{'-m8 -W s':>9}{'r/qemu':>8}{'r/-W':>7}{'size r/q':>9}"
@@ -332,9 +382,16 @@ def report_formats(args, disk_size, rows, failures, together, separate):
         print(f"all six default formats in one rehost pass: {together['wall']:.2f} s, "
               f"peak RSS {together['maxrss_kib'] / 1024:.1f} MiB; separate qemu-img runs: {separate:.2f} s "
               f"(ratio {together['wall'] / separate:.2f})")
+    if streams:
+        print(f"{'compressed stream':<20}{'rehost s':>9}{'r cpu s':>8}  {'instead':<14}{'s':>7}{'cpu s':>7}{'r/it':>6}{'size r/it':>10}")
+        for row in streams:
+            r = row["rehost"]
+            for b in row["baselines"]:
+                print(f"{row['stream']:<20}{r['wall']:>9.2f}{r['cpu']:>8.2f}  {b['tool']:<14}{b['wall']:>7.2f}{b['cpu']:>7.2f}"
+                      f"{r['wall'] / b['wall']:>6.2f}{r['size'] / max(b['size'], 1):>10.3f}")
     for failure in failures:
         print("MISMATCH " + failure)
-    return not failures, {"suite": "formats", "disk_bytes": disk_size, "rows": rows,
+    return not failures, {"suite": "formats", "disk_bytes": disk_size, "rows": rows, "streams": streams,
                           "one_pass": together, "separate_qemu_img_wall": separate, "failures": failures}
 
 

@@ -15,6 +15,8 @@ packages=(
   # the fixture script needs to build a Xen instance copy without root
   e2fsprogs fdisk util-linux dosfstools qemu-system-x86 qemu-utils busybox-static cpio kmod
   python3 openssl gzip time zstd xz-utils
+  # benchmarks: pigz, the parallel gzip a user would run instead of `-o disk.raw.gz`
+  pigz
   # build: compression and digests for the output formats
   libdeflate-dev libzstd-dev libssl-dev
   # build: libcurl (OpenSSL flavour) for the upload adapters' HTTP
