@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Volumes", dependencies: ["ImageCore", "Blkid", "ImageFormats"]),
         .target(name: "Contextualization", dependencies: ["ImageCore", "Compression", "GuestFixups", "ISO9660"]),
         .target(name: "Pipeline", dependencies: [
-            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FAT", "FilesystemBuilder", "GuestFixups", "ImageFormats", "Volumes",
+            "ImageCore", "Blkid", "Ext2", "DiskLayout", "FAT", "FilesystemBuilder", "GuestFixups", "KernelPackages", "ImageFormats", "Volumes",
             "Digests", .product(name: "Yams", package: "Yams"),
         ]),
         // Optional upload adapters (Glance, AWS EBS direct, S3 + VM Import) over libcurl (Curl):

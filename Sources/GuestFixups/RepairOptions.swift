@@ -84,6 +84,13 @@ public struct RepairOptions: Sendable, Equatable {
     /// on the GPT disks of `--firmware uefi|both`), as grub.cfg's header says.
     public var grubBootPartition = "hd0,msdos1"
 
+    /// The same partition in GRUB legacy's 0-based `(hd0,N)` form, for grub.conf: the guest's
+    /// tools (grubby, new-kernel-pkg) read it, and GRUB legacy itself cannot boot a GPT disk.
+    public var legacyGrubRoot: String {
+        let number = grubBootPartition.reversed().prefix { $0.isNumber }.reversed()
+        return "(hd0,\(max((Int(String(number)) ?? 1) - 1, 0)))"
+    }
+
     /// Whether /boot is a filesystem of its own on the new disk: GRUB (prefix `(hd0,msdos1)/grub`)
     /// then finds the kernels at `/vmlinuz-...`, relative to that filesystem.
     public var separateBoot: Bool { keptMounts["/boot"] != nil }

@@ -24,6 +24,10 @@ public struct BuildRecipe: Sendable {
     public var partition: Int?
     public var externalFiles = ExternalFiles.contained
     public var target: Target = .kvm
+    /// `firmware:`, as `convert --firmware` (auto unless given).
+    public var firmware: FirmwareChoice = .auto
+    /// `reproducible: true`, as `convert --reproducible`.
+    public var reproducible = false
     public var diskSize: UInt64?
     public var kernel: String?
     public var skip: Set<String> = []
@@ -41,7 +45,8 @@ public struct BuildRecipe: Sendable {
     /// The recipe's SHA-256.
     public var sha256: String
 
-    public static let topKeys = ["name", "base", "target", "size", "kernel", "skip", "clean", "customize", "cloud-init", "outputs", "format-options", "digest"]
+    public static let topKeys = ["name", "base", "target", "size", "kernel", "skip", "clean", "customize", "cloud-init", "outputs",
+                                 "format-options", "digest", "firmware", "reproducible"]
 
     /// Reads and checks a recipe; every problem is a `RecipeError` naming the file and line.
     public static func load(_ file: String) throws -> BuildRecipe {
@@ -90,6 +95,7 @@ public struct BuildRecipe: Sendable {
         options.digests = digests
         options.diskSize = diskSize
         options.target = target
+        options.firmware = firmware
         options.kernel = kernel
         options.skip = skip
         options.dryRun = dryRun
@@ -251,6 +257,8 @@ struct RecipeReader {
         }
 
         if let node = top["target"] { recipe.target = try choice(node, "target", Target.self) }
+        if let node = top["firmware"] { recipe.firmware = try choice(node, "firmware", FirmwareChoice.self) }
+        if let node = top["reproducible"] { recipe.reproducible = try bool(node, "reproducible") }
         if let node = top["size"] { recipe.diskSize = try size(node, "size") }
         if let node = top["kernel"] { recipe.kernel = try string(node, "kernel") }
         if let node = top["skip"] {

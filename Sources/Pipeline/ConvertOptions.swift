@@ -3,6 +3,7 @@ import Ext2
 import FilesystemBuilder
 import GuestFixups
 import ImageFormats
+import KernelPackages
 
 /// Everything `rehost convert` was asked to do.
 public struct ConvertOptions: Sendable {
@@ -22,7 +23,7 @@ public struct ConvertOptions: Sendable {
     public var rootReference: RootReferenceChoice = .auto
     /// `--firmware`: an MBR disk for BIOS (the default), a GPT disk with an EFI System Partition
     /// for UEFI, or a GPT disk that boots both ways.
-    public var firmware: FirmwareChoice = .bios
+    public var firmware: FirmwareChoice = .auto
     public var skip: Set<String> = []
     /// The kernel to boot (a version or release); nil picks the newest that boots on the target.
     public var kernel: String?
@@ -69,20 +70,29 @@ public struct ConvertOptions: Sendable {
 public enum FirmwareChoice: String, Sendable, Codable, CaseIterable {
     case bios, uefi, both, auto
 
-    /// The firmware to build for, and for `auto` the reason.
-    public func resolve(bootKernel: Kernel?) -> (firmware: Firmware, reason: String?) {
+    /// The kernel the disk will boot, which `auto` judges: the newest supplied package's (it
+    /// becomes the default entry), else the guest's own.
+    public static func bootKernel(supplied: [SuppliedKernel], guest: GuestReport) -> (path: String, image: KernelImage)? {
+        let newest = supplied.max { KernelVersion.isOlder($0.release, than: $1.release) }
+        return newest.map { (path: $0.kernel.vmlinuzPath, image: $0.kernel.image) }
+            ?? guest.bootableKernel.map { (path: $0.path, image: $0.image) }
+    }
+
+    /// The firmware to build for, and for `auto` the reason. `bootKernel` is the kernel the disk
+    /// will boot: a supplied package's (`--add-kernel`), else the guest's own.
+    public func resolve(bootKernel: (path: String, image: KernelImage)?) -> (firmware: Firmware, reason: String?) {
         switch self {
         case .bios: return (.bios, nil)
         case .uefi: return (.uefi, nil)
         case .both: return (.both, nil)
         case .auto:
-            guard let kernel = bootKernel else {
-                return (.bios, "auto: no kernel of the guest boots yet (an --add-kernel package is installed later), so bios")
+            guard let (path, image) = bootKernel else {
+                return (.bios, "auto: no kernel of the guest boots outside Xen, so bios")
             }
-            if kernel.image.efiStub && kernel.image.bootsOnBIOS {
-                return (.both, "auto: the boot kernel \(kernel.path) has an EFI stub, so both")
+            if image.efiStub && image.bootsOnBIOS {
+                return (.both, "auto: the boot kernel \(path) has an EFI stub, so both (BIOS and UEFI)")
             }
-            return (.bios, "auto: the boot kernel \(kernel.path) has no EFI stub, so bios")
+            return (.bios, "auto: the boot kernel \(path) has no EFI stub, so bios")
         }
     }
 }

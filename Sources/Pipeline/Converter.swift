@@ -68,7 +68,7 @@ public final class Converter {
                                  rootAddedBytes: (options.swapFileSize ?? 0) + options.customize.addedBytes)
         // A GPT disk (--firmware uefi|both) is the MBR plan's partitions behind the boot
         // partitions: with --size, the plan gets what those leave.
-        let (firmware, firmwareReason) = options.firmware.resolve(bootKernel: guest.bootableKernel)
+        let (firmware, firmwareReason) = options.firmware.resolve(bootKernel: FirmwareChoice.bootKernel(supplied: supplied, guest: guest))
         var espSize: UInt64 = 0
         let plan: DiskPlan
         if firmware != .bios, let requested = options.diskSize {
@@ -139,8 +139,8 @@ public final class Converter {
             return partition
         }
         // The ESP's FAT volume ID, which fstab names it by (UUID=XXXX-XXXX).
-        let espVolumeID = Reproducibility.uint32(for: "esp volume id")
-        let espReference = "UUID=" + String(format: "%04X-%04X", espVolumeID >> 16, espVolumeID & 0xFFFF)
+        let espVolumeID = try EFISystemPartition.volumeID(for: overlay)
+        let espReference = EFISystemPartition.fstabDevice(volumeID: espVolumeID)
         let swapUUID = UUIDBytes.random(for: "swap partition uuid")
         let rootReference = root.reference
         var repairOptions = RepairOptions(target: options.target, rootReference: rootReference,

@@ -124,13 +124,26 @@ public struct InspectReport: Codable, Sendable {
     /// The root= value `convert` would write.
     public var rootReference: String
     public var target: String
-    /// The disk `convert` would build with default options.
+    /// The disk `convert` would build with default options: the MBR plan, and for an EFI-stub
+    /// kernel (`--firmware auto` chooses `both`) the GPT disk made from it.
     public var plannedDisk: DiskPlan?
+    public var plannedFirmware: Firmware?
+    public var plannedFirmwareReason: String?
+    public var plannedGPT: PlannedGPTDisk?
     public var plannedDiskProblem: String?
     /// The repairs `convert` would make, as computed on an overlay (nothing is written).
     public var plannedChanges: [GuestChange]
     public var plannedWarnings: [String]
     public var plannedChangesProblem: String?
+}
+
+/// The GPT disk `inspect` expects `convert` to make: its size, the ESP's, and the root's partition.
+public struct PlannedGPTDisk: Codable, Sendable {
+    public var diskSize: UInt64
+    public var espSize: UInt64
+    public var biosBootPartition: Bool
+    public var rootPartition: Int
+    public var rootSize: UInt64
 }
 
 /// `rehost convert`'s answer.

@@ -61,7 +61,8 @@ struct BuildCommand: ParsableCommand {
               format-options: {compress: zstd, vmdk-subformat: monolithicSparse}
               digest: all                     # disk (default) | file | all | none
 
-            Other keys: kernel: VERSION, skip: [repair, ...], clean: {operations: [...], keep-user-ssh: true}, \
+            Other keys: firmware: bios|uefi|both|auto (as convert --firmware; auto by default), \
+            reproducible: true (as convert --reproducible; SOURCE_DATE_EPOCH turns it on too), kernel: VERSION, skip: [repair, ...], clean: {operations: [...], keep-user-ssh: true}, \
             customize: chown: user:group, delete: [paths]; format-options: qcow2-compat, cluster-size, \
             compression-level, adapter, hw-version, vdi-variant, vhd-variant, vhdx-variant, \
             vhdx-block-size, uuid, ova-profile, manifest, \
@@ -88,6 +89,8 @@ struct BuildCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let loaded = try BuildRecipe.load(recipe)
+            // The recipe is an input too: its copy-in files and scripts end up in the image.
+            try ReproducibleOutputs.configure(asked: loaded.reproducible, inputs: [loaded.base, recipe])
             let builder = Builder(recipe: loaded, version: Rehost.configuration.version)
             let progress: ProgressSink = (quiet || json) ? SilentProgress() : TerminalProgress()
             let record = try builder.run(dryRun: dryRun, progress: progress)

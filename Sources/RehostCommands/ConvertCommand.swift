@@ -12,13 +12,18 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Build a bootable partitioned raw disk from a Xen instance copy.",
         discussion: """
-            Builds a sparse raw disk with an MBR, one bootable Linux partition at 1 MiB (one per filesystem with \
-            --keep-layout, and a swap partition if asked), and GRUB 2 in the MBR \
-            and the gap after it; writes a new ext3 filesystem straight into the partition with libext2fs; \
+            Builds a sparse raw disk that boots under the firmware the guest's kernel allows (--firmware \
+            auto): for a kernel with an EFI stub, a GPT disk with a BIOS boot partition (GRUB 2's core.img, \
+            boot.img in the protective MBR), an EFI System Partition (GRUB 2 x86_64-efi) and the Linux \
+            partition, so it boots under BIOS and UEFI; for an older kernel, an MBR with one bootable Linux \
+            partition at 1 MiB and GRUB 2 in the MBR and the gap after it (one partition per filesystem with \
+            --keep-layout, and a swap partition if asked). Writes a new ext3 filesystem straight into the \
+            partition with libext2fs; \
             copies every file of the source (holes, links, device nodes, owners, modes, times, xattrs, flags); \
             and repairs the copy for the target hypervisor. The input is never modified, and the output \
             appears at its path only when complete. The disk is built once and streamed, in one read, to \
-            every output asked for: raw, qcow2, VMDK, VDI, VHD or OVA, by extension.
+            every output asked for: raw, qcow2, VMDK, VDI, VHD, VHDX or OVA, by extension (a trailing .gz, .xz or \
+            .zst compresses the whole file as one stream).
 
             Repairs (skip any with --skip NAME):
             \(GuestRepairs.names.map { "- \($0.name): \($0.description)" }.joined(separator: "\n"))
@@ -89,9 +94,9 @@ struct ConvertCommand: ParsableCommand {
                                valueName: "label|relabel"))
     var selinux: SELinuxMode = .label
 
-    @Option(help: ArgumentHelp("The firmware the disk boots under: bios (an MBR disk, GRUB i386-pc in the MBR), uefi (a GPT disk with an EFI System Partition holding GRUB x86_64-efi at /EFI/BOOT/BOOTX64.EFI, mounted by the guest on /boot/efi), or both (the uefi disk plus a BIOS boot partition and GRUB's boot.img in the protective MBR). uefi and both need a boot kernel with an EFI stub. auto: both when the boot kernel has an EFI stub, else bios. Default: bios.",
+    @Option(help: ArgumentHelp("The firmware the disk boots under: bios (an MBR disk, GRUB i386-pc in the MBR), uefi (a GPT disk with an EFI System Partition holding GRUB x86_64-efi at /EFI/BOOT/BOOTX64.EFI, mounted by the guest on /boot/efi), or both (the uefi disk plus a BIOS boot partition and GRUB's boot.img in the protective MBR). uefi and both need a boot kernel with an EFI stub. auto (the default): both when the boot kernel has an EFI stub, else bios; the report says which and why.",
                                valueName: "bios|uefi|both|auto"))
-    var firmware: FirmwareChoice = .bios
+    var firmware: FirmwareChoice = .auto
 
     @Flag(name: .customLong("dry-run"), help: "Show the plan and every change, and write nothing.")
     var dryRun = false
@@ -195,6 +200,7 @@ struct ConvertCommand: ParsableCommand {
                     } else {
                         uploadRun.guestProperties = UploadRun.glanceProperties(for: report)
                         uploadRun.guestDrivers = report.bootKernel?.cloudNetworkDrivers ?? []
+                        uploadRun.guestFirmware = report.firmware
                         uploads.append(try uploadRun.finish())
                     }
                 }

@@ -65,7 +65,7 @@ struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The image UUID (VDI, VHD, VMDK) for reproducible builds; a fresh one per image by default.", valueName: "uuid"))
     var uuid: String?
 
-    @Option(name: .customLong("ova-firmware"), help: ArgumentHelp("The firmware the OVA's machine boots with: bios (default) or efi (VMware's firmware setting; VirtualBox's OVF has no place for it outside a full vbox:Machine section). convert --firmware uefi sets efi itself.", valueName: "bios|efi"))
+    @Option(name: .customLong("ova-firmware"), help: ArgumentHelp("The firmware the OVA's machine boots with: bios (default) or efi (VMware's firmware setting; with --ova-profile virtualbox, a vbox:Machine section with Firmware EFI, which is where VirtualBox reads it). convert --firmware uefi sets efi itself.", valueName: "bios|efi"))
     var ovaFirmware: WriterOptions.Firmware = .bios
 
     @Flag(help: "Byte-reproducible outputs: every UUID, CID, signature and salt derived from the inputs' SHA-256 (which costs one more read of them), and every time Rehost stamps itself taken from SOURCE_DATE_EPOCH (0 when unset). On by itself when SOURCE_DATE_EPOCH is set. The same input and options then give the same bytes, whatever the threads' timing.")
@@ -154,11 +154,18 @@ struct OutputOptions: ParsableArguments {
 }
 
 extension OutputOptions {
+    func configureReproducibility(inputs: [String]) throws {
+        try ReproducibleOutputs.configure(asked: reproducible, inputs: inputs)
+    }
+}
+
+/// `--reproducible` (convert, export) and `reproducible:` (build).
+enum ReproducibleOutputs {
     /// Turns reproducible outputs on when asked, or when SOURCE_DATE_EPOCH is set: the seed is the
     /// SHA-256 of the inputs' bytes, read here once before the work.
-    func configureReproducibility(inputs: [String]) throws {
+    static func configure(asked: Bool, inputs: [String]) throws {
         let epochText = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { $0.isEmpty ? nil : $0 }
-        guard reproducible || epochText != nil else { return }
+        guard asked || epochText != nil else { return }
         var epoch: Int64 = 0
         if let epochText {
             guard let value = Int64(epochText), value >= 0 else {

@@ -11,7 +11,8 @@ public struct Rehost: ParsableCommand {
         abstract: "Turn a Xen instance copy into a bootable KVM/VirtualBox disk, without root.",
         discussion: """
             Rehost reads a copy of a Xen guest (a bare ext2/3/4 filesystem image or a partitioned disk: raw, \
-            gzip-compressed, or in a qcow2, VMDK, VDI or VHD image or an OVA), and builds a bootable partitioned raw disk: an MBR with GRUB 2, and an ext3 copy of \
+            gzip-, xz- or zstd-compressed, or in a qcow2, VMDK, VDI, VHD or VHDX image or an OVA), and builds a bootable partitioned raw disk \
+            (GPT for BIOS and UEFI when the guest's kernel has an EFI stub, else MBR, each with GRUB 2), and an ext3 copy of \
             the guest whose Xen-specific settings (consoles, drivers, device names, boot configuration) are \
             repaired for the target hypervisor. It needs no root, loop device, mount, chroot or helper VM.
 

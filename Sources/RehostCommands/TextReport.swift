@@ -45,8 +45,14 @@ enum TextReport {
             out += line("    \(padding(t.kind.rawValue, 22)) \(at)\(t.text.map { "  \($0)" } ?? "")\n")
         }
         out += line("Plan for `rehost convert --target \(r.target)`\n")
-        if let d = r.plannedDisk {
+        if let g = r.plannedGPT {
+            let boot = (g.biosBootPartition ? "BIOS boot partition (1 MiB), " : "") + "EFI System Partition (\(ByteCount.format(g.espSize)), FAT32)"
+            out += line("  disk:         \(ByteCount.format(g.diskSize)) raw, GPT: \(boot), partition \(g.rootPartition) (\(ByteCount.format(g.rootSize)), ext3)\n")
+        } else if let d = r.plannedDisk {
             out += line("  disk:         \(ByteCount.format(d.diskSize)) raw, MBR, partition 1 at \(ByteCount.format(d.partitionOffset)) (\(ByteCount.format(d.partitionSize)), bootable, ext3)\n")
+        }
+        if let firmware = r.plannedFirmware {
+            out += line("  firmware:     \(r.plannedFirmwareReason ?? firmware.rawValue) (--firmware chooses otherwise)\n")
         }
         if let p = r.plannedDiskProblem { out += line("  disk problem: \(p)\n") }
         out += line("  root:         \(r.rootReference)\n")

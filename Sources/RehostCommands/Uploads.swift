@@ -1,6 +1,7 @@
 import Cloud
 import Foundation
 import GuestFixups
+import DiskLayout
 import ImageCore
 import ImageFormats
 import Pipeline
@@ -27,6 +28,18 @@ final class UploadRun: @unchecked Sendable {
     var guestProperties: [String: String] = [:]
     /// The cloud network drivers of the kernel the converted disk boots (AMI flags).
     var guestDrivers: [String] = []
+    /// The firmware the converted disk boots under; nil for an existing disk (taken as BIOS).
+    var guestFirmware: Firmware?
+
+    /// AWS's boot mode for the disk: uefi-preferred when it boots both ways, so that instance
+    /// types with UEFI use it and the others fall back to BIOS.
+    var awsBootMode: EC2Client.BootMode {
+        switch guestFirmware {
+        case .uefi?: .uefi
+        case .both?: .uefiPreferred
+        case .bios?, nil: .legacyBIOS
+        }
+    }
     let retries = RetryCounter()
     private(set) var temporaryDirectory: String?
     /// The file sent to Glance or S3, once known.
@@ -182,6 +195,7 @@ final class UploadRun: @unchecked Sendable {
                 registration.enaSupport = options.ena ?? guestDrivers.contains("ena")
                 registration.sriovNetSupport = options.sriov ?? guestDrivers.contains("ixgbevf")
                 registration.register = !options.noRegister
+                registration.bootMode = awsBootMode
                 guard let ebs else { throw CloudError.configuration("internal: no EBS upload was started") }
                 report = try ebs.register(registration, retries: retries, progress: progress)
             }
@@ -250,6 +264,7 @@ final class UploadRun: @unchecked Sendable {
         upload.kind = S3Import.Kind(rawValue: options.awsImport) ?? .image
         upload.description = description
         upload.roleName = options.awsRoleName
+        upload.bootMode = awsBootMode
         upload.concurrency = options.parallelism ?? 4
         upload.createBucket = options.createBucket
         upload.pollInterval = pollInterval
@@ -301,9 +316,10 @@ final class UploadRun: @unchecked Sendable {
 extension UploadRun {
     /// What Nova needs to know about a converted guest: the buses its initrd now drives, and
     /// what it is (for os_distro, the names libosinfo uses).
+    /// A disk that boots both ways stays `bios` for Nova, whose BIOS machines are the common case.
     static func glanceProperties(for report: ConvertReport) -> [String: String] {
         let guest = report.operatingSystem
-        var properties = ["hw_firmware_type": "bios", "hw_disk_bus": "virtio", "hw_vif_model": "virtio"]
+        var properties = ["hw_firmware_type": report.firmware == .uefi ? "uefi" : "bios", "hw_disk_bus": "virtio", "hw_vif_model": "virtio"]
         switch report.target {
         case "vmware":
             properties["hw_disk_bus"] = "scsi"

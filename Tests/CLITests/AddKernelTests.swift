@@ -79,8 +79,12 @@ struct AddKernelTests {
         let changes = (report?["changes"] as? [[String: Any]] ?? []).filter { $0["repair"] as? String == "add-kernel" }
         let paths = changes.compactMap { $0["path"] as? String }
         #expect(paths.contains("/boot/vmlinuz-\(release)") && paths.contains("/boot/initrd-\(release).img"), "\(paths)")
+        // The guest's own kernels are Xen PV only; the supplied one has an EFI stub and decides.
+        #expect(report?["firmware"] as? String == "both")
+        #expect((report?["firmwareReason"] as? String)?.contains("/boot/vmlinuz-\(release) has an EFI stub") == true,
+                "\(report?["firmwareReason"] ?? "")")
 
-        let partition = "\(disk)?offset=1048576"
+        let partition = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         #expect(try Command.run("e2fsck", ["-fn", partition]).status == 0)
         let listing = try Command.run("debugfs", ["-R", "ls /lib/modules/\(release)", partition]).requireSuccess().stdout
         #expect(listing.contains("modules.dep.bin") && listing.contains("modules.alias.bin"), "\(listing)")
@@ -103,7 +107,7 @@ struct AddKernelTests {
         let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(boot.status == 0, "\(boot.stdout)\(boot.stderr)")
         #expect(serial.contains("cmdline=BOOT_IMAGE=/boot/vmlinuz-\(release) "), "booted with the supplied kernel")
-        #expect(serial.contains("root-mount=\(bus == "virtio" ? "/dev/vda1" : "/dev/sda1") / "))
+        #expect(serial.contains("root-mount=\(bus == "virtio" ? "/dev/vda3" : "/dev/sda3") / "))
         try? FileManager.default.removeItem(atPath: disk)
     }
 }

@@ -44,9 +44,7 @@ struct BuildRecipeTests {
     }
 
     func rootPartition(_ disk: String) throws -> String {
-        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
-        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
-        return "\(disk)?offset=\(UInt64(start)! * 512)"
+        return "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
     }
 
     func json(_ bytes: [UInt8]) throws -> [String: Any] {
@@ -191,6 +189,21 @@ struct BuildRecipeTests {
 
     /// What only the guest can refuse (a zone it lacks) fails the build before any output, or the
     /// record, appears: one line naming the option.
+    /// `firmware:` and `reproducible:` are convert's options: two builds of the same recipe in
+    /// two directories give the same bytes, on the MBR disk the recipe asks for.
+    @Test func firmwareAndReproducibleReachTheBuild() throws {
+        let text = "base: base/xen.img\nfirmware: bios\nreproducible: true\noutputs: [out/vm.raw, out/vm.vmdk]\n"
+        var digests: [[String]] = []
+        for _ in 0..<2 {
+            let directory = try recipeDirectory(text)
+            let result = try Command.runRehost(["build", directory.file("recipe.yaml"), "--quiet"])
+            #expect(result.status == 0, "\(result.stderr)")
+            digests.append(try ["vm.raw", "vm.vmdk"].map { try ConvertFixtureTests.sha256(directory.file("out/\($0)")) })
+            #expect(try DiskPartitions(disk: directory.file("out/vm.raw")).label == "dos")
+        }
+        #expect(digests[0] == digests[1], "\(digests)")
+    }
+
     @Test func aProblemOnlyTheGuestSeesWritesNothing() throws {
         let directory = try recipeDirectory("base: base/xen.img\noutputs: [out/a.raw, out/a.qcow2]\ncustomize:\n  timezone: Mars/Olympus\n")
         let result = try Command.runRehost(["build", directory.file("recipe.yaml"), "--quiet"])
@@ -205,6 +218,7 @@ struct BuildRecipeTests {
         ("base: base/missing.img\noutputs: [out/a.raw]\n", 1, "no such file"),
         ("base: base/xen.img\noutputs:\n  - ../../escape.raw\n", 3, "outside the recipe's directory"),
         ("base: base/xen.img\nsize: [10G]\noutputs: [out/a.raw]\n", 2, "size: expected a single value"),
+        ("base: base/xen.img\noutputs: [out/a.raw]\nfirmware: efi\n", 3, "firmware efi: expected bios, uefi, both, auto"),
         ("base: base/xen.img\noutputs:\n  - out/a.raw\n  - nodir/b.qcow2\n", 4, "no directory"),
         ("base: base/xen.img\noutputs: [out/a.raw]\ncustomize:\n  write:\n    - path: /etc/motd\n      text: hi\n", 6, "unknown key \"text\""),
         ("base: base/xen.img\noutputs: [out/a.raw]\ncustomize:\n  copy-in:\n    - {from: /etc/passwd, to: /root}\n", 5, "relative to its directory"),

@@ -115,7 +115,7 @@ struct ContextCommandTests {
         #expect((report?["warnings"] as? [String] ?? []).contains { $0.contains("no /usr/bin/cloud-init") })
 
         let debugfs = try Command.require("debugfs")
-        let target = "\(disk)?offset=1048576"
+        let target = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         func cat(_ path: String) throws -> String {
             try Command.run(debugfs, ["-R", "cat \(path)", target]).requireSuccess().stdout
         }

@@ -2,9 +2,11 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The core job end to end, as an unprivileged user: convert the Xen fixture, then read the disk
-/// back with e2fsprogs and util-linux, compare its tree with the source's, and boot it in qemu
-/// from its own MBR on IDE and on virtio.
+/// The core job end to end, as an unprivileged user: convert the Xen fixture (its kernel has an
+/// EFI stub, so by default the disk boots both ways: GPT with a BIOS boot partition and an ESP),
+/// then read the disk back with e2fsprogs and util-linux, compare its tree with the source's, and
+/// boot it in qemu under SeaBIOS from its own disk on IDE and on virtio. The MBR disk of
+/// `--firmware bios` is read back too.
 @Suite(.serialized)
 struct ConvertFixtureTests {
     /// One conversion shared by the tests of this suite.
@@ -19,7 +21,9 @@ struct ConvertFixtureTests {
         let stderr: String
         let status: Int32
 
-        var partition: String { "\(disk)?offset=1048576" }
+        /// Where the root filesystem starts: the first Linux partition, behind the boot partitions.
+        let rootOffset: UInt64
+        var partition: String { "\(disk)?offset=\(rootOffset)" }
         var report: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(reportJSON))) as? [String: Any] ?? [:] }
         var changes: [[String: Any]] { report["changes"] as? [[String: Any]] ?? [] }
     }
@@ -45,7 +49,8 @@ struct ConvertFixtureTests {
                                            asUser: "nobody")
         let made = Converted(fixture: fixture, directory: directory, disk: disk, reportJSON: result.stdoutBytes,
                              inputDigestBefore: digestBefore, inputDigestAfter: try sha256(fixture.imagePath),
-                             stdout: result.stdout, stderr: result.stderr, status: result.status)
+                             stdout: result.stdout, stderr: result.stderr, status: result.status,
+                             rootOffset: (try? DiskPartitions.firstLinuxOffset(disk)) ?? 0)
         shared = made
         return made
     }
@@ -68,9 +73,36 @@ struct ConvertFixtureTests {
         #expect(leftovers.isEmpty, "temporary files left behind: \(leftovers)")
     }
 
-    @Test func partitionTableIsOneBootableLinuxPartitionAt1MiB() throws {
+    /// The default for an EFI-stub kernel, said with its reason: a GPT disk with the BIOS boot
+    /// partition, the ESP and the root, in that order, the root running to the backup table.
+    @Test func partitionTableBootsBothWaysForAnEFIStubKernel() throws {
         let c = try Self.converted()
-        let dump = try Command.run("sfdisk", ["--json", c.disk]).requireSuccess().stdout
+        #expect(c.report["firmware"] as? String == "both")
+        #expect((c.report["firmwareReason"] as? String)?.hasPrefix("auto: the boot kernel \(c.fixture["KERNEL_PATH"] ?? "?") has an EFI stub") == true,
+                "\(c.report["firmwareReason"] ?? "")")
+        let table = try DiskPartitions(disk: c.disk)
+        #expect(table.label == "gpt")
+        #expect(table.partitions.map(\.type) == ["21686148-6449-6E6F-744E-656564454649", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                                                 "0FC63DAF-8483-4772-8E79-3D69D8477DE4"])
+        #expect(table.partitions.first?.start == 1 << 20)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: c.disk)[.size] as? NSNumber).uint64Value
+        let root = try #require(table.linux.first)
+        #expect(root.start == c.rootOffset && root.start % (1 << 20) == 0)
+        // Only the backup table (33 sectors, in the last MiB) follows the root.
+        #expect(root.start + root.size <= size - 33 * 512 && size - (root.start + root.size) <= 1 << 20)
+        #expect(try Command.run("sgdisk", ["-v", c.disk]).requireSuccess().stdout.contains("No problems found"))
+    }
+
+    /// `--firmware bios`: one bootable Linux partition at 1 MiB in an MBR, GRUB legacy's menu
+    /// naming it (hd0,0), and no ESP in fstab.
+    @Test func biosFirmwareGivesOneBootableLinuxPartitionAt1MiB() throws {
+        let c = try Self.converted()
+        let disk = "\(c.directory)/bios.raw"
+        let result = try Command.runRehost(["convert", c.fixture.imagePath, "-o", disk, "--firmware", "bios", "--json"], asUser: "nobody")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
+        #expect(report?["firmware"] as? String == "bios" && report?["firmwareReason"] == nil)
+        let dump = try Command.run("sfdisk", ["--json", disk]).requireSuccess().stdout
         let json = try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any]
         let table = json?["partitiontable"] as? [String: Any]
         let partitions = table?["partitions"] as? [[String: Any]] ?? []
@@ -79,9 +111,14 @@ struct ConvertFixtureTests {
         #expect((partitions.first?["start"] as? NSNumber)?.intValue == 2048)
         #expect(partitions.first?["type"] as? String == "83")
         #expect(partitions.first?["bootable"] as? Bool == true)
-        let size = try FileManager.default.attributesOfItem(atPath: c.disk)[.size] as? NSNumber
+        let size = try FileManager.default.attributesOfItem(atPath: disk)[.size] as? NSNumber
         let sectors = (partitions.first?["size"] as? NSNumber)?.uint64Value ?? 0
         #expect((2048 + sectors) * 512 <= size?.uint64Value ?? 0)
+        let root = "\(disk)?offset=1048576"
+        #expect(try Command.run("e2fsck", ["-fn", root]).status == 0)
+        #expect(try Self.debugfs("cat /boot/grub/grub.conf", root).contains("\troot (hd0,0)\n"))
+        #expect(!(try Self.debugfs("cat /etc/fstab", root)).contains("/boot/efi"))
+        try? FileManager.default.removeItem(atPath: disk)
     }
 
     @Test func filesystemIsCleanExt3WithTheSourceLabelAndUUID() throws {
@@ -132,7 +169,7 @@ struct ConvertFixtureTests {
     @Test func treeDiffersFromTheSourceOnlyByTheDeclaredRepairs() throws {
         let c = try Self.converted()
         let source = try ExtTreeManifest.read(image: c.fixture.imagePath)
-        let output = try ExtTreeManifest.read(image: c.disk, offset: 1_048_576)
+        let output = try ExtTreeManifest.read(image: c.disk, offset: c.rootOffset)
         let changed = Set(c.changes.compactMap { $0["path"] as? String })
         #expect(changed.contains("/etc/inittab") && changed.contains("/etc/fstab"), "the report lists the repairs: \(changed)")
         // A repair changes its file and the times of the directory holding it, nothing else.
@@ -173,7 +210,7 @@ struct ConvertFixtureTests {
     }
 
     @Test(arguments: [("raw", "ide"), ("raw", "virtio"), ("qcow2", "virtio"), ("vmdk", "ide"), ("vdi", "virtio")])
-    func bootsFromItsOwnMBR(format: String, bus: String) throws {
+    func bootsUnderSeaBIOSFromItsOwnDisk(format: String, bus: String) throws {
         let c = try Self.converted()
         let log = "\(c.directory)/serial-\(format)-\(bus).log"
         let image = "\(c.directory)/centos5.\(format)"
@@ -183,8 +220,8 @@ struct ConvertFixtureTests {
         let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(boot.status == 0, "no boot marker from \(format) on \(bus):\n\(boot.stdout)\(boot.stderr)")
         #expect(serial.contains("REHOST-BOOT-OK"))
-        let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
-        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
+        let device = bus == "virtio" ? "/dev/vda3" : "/dev/sda3"
+        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device), behind the boot partitions")
         #expect(serial.contains("root=LABEL=/"))
     }
 }

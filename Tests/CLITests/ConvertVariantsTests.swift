@@ -38,6 +38,20 @@ struct ConvertVariantsTests {
         #expect(report["rootReference"] as? String == "LABEL=/")
         let planned = (report["plannedChanges"] as? [[String: Any]] ?? []).compactMap { $0["repair"] as? String }
         #expect(Set(planned) == ["inittab", "securetty", "modprobe", "fstab", "blkid-cache", "network", "initrd", "bootloader", "selinux"])
+        // The plan is the disk convert makes by default: for the EFI-stub kernel, GPT for both
+        // firmwares, fstab mounting the ESP, and the same size as convert's own dry run.
+        #expect(report["plannedFirmware"] as? String == "both")
+        #expect((report["plannedFirmwareReason"] as? String)?.contains("\(fixture["KERNEL_PATH"] ?? "?") has an EFI stub") == true)
+        let gpt = try #require(report["plannedGPT"] as? [String: Any])
+        #expect(gpt["rootPartition"] as? Int == 3 && gpt["biosBootPartition"] as? Bool == true)
+        let fstabLines = (report["plannedChanges"] as? [[String: Any]] ?? []).filter { $0["path"] as? String == "/etc/fstab" }
+            .flatMap { ($0["lines"] as? [[String: Any]] ?? []).compactMap { $0["after"] as? String } }
+        #expect(fstabLines.contains { $0.hasSuffix("\t/boot/efi\tvfat\tumask=0077\t0 0") }, "\(fstabLines)")
+        let dry = try Command.runRehost(["convert", fixture.imagePath, "-o", "/tmp/never.raw", "--dry-run", "--json"], asUser: "nobody")
+        let dryReport = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdoutBytes)) as? [String: Any])
+        #expect((gpt["diskSize"] as? NSNumber)?.uint64Value == (dryReport["diskSize"] as? NSNumber)?.uint64Value, "\(gpt) \(dryReport["diskSize"] ?? "")")
+        let text = try Command.runRehost(["inspect", fixture.imagePath], asUser: "nobody").requireSuccess().stdout
+        #expect(text.contains(", GPT: BIOS boot partition (1 MiB), EFI System Partition (64 MiB, FAT32), partition 3 ("), "\(text)")
     }
 
     @Test func gzipInputConvertsLikeTheBareImage() throws {
@@ -51,10 +65,11 @@ struct ConvertVariantsTests {
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
         #expect((report?["input"] as? [String: Any])?["kind"] as? String == "gzip-compressed bare filesystem image")
-        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=1048576"])
+        let root = try DiskPartitions.firstLinuxOffset(disk)
+        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=\(root)"])
         #expect(fsck.status == 0, "\(fsck.stdout)")
         let source = try ExtTreeManifest.read(image: fixture.imagePath)
-        let output = try ExtTreeManifest.read(image: disk, offset: 1_048_576)
+        let output = try ExtTreeManifest.read(image: disk, offset: root)
         #expect(source["/opt/app/data.bin"]?.contentSHA256 == output["/opt/app/data.bin"]?.contentSHA256)
         let scratchLeft = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0 != "xen-instance.img.gz" && $0 != "from-gzip.raw" }
         #expect(scratchLeft.isEmpty, "the decompressed scratch copy must be removed: \(scratchLeft)")
@@ -80,10 +95,11 @@ struct ConvertVariantsTests {
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdoutBytes)) as? [String: Any]
         let kind = (report?["input"] as? [String: Any])?["kind"] as? String ?? ""
-        #expect(kind.hasPrefix("partitioned disk (dos) inside \(variant)"), "\(kind)")
-        #expect(try Command.run("e2fsck", ["-fn", "\(fromImage)?offset=1048576"]).status == 0)
-        let expected = try ExtTreeManifest.read(image: fromRaw, offset: 1_048_576)
-        let got = try ExtTreeManifest.read(image: fromImage, offset: 1_048_576)
+        #expect(kind.hasPrefix("partitioned disk (gpt) inside \(variant)"), "\(kind)")
+        let root = try DiskPartitions.firstLinuxOffset(fromImage)
+        #expect(try Command.run("e2fsck", ["-fn", "\(fromImage)?offset=\(root)"]).status == 0)
+        let expected = try ExtTreeManifest.read(image: fromRaw, offset: try DiskPartitions.firstLinuxOffset(fromRaw))
+        let got = try ExtTreeManifest.read(image: fromImage, offset: root)
         #expect(got.paths == expected.paths)
         for path in expected.paths where expected[path]?.contentSHA256 != got[path]?.contentSHA256 {
             Issue.record("\(path) differs between the conversions of the raw disk and of the \(suffix) image")
@@ -104,9 +120,10 @@ struct ConvertVariantsTests {
         let uuid = try #require((report?["newFilesystem"] as? [String: Any])?["uuid"] as? String)
         #expect(uuid != fixture["FS_UUID"])
         #expect(report?["rootReference"] as? String == "UUID=\(uuid)")
-        let header = try Command.run("dumpe2fs", ["-h", "\(disk)?offset=1048576"]).requireSuccess().stdout
+        let root = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
+        let header = try Command.run("dumpe2fs", ["-h", root]).requireSuccess().stdout
         #expect(header.contains("Filesystem UUID:          \(uuid)"))
-        let modprobe = try Command.run("debugfs", ["-R", "cat /etc/modprobe.conf", "\(disk)?offset=1048576"]).requireSuccess().stdout
+        let modprobe = try Command.run("debugfs", ["-R", "cat /etc/modprobe.conf", root]).requireSuccess().stdout
         #expect(modprobe.contains("alias scsi_hostadapter ata_piix") && modprobe.contains("alias eth0 e1000"))
 
         let log = dir.file("serial.log")

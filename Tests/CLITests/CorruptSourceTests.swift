@@ -61,19 +61,20 @@ struct CorruptSourceTests {
                        "1 file had a link count other than the number of their entries"] {
             #expect(warnings.contains(phrase), "no warning \(phrase) in:\n\(warnings)")
         }
-        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=1048576"])
+        let root = try DiskPartitions.firstLinuxOffset(disk)
+        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=\(root)"])
         #expect(fsck.status == 0, "\(fsck.stdout)\(fsck.stderr)")
-        let output = try ExtTreeManifest.read(image: disk, offset: 1_048_576)
+        let output = try ExtTreeManifest.read(image: disk, offset: root)
         #expect(output["/srv/a/b"] != nil && output["/srv/a/b/loop"] == nil && output["/srv/second"] == nil)
         #expect(output["/srv/journal"] == nil && output["/srv/ghost"] == nil)
         #expect(output["/srv/huge"]?.size == 20480)
         // The block outside reads as zeros; the one inside is kept.
-        let outside = try Command.run("debugfs", ["-R", "cat /srv/outside", "\(disk)?offset=1048576"]).requireSuccess().stdoutBytes
+        let outside = try Command.run("debugfs", ["-R", "cat /srv/outside", "\(disk)?offset=\(root)"]).requireSuccess().stdoutBytes
         #expect(outside.count == 20_000)
         #expect(Array(outside.prefix(4096)) == Array(small.prefix(4096)))
         #expect(outside[4096..<8192].allSatisfy { $0 == 0 })
         #expect(Array(outside[8192...]) == Array(small[8192...]))
-        let indirect = try Command.run("debugfs", ["-R", "cat /srv/indirect", "\(disk)?offset=1048576"]).requireSuccess().stdoutBytes
+        let indirect = try Command.run("debugfs", ["-R", "cat /srv/indirect", "\(disk)?offset=\(root)"]).requireSuccess().stdoutBytes
         #expect(indirect.count == 70_000 && Array(indirect.prefix(49_152)) == Array(medium.prefix(49_152)))
         #expect(indirect[49_152...].allSatisfy { $0 == 0 })
     }
@@ -151,9 +152,10 @@ struct CorruptSourceTests {
                        "/deep" + String(repeating: "/n", count: 1023) + ": directories are nested more than 1024 deep here; skipped"] {
             #expect(warnings.contains(phrase), "no warning \(phrase) in:\n\(warnings)")
         }
-        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=1048576"])
+        let root = try DiskPartitions.firstLinuxOffset(disk)
+        let fsck = try Command.run("e2fsck", ["-fn", "\(disk)?offset=\(root)"])
         #expect(fsck.status == 0, "\(fsck.stdout)\(fsck.stderr)")
-        let output = try ExtTreeManifest.read(image: disk, offset: 1_048_576)
+        let output = try ExtTreeManifest.read(image: disk, offset: root)
         #expect(output["/d/outside"]?.size == 300_000 && output["/d/header"]?.size == 5000)
         let source = try ExtTreeManifest.read(image: image)
         #expect(output["/d/kept"]?.contentSHA256 != nil && output["/d/kept"]?.contentSHA256 == source["/d/kept"]?.contentSHA256)

@@ -6,8 +6,8 @@ import TestSupport
 /// Fixtures/make-debian-guest.sh: systemd, Debian's kernel, an initrd the guest's own
 /// initramfs-tools or dracut built with only xen-blkfront, /dev/xvda1 in fstab, a getty on hvc0.
 /// The guest's own initrd does not find its root off Xen; converted by Rehost as `nobody`, the
-/// guest boots from its MBR to multi-user.target with no failed unit and eth0 up, on virtio,
-/// IDE and AHCI. The guests are built as root (the test command runs as root in CI) and cached.
+/// guest boots from its own disk (for both firmwares, by default) to multi-user.target with no
+/// failed unit and eth0 up, under SeaBIOS on virtio, IDE and AHCI, and under OVMF. The guests are built as root (the test command runs as root in CI) and cached.
 @Suite(.serialized)
 struct DebianGuestTests {
     static let directory = "/tmp/rehost-debian-guests"
@@ -101,10 +101,39 @@ struct DebianGuestTests {
         #expect(serial.contains("REHOST-GUEST: failed=none"), "\(boot.stdout)")
         #expect(serial.contains("REHOST-GUEST: device-timeouts=none"), "no wait for Xen devices: \(boot.stdout)")
         #expect(serial.contains("REHOST-GUEST: eth0=up 10.0.2."), "\(boot.stdout)")
-        let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
+        // Debian's kernel has an EFI stub: the disk boots both ways, the root behind the BIOS boot partition and the ESP.
+        let device = bus == "virtio" ? "/dev/vda3" : "/dev/sda3"
         #expect(serial.contains("REHOST-GUEST: root=\(device) / "), "\(boot.stdout)")
         try? FileManager.default.removeItem(atPath: output)
     }
+    /// The default firmware for a real guest: Debian's kernel has an EFI stub, so convert makes a
+    /// disk for both firmwares (and says why). It boots under OVMF, which has no BIOS
+    /// compatibility, through the ESP's GRUB; systemd mounts the ESP on /boot/efi (a failed mount
+    /// would be a failed unit) and reaches multi-user.target with nothing failed.
+    @Test func convertedGuestBootsUnderUEFIByDefault() throws {
+        let guest = try Self.guest(suite: "bookworm", tool: "initramfs-tools")
+        let output = "\(Self.directory)/out-\(guest.name)-uefi"
+        try? FileManager.default.removeItem(atPath: output)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let disk = "\(output)/disk.qcow2"
+        let convert = try Command.runRehost(["convert", guest.image, "-o", disk, "-q", "--json"], asUser: "nobody", timeout: .seconds(900))
+        #expect(convert.status == 0, "\(convert.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(convert.stdoutBytes)) as? [String: Any]
+        #expect(report?["firmware"] as? String == "both")
+        #expect((report?["firmwareReason"] as? String)?.contains("has an EFI stub") == true, "\(report?["firmwareReason"] ?? "")")
+        let log = "\(output)/serial.log"
+        let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", disk, "--firmware", "uefi", "--bus", "virtio",
+                                                 "--net", "virtio", "--memory", "1024", "--log", log, "--timeout", "600"],
+                                   timeout: .seconds(660), asUser: "nobody")
+        // OVMF's screen output is not all UTF-8: read the log lossily.
+        let serial = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
+        #expect(boot.status == 0, "\(guest.name) under OVMF: \(boot.stdout)\(boot.stderr)")
+        #expect(serial.contains("REHOST-GUEST: state=running"), "\(boot.stdout)")
+        #expect(serial.contains("REHOST-GUEST: failed=none"), "\(boot.stdout)")
+        #expect(serial.contains("REHOST-GUEST: root=/dev/vda3 / "), "\(boot.stdout)")
+        try? FileManager.default.removeItem(atPath: output)
+    }
+
     /// A first-boot command on a systemd guest: run once by the rehost-firstboot unit before
     /// multi-user.target, its output on the serial console and in the guest's log, gone at the
     /// second boot; nothing fails, and the clean's default operations leave a guest that boots.
@@ -131,9 +160,7 @@ struct DebianGuestTests {
         }
         let first = try boot("first")
         #expect(first.contains("FIRSTBOOT-42"), "the command's output on the serial console")
-        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
-        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
-        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        let root = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         let log = try Command.run("debugfs", ["-R", "cat /var/log/rehost-firstboot.log", root]).requireSuccess().stdout
         #expect(log.contains("FIRSTBOOT-42"), "the output logged inside the guest")
         let second = try boot("second")

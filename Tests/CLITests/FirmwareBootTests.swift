@@ -91,11 +91,15 @@ struct FirmwareBootTests {
         let blkid = try Command.run("blkid", ["-p", "-o", "value", "-s", "UUID", espCopy]).stdout
         #expect(blkid.trimmingCharacters(in: .whitespacesAndNewlines) == espUUID)
         let fstab = try Self.debugfs("cat /etc/fstab", c.root)
-        #expect(fstab.contains("UUID=\(espUUID)\t/boot/efi\tvfat\tumask=0077\t0 1"), "\(fstab)")
+        // The fixture has no fsck.vfat, so the ESP is not checked at boot (pass 0).
+        #expect(fstab.contains("UUID=\(espUUID)\t/boot/efi\tvfat\tumask=0077\t0 0"), "\(fstab)")
         #expect(try Self.debugfs("stat /boot/efi", c.root).contains("Type: directory"))
         let grubCfg = try Self.debugfs("cat /boot/grub/grub.cfg", c.root)
         #expect(grubCfg.contains("root=LABEL=/"), "\(grubCfg)")
         #expect(grubCfg.contains("(prefix (hd0,gpt\(firmware == "both" ? 3 : 2))/boot/grub)"), "\(grubCfg)")
+        // grub.conf, for the guest's own tools, names the same partition in GRUB legacy's 0-based form.
+        let grubConf = try Self.debugfs("cat /boot/grub/grub.conf", c.root)
+        #expect(grubConf.contains("\troot (hd0,\(firmware == "both" ? 2 : 1))\n") && !grubConf.contains("(hd0,0)"), "\(grubConf)")
     }
 
     /// `--root-ref device` names the root by its GPT partition number.

@@ -56,9 +56,7 @@ struct FirstBootBootTests {
             "--copy-in", "\(host)/links/sync:/usr/bin", "--copy-in", "\(host)/init:/sbin",
         ], timeout: .seconds(600)).requireSuccess()
         #expect(convert.stdout.contains("0002-command"))
-        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
-        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
-        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        let root = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         let oldKey = try Command.run("debugfs", ["-R", "cat /etc/ssh/ssh_host_rsa_key", fixture.imagePath]).requireSuccess().stdout
         #expect(!oldKey.isEmpty)
         #expect(try Command.run("debugfs", ["-R", "cat /etc/ssh/ssh_host_rsa_key", root]).stdout.isEmpty, "the clean removed the old key")

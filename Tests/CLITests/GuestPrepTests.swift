@@ -411,9 +411,7 @@ struct GuestPrepTests {
         #expect(real.contains("bash-history /root/.bash_history"))
         #expect(real.contains("hostname /etc/sysconfig/network"))
         #expect(real.contains("root-password /etc/shadow"))
-        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
-        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
-        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        let root = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         #expect(try DebugfsStat.of(root, "/root/.bash_history") == nil)
         #expect(try DebugfsStat.cat(root, "/etc/sysconfig/network").contains("HOSTNAME=conv1"))
         // The fixture carries no libc-2.x.so to say its glibc is old: SHA-512 crypt.
@@ -433,9 +431,7 @@ struct GuestPrepTests {
         let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--quiet", "--json", "--digest", "none",
                                             "--copy-in", "\(payload):/opt"], timeout: .seconds(600))
         #expect(result.status == 0, "\(result.stderr)")
-        let layout = try Command.run("sfdisk", ["-J", disk]).requireSuccess().stdout
-        let start = try #require(layout.range(of: "\"start\":").map { layout[$0.upperBound...].drop { $0 == " " }.prefix { $0.isNumber } })
-        let root = "\(disk)?offset=\(UInt64(start)! * 512)"
+        let root = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         try Command.run("debugfs", ["-R", "dump /opt/payload/big.bin \(directory.file("back.bin"))", root]).requireSuccess()
         #expect(try Command.run("cmp", ["\(payload)/big.bin", directory.file("back.bin")]).status == 0, "the copy arrived whole")
         try fsck(root)

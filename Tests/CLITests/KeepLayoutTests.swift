@@ -5,7 +5,9 @@ import TestSupport
 /// `convert --keep-layout` on the LVM2 guest with /boot on partition 1, / in VolGroup00, /var on
 /// partition 3 and a 16 MiB swap LV: the output has /boot, /, /var and swap as four primary
 /// partitions, each read back with util-linux, e2fsprogs and blkid, compared with its source,
-/// and booted in qemu on IDE and virtio. `--swap-partition` on the plain Xen fixture.
+/// and booted in qemu on IDE and virtio. `--swap-partition` on the plain Xen fixture. All on MBR
+/// disks (`--firmware bios`), whose four primary partitions are the limit these tests reach; the
+/// kept layout behind GPT boot partitions is FirmwareBootTests'.
 @Suite(.serialized)
 struct KeepLayoutTests {
     static let directory = "/tmp/rehost-keep-layout-test"
@@ -32,7 +34,7 @@ struct KeepLayoutTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o777])
         let disk = "\(directory)/keep-layout.raw"
-        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--keep-layout", "--json"], asUser: "nobody")
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--keep-layout", "--firmware", "bios", "--json"], asUser: "nobody")
         shared = (fixture, disk, result)
         return (fixture, disk, result)
     }
@@ -108,7 +110,7 @@ struct KeepLayoutTests {
         }
         for (earlier, later) in zip(partitions, partitions.dropFirst()) { #expect(earlier.start + earlier.size <= later.start) }
 
-        let text = try Command.runRehost(["convert", fixture.imagePath, "-o", "\(Self.directory)/never.raw", "--keep-layout", "--dry-run"],
+        let text = try Command.runRehost(["convert", fixture.imagePath, "-o", "\(Self.directory)/never.raw", "--keep-layout", "--firmware", "bios", "--dry-run"],
                                          asUser: "nobody").requireSuccess().stdout
         #expect(text.contains("  partition 1:  /boot at 1 MiB, 320 MiB, bootable, type 0x83, ext3 UUID \(fixture["BOOT_UUID"] ?? "?"), label \"/boot\""), "\(text)")
         #expect(text.contains("  partition 4:  swap at 961 MiB, 16 MiB, type 0x82, swap UUID "), "\(text)")
@@ -195,7 +197,7 @@ struct KeepLayoutTests {
     @Test func deviceReferencesNoSwapAndRefusals() throws {
         let fixture = try Fixture.lvmGuest(.separateVar)
         let never = "\(Self.directory)/never.raw"
-        let device = try Command.runRehost(["convert", fixture.imagePath, "-o", never, "--keep-layout", "--root-ref", "device",
+        let device = try Command.runRehost(["convert", fixture.imagePath, "-o", never, "--keep-layout", "--firmware", "bios", "--root-ref", "device",
                                             "--no-swap", "--dry-run", "--json"], asUser: "nobody").requireSuccess()
         let report = Self.json(device)
         #expect(report["rootReference"] as? String == "/dev/vda2")
@@ -227,7 +229,7 @@ struct KeepLayoutTests {
         _ = try Command.run("debugfs", ["-w", "-R", "rmdir /var", root]).requireSuccess()
         #expect(try Self.debugfs("stat /var", root).isEmpty)
         _ = try Command.run("chmod", ["644", input]).requireSuccess()
-        let result = try Command.runRehost(["convert", input, "-o", disk, "--keep-layout", "--no-swap", "--json"], asUser: "nobody")
+        let result = try Command.runRehost(["convert", input, "-o", disk, "--keep-layout", "--firmware", "bios", "--no-swap", "--json"], asUser: "nobody")
         #expect(result.status == 0, "\(result.stderr)")
         let made = try #require(Self.partitions(Self.json(result)).first { $0.mountPoint == "/" })
         let stat = try Self.debugfs("stat /var", made.image(disk))
@@ -249,7 +251,7 @@ struct KeepLayoutTests {
         _ = try Command.run("debugfs", ["-w", "-R", "ssv volume_name /boot", variable]).requireSuccess()
         #expect(try Self.debugfs("stats", variable).contains("Filesystem UUID:          \(rootUUID)"))
         _ = try Command.run("chmod", ["644", input]).requireSuccess()
-        let result = try Command.runRehost(["convert", input, "-o", "\(Self.directory)/never.raw", "--keep-layout", "--dry-run", "--json"],
+        let result = try Command.runRehost(["convert", input, "-o", "\(Self.directory)/never.raw", "--keep-layout", "--firmware", "bios", "--dry-run", "--json"],
                                            asUser: "nobody")
         #expect(result.status == 0, "\(result.stderr)")
         let report = Self.json(result)
@@ -269,7 +271,7 @@ struct KeepLayoutTests {
         let fixture = try Fixture.xenInstance()
         let disk = "\(Self.directory)/xen-swap.raw"
         _ = try Self.converted()   // makes the directory
-        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--swap-partition", "64M", "--json"], asUser: "nobody")
+        let result = try Command.runRehost(["convert", fixture.imagePath, "-o", disk, "--swap-partition", "64M", "--firmware", "bios", "--json"], asUser: "nobody")
         #expect(result.status == 0, "\(result.stderr)")
         let partitions = Self.partitions(Self.json(result))
         #expect(partitions.map(\.mountPoint) == ["/", "swap"])

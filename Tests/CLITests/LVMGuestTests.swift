@@ -18,7 +18,9 @@ struct LVMGuestTests {
         let stderr: String
         let status: Int32
 
-        var partition: String { "\(disk)?offset=1048576" }
+        /// Where the merged root starts: the first Linux partition, behind the boot partitions.
+        let rootOffset: UInt64
+        var partition: String { "\(disk)?offset=\(rootOffset)" }
         var report: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(reportJSON))) as? [String: Any] ?? [:] }
         var changes: [[String: Any]] { report["changes"] as? [[String: Any]] ?? [] }
         func offset(_ key: String) -> UInt64 { UInt64(fixture[key] ?? "") ?? 0 }
@@ -41,7 +43,8 @@ struct LVMGuestTests {
         let disk = "\(directory)/\(layout.rawValue).raw"
         let more = [fixture["DISK2"] ?? ""].filter { !$0.isEmpty }
         let result = try Command.runRehost(["convert", fixture.imagePath] + more + ["-o", disk, "--json"], asUser: "nobody")
-        let made = Converted(fixture: fixture, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr, status: result.status)
+        let made = Converted(fixture: fixture, disk: disk, reportJSON: result.stdoutBytes, stderr: result.stderr, status: result.status,
+                             rootOffset: (try? DiskPartitions.firstLinuxOffset(disk)) ?? 0)
         shared[layout] = made
         return made
     }
@@ -160,7 +163,11 @@ struct LVMGuestTests {
         if layout == .separateVar {
             #expect(lines.contains("# rehost: merged into /: /dev/sda3\t/var\text3\tdefaults\t1 2"), "\(fstab)")
         }
-        #expect(!lines.contains { !$0.hasPrefix("#") && ($0.contains("VolGroup00") || $0.contains("/boot") || $0.contains("/var")) })
+        // Only the new ESP's /boot/efi line mounts anything under /boot.
+        #expect(!lines.contains { line in
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return !line.hasPrefix("#") && (line.contains("VolGroup00") || fields.count > 1 && ["/boot", "/var"].contains(fields[1]))
+        })
     }
 
     /// The output's tree is the root filesystem's with each mounted filesystem at its mount point
@@ -186,7 +193,7 @@ struct LVMGuestTests {
             }
         }
         let expected = ExtTreeManifest(image: image, offset: 0, blockSize: root.blockSize, entries: entries)
-        let output = try ExtTreeManifest.read(image: c.disk, offset: 1_048_576)
+        let output = try ExtTreeManifest.read(image: c.disk, offset: c.rootOffset)
         let changed = Set(c.changes.compactMap { $0["path"] as? String })
         #expect(changed.contains("/etc/fstab") && changed.contains("/boot/grub/grub.cfg"), "\(changed)")
         let parents = Set(changed.map { ($0 as NSString).deletingLastPathComponent }).union(mounted.map(\.0))
@@ -207,7 +214,7 @@ struct LVMGuestTests {
         let size: UInt64 = 64 << 20
         let result = try Command.runRehost(["convert", plain.fixture.imagePath, "-o", disk, "--swap-file", "64M", "--json"], asUser: "nobody")
         #expect(result.status == 0, "\(result.stderr)")
-        let partition = "\(disk)?offset=1048576"
+        let partition = "\(disk)?offset=\(try DiskPartitions.firstLinuxOffset(disk))"
         let fsck = try Command.run("e2fsck", ["-fn", partition])
         #expect(fsck.status == 0, "e2fsck -fn: \(fsck.stdout)\(fsck.stderr)")
 
@@ -256,7 +263,9 @@ struct LVMGuestTests {
 
         let fstab = try Command.run("debugfs", ["-R", "cat /etc/fstab", partition]).requireSuccess().stdout
         let lines = fstab.split(separator: "\n").map(String.init)
-        #expect(lines.last == "/swapfile\tnone\tswap\tdefaults\t0 0", "\(fstab)")
+        // Added after the guest's own lines; only the new ESP's line (the fixture boots both ways) follows it.
+        #expect(lines.suffix(2).first == "/swapfile\tnone\tswap\tdefaults\t0 0", "\(fstab)")
+        #expect(lines.last?.hasSuffix("\t/boot/efi\tvfat\tumask=0077\t0 0") == true, "\(fstab)")
         #expect(lines.contains { $0.hasPrefix("# rehost: /dev/VolGroup00/LogVol01\t") }, "\(fstab)")
         let report = (try? JSONSerialization.jsonObject(with: Data(result.stdoutBytes))) as? [String: Any] ?? [:]
         let changes = report["changes"] as? [[String: Any]] ?? []
@@ -284,7 +293,7 @@ struct LVMGuestTests {
     }
 
     @Test(arguments: [(LVMGuestLayout.bootPartition, "ide"), (.separateVar, "virtio")])
-    func bootsFromItsOwnMBR(layout: LVMGuestLayout, bus: String) throws {
+    func bootsFromItsOwnDisk(layout: LVMGuestLayout, bus: String) throws {
         let c = try Self.converted(layout)
         let log = "\(Self.directory)/serial-\(layout.rawValue)-\(bus).log"
         let boot = try Command.run("/bin/bash", ["\(Fixture.repositoryRoot)/Fixtures/boot.sh", c.disk, "--format", "raw",
@@ -293,8 +302,8 @@ struct LVMGuestTests {
         let serial = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(boot.status == 0, "no boot marker on \(bus):\n\(boot.stdout)\(boot.stderr)")
         #expect(serial.contains("REHOST-BOOT-OK"))
-        let device = bus == "virtio" ? "/dev/vda1" : "/dev/sda1"
-        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device)")
+        let device = bus == "virtio" ? "/dev/vda3" : "/dev/sda3"
+        #expect(serial.contains("root-mount=\(device) / "), "the root should be mounted from \(device), behind the boot partitions")
         #expect(serial.contains("fstab-root=LABEL=/\t/\text3"))
     }
 }

@@ -40,7 +40,8 @@ struct ReproducibleOutputTests {
         try Command.run("qemu-img", ["compare", work.file("a/disk.raw"), work.file("a/disk.vhd")]).requireSuccess()
         // The new filesystem UUID is derived, not the source's.
         let source = try Command.run("blkid", ["-p", "-s", "UUID", "-o", "value", fixture.imagePath]).requireSuccess().stdout
-        let copy = try Command.run("blkid", ["-p", "-s", "UUID", "-o", "value", "-O", "1048576", work.file("a/disk.raw")]).requireSuccess().stdout
+        let root = try DiskPartitions.firstLinuxOffset(work.file("a/disk.raw"))
+        let copy = try Command.run("blkid", ["-p", "-s", "UUID", "-o", "value", "-O", String(root), work.file("a/disk.raw")]).requireSuccess().stdout
         #expect(!copy.isEmpty && copy != source, "--new-uuid: a derived UUID, \(copy), not the source's \(source)")
 
         // SOURCE_DATE_EPOCH alone turns it on, and its time is what the images say.
@@ -49,7 +50,7 @@ struct ReproducibleOutputTests {
         let datedAgain = try build(in: work.file("d"), input: fixture.imagePath, pinned: true, flags: [], environment: epoch)
         #expect(dated == datedAgain)
         #expect(dated["raw"] != first["raw"], "another epoch, other times in the filesystem")
-        let superblock = try Command.run("dumpe2fs", ["-h", "\(work.file("c/disk.raw"))?offset=1048576"]).requireSuccess().stdout
+        let superblock = try Command.run("dumpe2fs", ["-h", "\(work.file("c/disk.raw"))?offset=\(root)"]).requireSuccess().stdout
         #expect(superblock.contains("Filesystem created:       Tue Nov 14 22:13:20 2023"), "\(superblock)")
         // VHD: seconds since 2000-01-01 in the footer (the file's last 512 bytes), big-endian at byte 24.
         let vhd = try #require(FileManager.default.contents(atPath: work.file("c/disk.vhd")))

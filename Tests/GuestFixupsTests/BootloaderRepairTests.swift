@@ -54,6 +54,19 @@ import Testing
                                                                       "edited /etc/sysconfig/kernel"])
     }
 
+    /// On a GPT disk the root is partition 3 (after the BIOS boot partition and the ESP): GRUB 2
+    /// names it (hd0,gpt3), and grub.conf, kept for the guest's tools, says (hd0,2).
+    @Test func gptDisksNameTheirPartitionInBothMenus() throws {
+        let fs = GuestFixtures.centos5()
+        var options = GuestFixtures.only("bootloader")
+        options.grubBootPartition = "hd0,gpt3"
+        _ = try GuestRepairs.apply(to: fs, options: options)
+        let legacy = try #require(fs.text("/boot/grub/grub.conf"))
+        #expect(legacy.components(separatedBy: "\troot (hd0,2)\n").count == 3, "\(legacy)")
+        #expect(!legacy.contains("(hd0,0)"))
+        #expect(fs.text("/boot/grub/grub.cfg")?.contains("(prefix (hd0,gpt3)/boot/grub)") == true)
+    }
+
     @Test func debianMenuLstBecomesALinkAndArgumentsAreKept() throws {
         let fs = GuestFixtures.debian6()
         let options = RepairOptions(target: .virtualbox, rootReference: "UUID=77aa", rootFilesystemType: "ext3",

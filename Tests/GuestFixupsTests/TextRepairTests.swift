@@ -203,21 +203,36 @@ func replacingOnce(_ text: String, _ old: String, _ new: String) -> String {
     }
 
     /// `--firmware uefi|both`: the ESP is mounted on /boot/efi (added, or an existing entry gets the
-    /// new device), and the directory is made.
+    /// new device), and the directory is made; fsck checks it at boot only when the guest has fsck.vfat.
     @Test func efiSystemPartitionIsMountedOnBootEFI() throws {
         let fs = GuestFixtures.rhel6()
         var options = GuestFixtures.only("fstab", rootReference: "UUID=5d1c")
         options.efiSystemPartition = "UUID=ABCD-1234"
         let changes = try GuestRepairs.apply(to: fs, options: options).changes
-        #expect(fs.text("/etc/fstab")?.hasSuffix("UUID=ABCD-1234\t/boot/efi\tvfat\tumask=0077\t0 1\n") == true, "\(fs.text("/etc/fstab") ?? "")")
+        #expect(fs.text("/etc/fstab")?.hasSuffix("UUID=ABCD-1234\t/boot/efi\tvfat\tumask=0077\t0 0\n") == true, "\(fs.text("/etc/fstab") ?? "")")
         #expect(try fs.entry(at: "/boot/efi") == .directory)
         #expect(changes.contains { $0.path == "/boot/efi" && $0.action == .created })
 
+        let withDosfstools = GuestFixtures.rhel6()
+        withDosfstools.addFile("/sbin/fsck.vfat", "#!/bin/sh\n")
+        _ = try GuestRepairs.apply(to: withDosfstools, options: options)
+        #expect(withDosfstools.text("/etc/fstab")?.hasSuffix("UUID=ABCD-1234\t/boot/efi\tvfat\tumask=0077\t0 1\n") == true)
+
+        // The source's own ESP is not copied (a dropped device), but its line is the new ESP's.
         let existing = GuestFixtures.debian6()
         existing.addFile("/etc/fstab", "UUID=0000-0001 /boot/efi vfat umask=0077 0 1\n")
         existing.addDirectory("/boot/efi")
-        _ = try GuestRepairs.apply(to: existing, options: options).changes
+        var dropping = options
+        dropping.droppedDevices = ["UUID=0000-0001"]
+        _ = try GuestRepairs.apply(to: existing, options: dropping).changes
         #expect(existing.text("/etc/fstab") == "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 1\n")
+        // Without an ESP on the new disk (--firmware bios), the dropped ESP's line is commented out.
+        let biosDisk = GuestFixtures.debian6()
+        biosDisk.addFile("/etc/fstab", "UUID=0000-0001 /boot/efi vfat umask=0077 0 1\n")
+        var bios = GuestFixtures.only("fstab", rootReference: "UUID=5d1c")
+        bios.droppedDevices = ["UUID=0000-0001"]
+        _ = try GuestRepairs.apply(to: biosDisk, options: bios)
+        #expect(biosDisk.text("/etc/fstab") == "# rehost: UUID=0000-0001 /boot/efi vfat umask=0077 0 1\n")
     }
 
     @Test func debianNoFinalNewlineAndDeviceRoot() throws {

@@ -15,6 +15,8 @@ public struct S3Import: Sendable {
     public var kind: Kind = .image
     public var description: String?
     public var roleName: String?
+    /// The firmware the imported image boots with (uefi-preferred for a disk that boots both ways).
+    public var bootMode: EC2Client.BootMode = .legacyBIOS
     public var concurrency = 4
     public var createBucket = false
     /// Seconds between polls of the import task.
@@ -62,7 +64,7 @@ public struct S3Import: Sendable {
         do {
             let ec2 = EC2Client(configuration: configuration, http: client)
             let request = EC2Client.ImportRequest(bucket: bucket, key: key, format: format, description: description,
-                                                  bootMode: .legacyBIOS, architecture: .x86_64, roleName: roleName,
+                                                  bootMode: bootMode, architecture: .x86_64, roleName: roleName,
                                                   clientToken: UUID().uuidString)
             switch kind {
             case .none:

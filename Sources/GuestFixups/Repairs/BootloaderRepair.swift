@@ -93,7 +93,7 @@ enum BootloaderRepair {
             "terminal --timeout=5 serial console",
         ]
         for entry in entries {
-            lines += ["title \(entry.title)", "\troot (hd0,0)", "\tkernel \(entry.kernel) \(entry.arguments)"]
+            lines += ["title \(entry.title)", "\troot \(options.legacyGrubRoot)", "\tkernel \(entry.kernel) \(entry.arguments)"]
             if let initrd = entry.initrd { lines.append("\tinitrd \(initrd)") }
         }
         return lines

@@ -25,6 +25,7 @@ enum FstabRepair {
     static func run(_ context: inout RepairContext) throws {
         let options = context.options
         var addedSwapFile = false
+        let vfatCheck = try options.efiSystemPartition != nil && hasVFATCheck(context.fs)
         try context.edit(GuestPaths.fstab) { lines in
             for index in lines.lines.indices {
                 let text = lines.text(index)
@@ -37,6 +38,8 @@ enum FstabRepair {
                 } else if let device = options.keptMounts[String(fields[1])] {
                     let edited = renamed(text, fields: fields, device: device, type: options.rootFilesystemType)
                     if edited != text { lines.replace(index, with: edited) }
+                } else if options.efiSystemPartition != nil && fields[1] == Substring(efiMountPoint) {
+                    continue  // the new ESP's: renamed below, even when the source's ESP is not copied
                 } else if options.mergedMountPoints.contains(String(fields[1])) {
                     lines.replace(index, with: mergedPrefix + text)
                 } else if GuestPaths.isOldBlockDevice(fields[0]) || isLogicalVolume(fields[0], groups: options.volumeGroups)
@@ -46,7 +49,7 @@ enum FstabRepair {
             }
             if let swapFile = options.swapFile { addedSwapFile = addSwap(device: swapFile, mountField: "none", to: &lines) }
             if let swapPartition = options.swapPartition { _ = addSwap(device: swapPartition, mountField: "swap", to: &lines) }
-            if let esp = options.efiSystemPartition { addEFISystemPartition(device: esp, to: &lines) }
+            if let esp = options.efiSystemPartition { addEFISystemPartition(device: esp, checked: vfatCheck, to: &lines) }
         }
         if options.efiSystemPartition != nil { try context.createDirectoryIfMissing(efiMountPoint) }
         // The converter made the swap file before the repairs; it is listed with its fstab line so
@@ -71,9 +74,19 @@ enum FstabRepair {
 
     static let efiMountPoint = "/boot/efi"
 
+    /// Whether the guest can check a FAT filesystem at boot (dosfstools' fsck.vfat or fsck.fat).
+    static func hasVFATCheck(_ fs: any GuestFilesystem) throws -> Bool {
+        for directory in ["/sbin", "/usr/sbin"] {
+            for name in ["fsck.vfat", "fsck.fat"] where try fs.entry(at: "\(directory)/\(name)") != nil { return true }
+        }
+        return false
+    }
+
     /// Mounts the ESP on /boot/efi as Debian's and Fedora's installers do (`umask=0077`, fsck pass
-    /// 1); an entry the guest already has for /boot/efi gets the new device.
-    static func addEFISystemPartition(device: String, to lines: inout TextLines) {
+    /// 1), but with pass 0 when the guest has no fsck.vfat: SysV's and Upstart's fsck -A would stop
+    /// the boot for the missing helper (systemd skips it). An entry the guest already has for
+    /// /boot/efi gets the new device.
+    static func addEFISystemPartition(device: String, checked: Bool, to lines: inout TextLines) {
         for index in lines.lines.indices {
             let text = lines.text(index)
             guard !text.isCommentOrBlank else { continue }
@@ -84,7 +97,7 @@ enum FstabRepair {
                 return
             }
         }
-        lines.append([device, efiMountPoint, "vfat", "umask=0077", "0 1"].joined(separator: "\t"))
+        lines.append([device, efiMountPoint, "vfat", "umask=0077", checked ? "0 1" : "0 0"].joined(separator: "\t"))
     }
 
     /// Adds a swap line for `device` (a swap file's path, or a partition's `UUID=`) unless an entry
