@@ -55,6 +55,16 @@ public struct GPTDiskLayout: Sendable {
         (firmware == .both ? biosBootSize : 0) + roundUp(espSize, to: DiskPlan.alignment) + DiskPlan.alignment
     }
 
+    /// How many boot partitions come before the plan's: the planned partition n is GPT
+    /// partition n + this (0 for an MBR disk).
+    public static func numberShift(firmware: Firmware) -> Int {
+        switch firmware {
+        case .bios: 0
+        case .uefi: 1
+        case .both: 2
+        }
+    }
+
     /// The plan's partition numbered `number` on the GPT disk.
     public func partition(planNumber number: Int) -> GPTPartition { gpt.partitions[number - 1 + numberShift] }
     public func number(planNumber number: Int) -> Int { number + numberShift }
@@ -75,7 +85,7 @@ public struct GPTDiskLayout: Sendable {
         let data = requests.reduce(UInt64(0)) { saturatingAdd($0, roundUp($1.size ?? 0, to: DiskPlan.alignment)) }
         let diskSize = saturatingAdd(data, 2 * DiskPlan.alignment)
         let gpt = try GPT.make(diskSize: diskSize, requests: requests, makeGUID: makeGUID)
-        let shift = firmware == .both ? 2 : 1
+        let shift = numberShift(firmware: firmware)
         return GPTDiskLayout(firmware: firmware, gpt: gpt, numberShift: shift, espIndex: shift - 1,
                              biosBootIndex: firmware == .both ? 0 : nil)
     }

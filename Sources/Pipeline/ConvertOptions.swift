@@ -21,8 +21,8 @@ public struct ConvertOptions: Sendable {
     public var format = FormatOptions()
     public var target: Target = .kvm
     public var rootReference: RootReferenceChoice = .auto
-    /// `--firmware`: an MBR disk for BIOS (the default), a GPT disk with an EFI System Partition
-    /// for UEFI, or a GPT disk that boots both ways.
+    /// `--firmware`: an MBR disk for BIOS, a GPT disk with an EFI System Partition for UEFI, a
+    /// GPT disk that boots both ways, or (`auto`, the default) both when the kernel allows.
     public var firmware: FirmwareChoice = .auto
     public var skip: Set<String> = []
     /// The kernel to boot (a version or release); nil picks the newest that boots on the target.

@@ -16,7 +16,7 @@ public enum Inspector {
         let guest = try GuestInspector.inspect(overlay, target: target, kernel: supplied.isEmpty ? kernel : nil)
         let fs = source.report.filesystem
         let (firmware, firmwareReason) = FirmwareChoice.auto.resolve(bootKernel: FirmwareChoice.bootKernel(supplied: supplied, guest: guest))
-        let rootNumber = firmware == .both ? 3 : firmware == .uefi ? 2 : 1
+        let rootNumber = 1 + GPTDiskLayout.numberShift(firmware: firmware)
         let root = RootReference.resolve(choice: rootReference, label: fs.label, uuid: fs.uuid, target: target, report: guest,
                                          partition: rootNumber)
         var report = InspectReport(input: source.report, guest: guest, rootReference: root, target: target.rawValue,

@@ -1,7 +1,7 @@
 import Cloud
+import DiskLayout
 import Foundation
 import GuestFixups
-import DiskLayout
 import ImageCore
 import ImageFormats
 import Pipeline

@@ -79,8 +79,8 @@ public final class VHDXInPlaceWriter: InPlaceDiskWriter {
         var header = reader.header
         header.fileWriteGuid = UUIDBytes.random(for: "vhdx file write guid \(path)")
         header.dataWriteGuid = UUIDBytes.random(for: "vhdx data write guid \(path)")
-        let slots = VHDX.headerOffsets.sorted { first, _ in first != reader.headerOffset }
-        for slot in slots {
+        let other = VHDX.headerOffsets.first { $0 != reader.headerOffset } ?? VHDX.headerOffsets[1]
+        for slot in [other, reader.headerOffset] {
             header.sequenceNumber += 1
             try file.write(header.encoded(), at: slot)
             try file.sync()
