@@ -347,8 +347,7 @@ def stream_rows(args, rehost, work, disk, failures):
         ours = os.path.join(work, f"rehost.{ext}")
         argv = ["env"] + [f"{k}={v}" for k, v in env.items()] + [rehost, "export", disk, "-o", ours, "-q", "--no-digest"]
         r = best_of(args.repeat, job("rehost", argv, ours))
-        back = subprocess.run(decompress + [ours], stdout=subprocess.PIPE, check=True).stdout
-        if hashlib.sha256(back).hexdigest() != digest:
+        if stream_sha256(decompress + [ours]) != digest:
             failures.append(f"{label}: {' '.join(decompress)} does not give back the disk")
         theirs = []
         for name, command in baselines:
@@ -357,6 +356,17 @@ def stream_rows(args, rehost, work, disk, failures):
             theirs.append(best_of(args.repeat, job(name, ["/bin/sh", "-c", script], out)))
         rows.append({"stream": label, "rehost": r, "baselines": theirs})
     return rows
+
+
+def stream_sha256(argv):
+    """The SHA-256 of what a command writes, read as it comes (a disk does not fit in memory)."""
+    digest = hashlib.sha256()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE) as process:
+        for chunk in iter(lambda: process.stdout.read(1 << 20), b""):
+            digest.update(chunk)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with status {process.returncode}")
+    return digest.hexdigest()
 
 
 def file_sha256(path):
