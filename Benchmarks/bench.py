@@ -268,6 +268,7 @@ READS = [
     ("read vmdk monolithicSparse", ["-O", "vmdk"], "vmdk", "vmdk"),
     ("read vdi", ["-O", "vdi"], "vdi", "vdi"),
     ("read vhd dynamic", ["-O", "vpc", "-o", "force_size=on"], "vhd", "vpc"),
+    ("read vhdx dynamic", ["-O", "vhdx"], "vhdx", "vhdx"),
 ]
 
 

@@ -209,15 +209,17 @@ public final class ParallelGzipEncoder: StreamEncoder {
         let count = (fill + Self.memberSize - 1) / Self.memberSize
         // The batch is neither written nor freed until the group is waited for (drain, deinit).
         nonisolated(unsafe) let filled = UnsafeRawBufferPointer(rebasing: batch[0..<fill])
-        let level = level
+        let level = level, threads = threads
         let members = CompressedMembers()
         let group = DispatchGroup()
         DispatchQueue.global().async(group: group) {
-            let compressed = parallelMap(count) { index in
+            func compress(_ index: Int) -> [UInt8] {
                 let start = index * Self.memberSize
                 return Self.member(UnsafeRawBufferPointer(rebasing: filled[start..<min(start + Self.memberSize, filled.count)]),
                                    level: level)
             }
+            // One thread means one: the members one after another (GCD would use every core).
+            let compressed = threads == 1 ? (0..<count).map(compress) : parallelMap(count, compress)
             members.members.withLock { $0 = compressed }
         }
         inFlight = (group, members)
