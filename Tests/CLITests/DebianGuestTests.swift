@@ -45,6 +45,14 @@ struct DebianGuestTests {
         return guest
     }
 
+    /// An empty directory for one test's outputs under `directory`, writable by `nobody`.
+    static func freshOutput(_ name: String) throws -> String {
+        let output = "\(directory)/out-\(name)"
+        try? FileManager.default.removeItem(atPath: output)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        return output
+    }
+
     /// The guest's own Xen-only initrd, booted with its kernel (-kernel/-initrd), does not find
     /// its root on virtio or IDE: the fixture really needs the repair.
     @Test(arguments: [("bookworm", "initramfs-tools"), ("bookworm", "dracut"), ("bullseye", "initramfs-tools")])
@@ -72,9 +80,7 @@ struct DebianGuestTests {
         let guest = try Self.guest(suite: suite, tool: tool)
         let disk = "\(Self.directory)/\(guest.name)-\(bus).qcow2"
         try? FileManager.default.removeItem(atPath: disk)
-        let output = "\(Self.directory)/out-\(guest.name)-\(bus)"
-        try? FileManager.default.removeItem(atPath: output)
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let output = try Self.freshOutput("\(guest.name)-\(bus)")
         let convert = try Command.runRehost(["convert", guest.image, "-o", "\(output)/disk.qcow2", "-q", "--json"],
                                             asUser: "nobody", timeout: .seconds(900))
         #expect(convert.status == 0, "\(convert.stderr)")
@@ -112,9 +118,7 @@ struct DebianGuestTests {
     /// would be a failed unit) and reaches multi-user.target with nothing failed.
     @Test func convertedGuestBootsUnderUEFIByDefault() throws {
         let guest = try Self.guest(suite: "bookworm", tool: "initramfs-tools")
-        let output = "\(Self.directory)/out-\(guest.name)-uefi"
-        try? FileManager.default.removeItem(atPath: output)
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let output = try Self.freshOutput("\(guest.name)-uefi")
         let disk = "\(output)/disk.qcow2"
         let convert = try Command.runRehost(["convert", guest.image, "-o", disk, "-q", "--json"], asUser: "nobody", timeout: .seconds(900))
         #expect(convert.status == 0, "\(convert.stderr)")
@@ -139,9 +143,7 @@ struct DebianGuestTests {
     /// second boot; nothing fails, and the clean's default operations leave a guest that boots.
     @Test func firstBootCommandRunsOnceUnderSystemd() throws {
         let guest = try Self.guest(suite: "bookworm", tool: "initramfs-tools")
-        let output = "\(Self.directory)/out-\(guest.name)-firstboot"
-        try? FileManager.default.removeItem(atPath: output)
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let output = try Self.freshOutput("\(guest.name)-firstboot")
         let disk = "\(output)/disk.raw"
         let convert = try Command.runRehost(["convert", guest.image, "-o", disk, "-q", "--clean",
                                              "--firstboot-command", "echo FIRSTBOOT-$((6 * 7))"],
